@@ -1,0 +1,156 @@
+"""Command line: `dsgen run | demo | config check | config import | manifest`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from dsgen import __version__
+from dsgen.config import Config, load_config
+from dsgen.errors import EXIT_ERROR, EXIT_OK, DsgenError
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from dsgen.engine import Engine
+
+    cfg = load_config(args.config)
+    if args.workers is not None:
+        from dataclasses import replace
+
+        cfg = replace(cfg, workers=args.workers)
+    engine = Engine(cfg)
+    engine.install_signals()
+    return engine.run()
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from dsgen.demo import run_demo
+
+    return run_demo(Path(args.dir), workers=args.workers)
+
+
+def _summary(cfg: Config) -> list[str]:
+    from dsgen.errors import VideoError
+    from dsgen.probe import quick_probe
+
+    lines = [f"config: {cfg.source}", f"output_root: {cfg.output_root}",
+             f"state_dir: {cfg.state_dir}",
+             f"workers: {cfg.worker_count}, seed: {cfg.seed}, layout: {cfg.layout}, "
+             f"PNG level {cfg.png_compression}, LR filter {cfg.extraction.lr_filter}"]
+    lines.append(f"formats ({len(cfg.formats)}):")
+    for f in cfg.formats:
+        lw, lh = f.lr_size
+        lines.append(f"  {f.name:<14} GT {f.width}×{f.height} → LR {lw}×{lh} (×{f.scale}) "
+                     f"{f.mode:<6} → {f.dir}")
+    lines.append(f"categories ({len(cfg.categories)}):")
+    for c in cfg.categories:
+        mix = ", ".join(f"{n} {w:g}" for n, w in c.formats)
+        lines.append(f"  {c.name:<14} target {c.target:>9,}  → {c.path}  [{mix}]")
+    total, found, problems = 0.0, 0, []
+    for v in cfg.videos:
+        try:
+            q = quick_probe(v.path)
+            total += q.duration_s
+            found += 1
+        except VideoError as e:
+            problems.append(f"  ⚠ {v.name}: {v.path}: {e.reason}")
+    lines.append(f"videos: {len(cfg.videos)} configured, {found} readable, total duration "
+                 f"{total / 3600:.2f} h")
+    lines.extend(problems)
+    return lines
+
+
+def _cmd_config_check(args: argparse.Namespace) -> int:
+    cfg = load_config(args.file)
+    for line in _summary(cfg):
+        print(line)
+    print("✓ config is valid")
+    return EXIT_OK
+
+
+def _cmd_config_import(args: argparse.Namespace) -> int:
+    from dsgen.config_import import import_file
+
+    result = import_file(Path(args.file))
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    sys.stdout.write(result.toml)
+    return EXIT_OK
+
+
+def _cmd_manifest(args: argparse.Namespace) -> int:
+    from dsgen.manifest import manifest_records
+    from dsgen.state import State
+
+    cfg = load_config(args.config)
+    st = State(cfg.state_dir, readonly=True)
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    n = 0
+    try:
+        for rec in manifest_records(cfg, st):
+            out.write(json.dumps(rec, sort_keys=True) + "\n")
+            n += 1
+    finally:
+        if out is not sys.stdout:
+            out.close()
+        st.close()
+    print(f"{n} samples", file=sys.stderr)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also used to document the commands)."""
+    p = argparse.ArgumentParser(prog="dsgen", description=(
+        "Turn a library of long videos into video super-resolution training datasets."))
+    p.add_argument("--version", action="version", version=f"dsgen {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="extract until every category reaches its target")
+    run.add_argument("--config", "-c", required=True, help="TOML config file")
+    run.add_argument("--workers", type=int, help="override the config's workers")
+    run.set_defaults(func=_cmd_run)
+
+    demo = sub.add_parser("demo", help="make synthetic videos and run the full pipeline on them")
+    demo.add_argument("dir", nargs="?", default="./dsgen-demo", help="work dir (./dsgen-demo)")
+    demo.add_argument("--workers", type=int, default=0, help="worker processes (0 = per core)")
+    demo.set_defaults(func=_cmd_demo)
+
+    cfg = sub.add_parser("config", help="check or import configuration")
+    csub = cfg.add_subparsers(dest="config_command", required=True)
+    check = csub.add_parser("check", help="validate a config and print a summary")
+    check.add_argument("file")
+    check.set_defaults(func=_cmd_config_check)
+    imp = csub.add_parser("import", help="convert the predecessor's generator_config.json")
+    imp.add_argument("file")
+    imp.set_defaults(func=_cmd_config_import)
+
+    man = sub.add_parser("manifest", help="export per-sample provenance as JSON lines")
+    man.add_argument("--config", "-c", required=True)
+    man.add_argument("--output", "-o", help="file to write (default: stdout)")
+    man.set_defaults(func=_cmd_manifest)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `dsgen` console script."""
+    args = build_parser().parse_args(argv)
+    t0 = time.monotonic()
+    try:
+        code = int(args.func(args))
+    except DsgenError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_ERROR
+    del t0
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

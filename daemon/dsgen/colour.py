@@ -1,0 +1,839 @@
+"""Colour handling for crop regions: YUV/RGB samples → 8-bit RGB, plus a cheap luma preview.
+
+dsgen never converts whole UHD frames to RGB. For every patch it crops the *source planes*
+zero-copy (numpy views honouring ``line_size``), copies just the crop (plus a small chroma
+margin) into a tiny frame, and lets swscale convert that.
+
+SDR sources are decoded with their own matrix and range and are **never** tone-mapped
+(a BT.2020-primaries SDR source keeps its primaries: no gamut mapping either).
+HDR sources (PQ / HLG) become BT.709 SDR: swscale gives 16-bit R'G'B' in the BT.2020
+matrix, then numpy applies EOTF → BT.2390 EETF on max(R,G,B) → BT.2020→BT.709 gamut
+matrix → clip → inverse BT.1886 (gamma 1/2.4) → uint8.
+
+swscale facts this module is built on (FFmpeg 8.1 in PyAV 18.1, measured; see tests):
+
+* Default-flag (``BILINEAR``) YUV→rgb24 is off by up to ±2.5 codes with a −0.8 mean bias;
+  with ``ACCURATE_RND`` the planar ``gbrp`` output is exact (±0.5) and as fast as any
+  accurate packed path, so 8-bit sources go to ``gbrp`` and are interleaved in numpy.
+* 16-bit output (``gbrp16le``) is linear but does not map nominal white to 65535
+  (limited range: 65283; full range N-bit: code << (16 − N)). We measure black/white once
+  per input layout with a 16×16 probe and fold the correction into lookup tables.
+* ``rgb48le`` combined with ``FULL_CHR_H_INT`` returns garbage, so it is never used.
+* Chroma upsampling reads one chroma sample beyond a crop edge, so crops are converted
+  with a margin of 2 chroma samples and cut afterwards: for even-sized 4:2:0/4:2:2 frames
+  the result is bit-identical to converting the whole frame and cropping.
+* swscale's own PQ→BT.709 conversion (``dst_color_trc``) hard-clips at 100 nits, so it is
+  not used for tone mapping.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import struct
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Final, Literal, cast
+
+import numpy as np
+import numpy.typing as npt
+from av.sidedata.sidedata import SideData
+from av.sidedata.sidedata import Type as SideDataType
+from av.video.frame import VideoFrame
+from av.video.plane import VideoPlane
+from av.video.reformatter import ColorRange, Colorspace, Interpolation, VideoReformatter
+from av.video.stream import VideoStream
+
+Matrix = Literal["bt601", "bt709", "bt2020"]
+Transfer = Literal["sdr", "pq", "hlg"]
+PeakSource = Literal["maxcll", "mastering", "default", "nominal"]
+
+U8Array = npt.NDArray[np.uint8]
+F32Array = npt.NDArray[np.float32]
+F64Array = npt.NDArray[np.float64]
+Box = tuple[int, int, int, int]
+
+# --- FFmpeg enum values (libavutil/pixfmt.h) as exposed by PyAV's integer tag attributes ----
+_SPC_UNSPECIFIED: Final = 2  # AVCOL_SPC_UNSPECIFIED
+_SPC_TO_MATRIX: Final[dict[int, Matrix]] = {
+    1: "bt709",  # AVCOL_SPC_BT709
+    4: "bt601",  # AVCOL_SPC_FCC: Kr 0.30 / Kb 0.11, nearest supported is BT.601
+    5: "bt601",  # AVCOL_SPC_BT470BG
+    6: "bt601",  # AVCOL_SPC_SMPTE170M
+    7: "bt709",  # AVCOL_SPC_SMPTE240M: Kr 0.212 / Kb 0.087, nearest supported is BT.709
+    9: "bt2020",  # AVCOL_SPC_BT2020_NCL
+    10: "bt2020",  # AVCOL_SPC_BT2020_CL: decoded as NCL (constant luminance is ~never used)
+}
+_RANGE_JPEG: Final = 2  # AVCOL_RANGE_JPEG (full range)
+_TRC_PQ: Final = 16  # AVCOL_TRC_SMPTE2084
+_TRC_HLG: Final = 18  # AVCOL_TRC_ARIB_STD_B67
+_TRC_UNSPECIFIED: Final = 2  # AVCOL_TRC_UNSPECIFIED
+_PRI_BT709: Final = 1  # AVCOL_PRI_BT709
+_PRI_BT470BG: Final = 5  # AVCOL_PRI_BT470BG (625-line SD)
+_PRI_SMPTE170M: Final = 6  # AVCOL_PRI_SMPTE170M (525-line SD)
+_PRI_BT2020: Final = 9  # AVCOL_PRI_BT2020
+_UNTAGGED_HD_HEIGHT: Final = 720  # untagged video this tall or taller is assumed BT.709 (HD)
+
+_SWS_COLORSPACE: Final[dict[Matrix, Colorspace]] = {
+    "bt601": Colorspace.ITU601,
+    "bt709": Colorspace.ITU709,
+    "bt2020": Colorspace.BT2020,
+}
+# ACCURATE_RND selects swscale's exact generic path (default flags use a ±2.5-code SIMD path).
+_SWS_FLAGS: Final = Interpolation.BILINEAR | Interpolation.ACCURATE_RND
+# One swscale thread: crops are small, dsgen parallelises across frames/processes and the
+# 2-core machine is already busy decoding; extra threads cost more CPU time than they save.
+_SWS_THREADS: Final = 1
+# Chroma samples kept beyond each crop edge so swscale's chroma interpolation sees the same
+# neighbours as in a whole-frame conversion (1 is not always enough, 2 is; measured).
+_CHROMA_MARGIN: Final = 2
+
+# --- Photometry -------------------------------------------------------------------------
+SDR_WHITE_NITS: Final = 100.0  # SDR target peak (BT.2390 / BT.1886 reference display)
+DEFAULT_PEAK_NITS: Final = 1000.0  # HDR10 peak when neither MaxCLL nor mastering data exist
+HLG_NOMINAL_PEAK_NITS: Final = 1000.0  # BT.2100 HLG reference display peak L_W
+PQ_MAX_NITS: Final = 10000.0  # ST 2084 absolute peak
+# SMPTE ST 2084 (PQ) constants, exact rationals from the standard.
+PQ_M1: Final = 2610.0 / 16384.0
+PQ_M2: Final = 2523.0 / 4096.0 * 128.0
+PQ_C1: Final = 3424.0 / 4096.0
+PQ_C2: Final = 2413.0 / 4096.0 * 32.0
+PQ_C3: Final = 2392.0 / 4096.0 * 32.0
+# ITU-R BT.2100 HLG OETF constants.
+HLG_A: Final = 0.17883277
+HLG_B: Final = 1.0 - 4.0 * HLG_A
+HLG_C: Final = 0.5 - HLG_A * math.log(4.0 * HLG_A)
+HLG_GAMMA: Final = 1.2  # BT.2100 system gamma for L_W = 1000 cd/m²
+BT2020_LUMA: Final = (0.2627, 0.6780, 0.0593)  # BT.2020 / BT.2100 luminance coefficients
+BT1886_GAMMA: Final = 2.4  # BT.1886 reference EOTF exponent (black level 0)
+_TONE_LUT_SIZE: Final = 16384  # HLG tone-scale table, indexed by sqrt(max/peak)
+_POW_FLOOR: Final = np.float32(1e-10)  # clip floor before pow: avoids numpy's slow 0**x path
+
+# Chromaticities (x, y) of R, G, B and the D65 white point (BT.709 / BT.2020 tables).
+_BT709_XY: Final = ((0.640, 0.330), (0.300, 0.600), (0.150, 0.060))
+_BT2020_XY: Final = ((0.708, 0.292), (0.170, 0.797), (0.131, 0.046))
+_D65_XY: Final = (0.3127, 0.3290)
+
+
+@dataclass(frozen=True)
+class ColourInfo:
+    """How to turn a stream's samples into display RGB (matrix, range, depth, transfer)."""
+
+    matrix: Matrix
+    full_range: bool
+    bit_depth: int  # 8, 10, 12 (16 for a few exotic formats)
+    transfer: Transfer
+    peak_nits: float = DEFAULT_PEAK_NITS  # HDR source peak: MaxCLL, else mastering max, else 1000
+    matrix_tagged: bool = True  # False when the matrix was guessed for an untagged stream
+    peak_source: PeakSource = "default"
+
+    @property
+    def is_hdr(self) -> bool:
+        """True for PQ and HLG sources (the ones that get tone-mapped)."""
+        return self.transfer != "sdr"
+
+    def describe(self) -> str:
+        """One human line, e.g. for logs and the dataset manifest."""
+        matrix = self.matrix if self.matrix_tagged else f"{self.matrix} (untagged, guessed)"
+        rng = "full" if self.full_range else "limited"
+        head = f"{matrix} {rng} {self.bit_depth}-bit"
+        if not self.is_hdr:
+            return f"{head} SDR (no tone mapping)"
+        peak = f"peak {self.peak_nits:g} nits"
+        if self.peak_source != "nominal":
+            peak += f" from {self.peak_source}"
+        return f"{head} {self.transfer.upper()} ({peak}) → tone-mapped to BT.709 SDR"
+
+
+# =========================================================================================
+# Transfer functions (float64, used to build lookup tables and by tests)
+# =========================================================================================
+
+
+def pq_eotf(signal: npt.ArrayLike) -> F64Array:
+    """SMPTE ST 2084 EOTF: non-linear PQ signal in [0, 1] → absolute luminance in cd/m²."""
+    e = np.clip(np.asarray(signal, dtype=np.float64), 0.0, 1.0)
+    p = e ** (1.0 / PQ_M2)
+    y = np.maximum(p - PQ_C1, 0.0) / (PQ_C2 - PQ_C3 * p)
+    return np.asarray(PQ_MAX_NITS * y ** (1.0 / PQ_M1), dtype=np.float64)
+
+
+def pq_inverse_eotf(nits: npt.ArrayLike) -> F64Array:
+    """SMPTE ST 2084 inverse EOTF: luminance in cd/m² → PQ signal in [0, 1]."""
+    y = np.clip(np.asarray(nits, dtype=np.float64) / PQ_MAX_NITS, 0.0, 1.0)
+    ym = y**PQ_M1
+    return np.asarray(((PQ_C1 + PQ_C2 * ym) / (1.0 + PQ_C3 * ym)) ** PQ_M2, dtype=np.float64)
+
+
+def hlg_inverse_oetf(signal: npt.ArrayLike) -> F64Array:
+    """BT.2100 HLG inverse OETF: non-linear signal in [0, 1] → normalised scene light [0, 1]."""
+    e = np.clip(np.asarray(signal, dtype=np.float64), 0.0, 1.0)
+    low = e * e / 3.0
+    high = (np.exp((np.maximum(e, 0.5) - HLG_C) / HLG_A) + HLG_B) / 12.0
+    return np.asarray(np.where(e <= 0.5, low, high), dtype=np.float64)
+
+
+def bt2390_eetf(nits: npt.ArrayLike, source_peak: float, target_peak: float) -> F64Array:
+    """ITU-R BT.2390 EETF (black levels 0): compress luminance from source to target peak.
+
+    Works in the PQ domain: values below the knee KS = 1.5·maxLum − 0.5 (normalised to the
+    source peak) pass unchanged, above it a Hermite spline rolls off to exactly the target
+    peak at the source peak. Monotonic; inputs above the source peak clamp to the target peak.
+    """
+    x = np.asarray(nits, dtype=np.float64)
+    src_pq = float(pq_inverse_eotf(source_peak))
+    max_lum = float(pq_inverse_eotf(target_peak)) / src_pq
+    if max_lum >= 1.0:  # source fits in the target: no compression, only the final clip
+        return np.asarray(np.minimum(x, target_peak), dtype=np.float64)
+    e1 = np.minimum(pq_inverse_eotf(x) / src_pq, 1.0)
+    ks = 1.5 * max_lum - 0.5
+    t = (e1 - ks) / (1.0 - ks)
+    t2 = t * t
+    t3 = t2 * t
+    spline = ((2.0 * t3 - 3.0 * t2 + 1.0) * ks + (t3 - 2.0 * t2 + t) * (1.0 - ks)) + (
+        -2.0 * t3 + 3.0 * t2
+    ) * max_lum
+    e2 = np.where(e1 < ks, e1, spline)
+    return np.asarray(np.minimum(pq_eotf(e2 * src_pq), target_peak), dtype=np.float64)
+
+
+def _rgb_to_xyz(primaries: tuple[tuple[float, float], ...]) -> F64Array:
+    """RGB→XYZ matrix of a colour space from its primaries and D65 (SMPTE RP 177)."""
+    cols = np.array([[x / y, 1.0, (1.0 - x - y) / y] for x, y in primaries]).T
+    wx, wy = _D65_XY
+    white = np.array([wx / wy, 1.0, (1.0 - wx - wy) / wy])
+    return np.asarray(cols * np.linalg.solve(cols, white), dtype=np.float64)
+
+
+# Linear-light BT.2020 → BT.709 (matches ITU-R BT.2087 to 4 decimals: 1.6605, −0.5876, …).
+BT2020_TO_BT709: Final[F64Array] = np.linalg.inv(_rgb_to_xyz(_BT709_XY)) @ _rgb_to_xyz(_BT2020_XY)
+_GAMUT_F32: Final[F32Array] = BT2020_TO_BT709.astype(np.float32)
+
+
+# =========================================================================================
+# Pixel-format layouts
+# =========================================================================================
+
+
+@dataclass(frozen=True)
+class _YuvLayout:
+    """How a YUV pixel format stores its samples, and the planar format its crops use."""
+
+    name: str
+    planar: str  # planar yuv format the crop frame is built in
+    sx: int  # log2 horizontal chroma subsampling
+    sy: int  # log2 vertical chroma subsampling
+    bits: int  # significant bits per sample
+    itemsize: int  # bytes per stored sample
+    semi: bool = False  # chroma interleaved in one plane (nv12, p010, …)
+    swap_uv: bool = False  # nv21: V before U
+    shift: int = 0  # samples stored MSB-aligned (p010: 6)
+    full_range: bool = False  # yuvj*: always full range
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """numpy dtype of one stored sample."""
+        return np.dtype(np.uint8) if self.itemsize == 1 else np.dtype("<u2")
+
+
+@dataclass(frozen=True)
+class _RgbLayout:
+    """How an RGB pixel format stores R, G, B (packed offsets or planar plane indices)."""
+
+    name: str
+    bits: int
+    itemsize: int
+    planar: bool
+    index: tuple[int, int, int]  # packed: channel offsets of R,G,B; planar: plane of R,G,B
+    channels: int = 1  # packed: samples per pixel
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """numpy dtype of one stored sample."""
+        return np.dtype(np.uint8) if self.itemsize == 1 else np.dtype("<u2")
+
+
+def _build_yuv_layouts() -> dict[str, _YuvLayout]:
+    """Every YUV format the fast path reads directly."""
+    out: dict[str, _YuvLayout] = {}
+    for sub, sx, sy in (("420", 1, 1), ("422", 1, 0), ("444", 0, 0), ("440", 0, 1)):
+        for bits in (8, 10, 12, 16):
+            if sub == "440" and bits not in (8, 10, 12):
+                continue
+            name = f"yuv{sub}p" if bits == 8 else f"yuv{sub}p{bits}le"
+            out[name] = _YuvLayout(name, name, sx, sy, bits, 1 if bits == 8 else 2)
+        j = f"yuvj{sub}p"
+        out[j] = _YuvLayout(j, j, sx, sy, 8, 1, full_range=True)
+    semi = (
+        ("nv12", "yuv420p", 1, 1, 8, 0),
+        ("nv21", "yuv420p", 1, 1, 8, 0),
+        ("nv16", "yuv422p", 1, 0, 8, 0),
+        ("nv24", "yuv444p", 0, 0, 8, 0),
+        ("p010le", "yuv420p10le", 1, 1, 10, 6),
+        ("p012le", "yuv420p12le", 1, 1, 12, 4),
+        ("p016le", "yuv420p16le", 1, 1, 16, 0),
+        ("p210le", "yuv422p10le", 1, 0, 10, 6),
+        ("p410le", "yuv444p10le", 0, 0, 10, 6),
+    )
+    for name, planar, sx, sy, bits, shift in semi:
+        out[name] = _YuvLayout(
+            name, planar, sx, sy, bits, 1 if bits == 8 else 2, True, name == "nv21", shift
+        )
+    return out
+
+
+def _build_rgb_layouts() -> dict[str, _RgbLayout]:
+    """Every RGB format read directly from its planes (no swscale at all)."""
+    out: dict[str, _RgbLayout] = {}
+    packed8 = {
+        "rgb24": ((0, 1, 2), 3),
+        "bgr24": ((2, 1, 0), 3),
+        "rgba": ((0, 1, 2), 4),
+        "bgra": ((2, 1, 0), 4),
+        "argb": ((1, 2, 3), 4),
+        "abgr": ((3, 2, 1), 4),
+        "rgb0": ((0, 1, 2), 4),
+        "bgr0": ((2, 1, 0), 4),
+        "0rgb": ((1, 2, 3), 4),
+        "0bgr": ((3, 2, 1), 4),
+    }
+    for name, (idx, ch) in packed8.items():
+        out[name] = _RgbLayout(name, 8, 1, False, idx, ch)
+    for name, idx, ch in (
+        ("rgb48le", (0, 1, 2), 3),
+        ("bgr48le", (2, 1, 0), 3),
+        ("rgba64le", (0, 1, 2), 4),
+        ("bgra64le", (2, 1, 0), 4),
+    ):
+        out[name] = _RgbLayout(name, 16, 2, False, idx, ch)
+    # gbrp stores G, B, R in planes 0, 1, 2.
+    out["gbrp"] = _RgbLayout("gbrp", 8, 1, True, (2, 0, 1))
+    out["gbrap"] = _RgbLayout("gbrap", 8, 1, True, (2, 0, 1))
+    for bits in (10, 12, 14, 16):
+        for base in ("gbrp", "gbrap"):
+            if base == "gbrap" and bits == 14:
+                continue
+            name = f"{base}{bits}le"
+            out[name] = _RgbLayout(name, bits, 2, True, (2, 0, 1))
+    return out
+
+
+_YUV_LAYOUTS: Final = _build_yuv_layouts()
+_RGB_LAYOUTS: Final = _build_rgb_layouts()
+FAST_YUV_FORMATS: Final = frozenset(_YUV_LAYOUTS)  # formats cropped without a whole-frame pass
+FAST_RGB_FORMATS: Final = frozenset(_RGB_LAYOUTS)
+
+
+# =========================================================================================
+# colour_info
+# =========================================================================================
+
+
+def _tag(frame: VideoFrame | None, ctx: Any, name: str, unspecified: tuple[int, ...]) -> int:
+    """A colour tag from the frame if set there, else from the codec context."""
+    if frame is not None:
+        value = int(getattr(frame, name))
+        if value not in unspecified:
+            return value
+    return int(getattr(ctx, name))
+
+
+def hdr_metadata(frame: VideoFrame) -> tuple[float | None, float | None]:
+    """(MaxCLL, mastering-display max luminance) in cd/m² from a frame's side data, if any.
+
+    PyAV 18 exposes both only as raw side-data buffers: CONTENT_LIGHT_LEVEL is
+    AVContentLightMetadata {unsigned MaxCLL, MaxFALL}; MASTERING_DISPLAY_METADATA is
+    AVMasteringDisplayMetadata {AVRational primaries[3][2], white_point[2], min_luminance,
+    max_luminance; int has_primaries, has_luminance} = 22 native ints.
+    """
+    max_cll: float | None = None
+    mastering: float | None = None
+    # PyAV's stub types Frame.side_data as a TypedDict; at run time it iterates SideData.
+    for sd in cast(Iterable[SideData], frame.side_data):
+        kind = sd.type
+        if kind == SideDataType.CONTENT_LIGHT_LEVEL:
+            raw = bytes(sd)
+            if len(raw) >= 8:
+                cll = struct.unpack_from("=I", raw)[0]
+                max_cll = float(cll) if cll > 0 else None
+        elif kind == SideDataType.MASTERING_DISPLAY_METADATA:
+            raw = bytes(sd)
+            if len(raw) >= 88:
+                ints = struct.unpack_from("=22i", raw)
+                num, den, has_luminance = ints[18], ints[19], ints[21]
+                if has_luminance and den > 0 and num > 0:
+                    mastering = num / den
+    return max_cll, mastering
+
+
+def colour_info(stream: VideoStream, frame: VideoFrame | None = None) -> ColourInfo:
+    """Read matrix, range, bit depth, transfer and HDR peak from a stream (and a decoded frame).
+
+    Frame tags win over codec-context tags (decoders set them from the bitstream VUI).
+    Untagged matrix, in order: BT.2020 if the primaries are BT.2020 or the transfer is HDR;
+    BT.709 / BT.601 if the primaries say so; else BT.709 for height ≥ 720, BT.601 below
+    (the FFmpeg/mpv convention). Untagged range is limited, except yuvj* and RGB formats.
+    Untagged transfer is SDR, except BT.2020 primaries with HDR10 static metadata → PQ.
+    HDR peak: MaxCLL, else mastering max luminance, else 1000 nits; HLG uses its nominal
+    1000 nits. Pass the first decoded frame: only frames carry the HDR side data.
+    """
+    ctx = stream.codec_context
+    fmt = frame.format if frame is not None else ctx.format
+    pix_fmt = fmt.name if fmt is not None else (ctx.pix_fmt or "yuv420p")
+    bits = max((c.bits for c in fmt.components), default=8) if fmt is not None else 8
+    is_rgb = bool(fmt.is_rgb) if fmt is not None else False
+    height = frame.height if frame is not None else ctx.height
+
+    spc = _tag(frame, ctx, "colorspace", (_SPC_UNSPECIFIED, 3))
+    rng = _tag(frame, ctx, "color_range", (0,))
+    trc = _tag(frame, ctx, "color_trc", (0, _TRC_UNSPECIFIED, 3))
+    pri = _tag(frame, ctx, "color_primaries", (0, 2, 3))
+
+    max_cll, mastering = hdr_metadata(frame) if frame is not None else (None, None)
+    transfer: Transfer = "sdr"
+    if trc == _TRC_PQ:
+        transfer = "pq"
+    elif trc == _TRC_HLG:
+        transfer = "hlg"
+    elif trc == _TRC_UNSPECIFIED and pri == _PRI_BT2020 and (max_cll or mastering):
+        transfer = "pq"
+
+    matrix_tagged = spc in _SPC_TO_MATRIX
+    matrix: Matrix
+    if matrix_tagged:
+        matrix = _SPC_TO_MATRIX[spc]
+    elif pri == _PRI_BT2020 or transfer != "sdr":
+        matrix = "bt2020"
+    elif pri == _PRI_BT709:
+        matrix = "bt709"
+    elif pri in (_PRI_BT470BG, _PRI_SMPTE170M):
+        matrix = "bt601"
+    else:
+        matrix = "bt709" if height >= _UNTAGGED_HD_HEIGHT else "bt601"
+
+    full_range = rng == _RANGE_JPEG or pix_fmt.startswith("yuvj") or is_rgb
+
+    peak = DEFAULT_PEAK_NITS
+    peak_source: PeakSource = "default"
+    if transfer == "hlg":
+        peak, peak_source = HLG_NOMINAL_PEAK_NITS, "nominal"
+    elif max_cll:
+        peak, peak_source = max_cll, "maxcll"
+    elif mastering:
+        peak, peak_source = mastering, "mastering"
+    return ColourInfo(
+        matrix=matrix,
+        full_range=full_range,
+        bit_depth=bits,
+        transfer=transfer,
+        peak_nits=float(peak),
+        matrix_tagged=matrix_tagged or is_rgb,
+        peak_source=peak_source,
+    )
+
+
+# =========================================================================================
+# Plane views
+# =========================================================================================
+
+
+def _plane_array(
+    plane: VideoPlane,
+    dtype: np.dtype[Any],
+    height: int,
+    width: int,
+    channels: int = 1,
+    writable: bool = False,
+) -> npt.NDArray[Any]:
+    """Zero-copy (height, width[, channels]) view of one plane, honouring line_size padding."""
+    line = plane.line_size
+    item = dtype.itemsize
+    shape: tuple[int, ...] = (height, width) if channels == 1 else (height, width, channels)
+    inner: tuple[int, ...] = (item,) if channels == 1 else (channels * item, item)
+    # PyAV exposes a bottom-up plane (negative line_size) from its lowest address.
+    offset = 0 if line >= 0 else (height - 1) * -line
+    arr = np.ndarray(
+        shape, dtype=dtype, buffer=memoryview(plane), offset=offset, strides=(line, *inner)
+    )
+    if not writable:
+        arr.flags.writeable = False
+    return arr
+
+
+def plane_views(frame: VideoFrame, writable: bool = False) -> tuple[npt.NDArray[Any], ...]:
+    """Zero-copy views (Y, U, V) of a YUV frame: uint8 or uint16, shape (rows, samples).
+
+    Semi-planar formats (nv12, p010, …) give strided U and V views into the interleaved
+    plane. Values are the stored samples (p010 keeps its 6 zero LSBs). Views are read-only
+    unless ``writable`` (decoded frames may share buffers: never write to those).
+    """
+    layout = _YUV_LAYOUTS.get(frame.format.name)
+    if layout is None:
+        raise ValueError(f"plane_views: unsupported pixel format {frame.format.name!r}")
+    planes = frame.planes
+    y = _plane_array(planes[0], layout.dtype, planes[0].height, planes[0].width, 1, writable)
+    if not layout.semi:
+        u, v = (_plane_array(p, layout.dtype, p.height, p.width, 1, writable) for p in planes[1:3])
+        return y, u, v
+    uv = _plane_array(planes[1], layout.dtype, planes[1].height, planes[1].width, 2, writable)
+    u, v = uv[..., 0], uv[..., 1]
+    return (y, v, u) if layout.swap_uv else (y, u, v)
+
+
+def _rgb_views(frame: VideoFrame, layout: _RgbLayout) -> tuple[npt.NDArray[Any], ...]:
+    """Zero-copy (R, G, B) views of an RGB frame."""
+    planes = frame.planes
+    h, w = frame.height, frame.width
+    if layout.planar:
+        return tuple(_plane_array(planes[i], layout.dtype, h, w) for i in layout.index)
+    packed = _plane_array(planes[0], layout.dtype, h, w, layout.channels)
+    return tuple(packed[..., i] for i in layout.index)
+
+
+# =========================================================================================
+# swscale helpers
+# =========================================================================================
+
+_local = threading.local()
+
+
+def _reformatter() -> VideoReformatter:
+    """A per-thread reusable swscale context (saves ~0.3 ms of set-up per crop)."""
+    ref = getattr(_local, "reformatter", None)
+    if ref is None:
+        ref = VideoReformatter()
+        _local.reformatter = ref
+    return ref
+
+
+def _sws_rgb(frame: VideoFrame, fmt: str, matrix: Matrix, full_range: bool) -> VideoFrame:
+    """Convert a (small) YUV frame to planar RGB with an explicit matrix and range."""
+    cs = _SWS_COLORSPACE[matrix]
+    return _reformatter().reformat(
+        frame,
+        format=fmt,
+        src_colorspace=cs,
+        dst_colorspace=cs,
+        src_color_range=ColorRange.JPEG if full_range else ColorRange.MPEG,
+        dst_color_range=ColorRange.JPEG,
+        interpolation=_SWS_FLAGS,
+        threads=_SWS_THREADS,
+    )
+
+
+def _nominal_levels(bits: int, full_range: bool) -> tuple[int, int, int]:
+    """(black, white, neutral chroma) sample values of a YUV format."""
+    if full_range:
+        return 0, (1 << bits) - 1, 1 << (bits - 1)
+    return 16 << (bits - 8), 235 << (bits - 8), 128 << (bits - 8)
+
+
+@functools.lru_cache(maxsize=64)
+def _gbrp16_levels(planar_fmt: str, full_range: bool) -> tuple[float, float]:
+    """The gbrp16le codes swscale produces for nominal black and white (measured once)."""
+    layout = _YUV_LAYOUTS[planar_fmt]
+    black, white, neutral = _nominal_levels(layout.bits, full_range)
+    levels = []
+    for luma in (black, white):
+        probe = VideoFrame(16, 16, planar_fmt)
+        for view, value in zip(
+            plane_views(probe, writable=True), (luma, neutral, neutral), strict=True
+        ):
+            view[...] = value
+        out = _sws_rgb(probe, "gbrp16le", "bt709", full_range)
+        levels.append(float(_plane_array(out.planes[0], np.dtype("<u2"), 16, 16)[8, 8]))
+    return levels[0], levels[1]
+
+
+# =========================================================================================
+# Lookup tables
+# =========================================================================================
+
+
+def _normalised_codes(black: float, white: float) -> F64Array:
+    """Every 16-bit code mapped to [0, 1] between the given black and white codes."""
+    codes = np.arange(65536, dtype=np.float64)
+    return np.asarray(np.clip((codes - black) / (white - black), 0.0, 1.0), dtype=np.float64)
+
+
+@functools.lru_cache(maxsize=16)
+def _sdr_lut(black: float, white: float) -> U8Array:
+    """16-bit code → rounded 8-bit full-range value."""
+    lut = np.rint(_normalised_codes(black, white) * 255.0).astype(np.uint8)
+    lut.flags.writeable = False
+    return lut
+
+
+@functools.lru_cache(maxsize=16)
+def _pq_luts(black: float, white: float, peak: float) -> tuple[F32Array, F32Array]:
+    """(code → linear light / SDR white, max-code → BT.2390 tone scale) for PQ."""
+    nits = pq_eotf(_normalised_codes(black, white))
+    mapped = bt2390_eetf(nits, peak, SDR_WHITE_NITS)
+    scale = np.divide(mapped, nits, out=np.ones_like(nits), where=nits > 0.0)
+    lin = (nits / SDR_WHITE_NITS).astype(np.float32)
+    tone = scale.astype(np.float32)
+    lin.flags.writeable = False
+    tone.flags.writeable = False
+    return lin, tone
+
+
+@functools.lru_cache(maxsize=16)
+def _hlg_luts(black: float, white: float, peak: float) -> tuple[F32Array, F32Array]:
+    """(code → HLG scene light, sqrt(max/peak) index → BT.2390 tone scale) for HLG."""
+    scene = hlg_inverse_oetf(_normalised_codes(black, white)).astype(np.float32)
+    u = np.linspace(0.0, 1.0, _TONE_LUT_SIZE)
+    nits = u * u * peak
+    mapped = bt2390_eetf(nits, peak, SDR_WHITE_NITS)
+    tone = np.divide(mapped, nits, out=np.ones_like(nits), where=nits > 0.0).astype(np.float32)
+    scene.flags.writeable = False
+    tone.flags.writeable = False
+    return scene, tone
+
+
+@functools.lru_cache(maxsize=8)
+def _luma_lut(bits: int, shift: int, itemsize: int, full_range: bool) -> F32Array:
+    """Stored luma sample → 8-bit full-range-equivalent float (clipped to [0, 255])."""
+    codes = np.arange(1 << (8 * itemsize), dtype=np.float64) / float(1 << shift)
+    black, white, _ = _nominal_levels(bits, full_range)
+    lut = np.clip((codes - black) * (255.0 / (white - black)), 0.0, 255.0).astype(np.float32)
+    lut.flags.writeable = False
+    return lut
+
+
+# =========================================================================================
+# Cropping
+# =========================================================================================
+
+
+def _check_box(box: Box, width: int, height: int) -> Box:
+    """Validate an (x, y, w, h) box against the frame size."""
+    x, y, w, h = (int(v) for v in box)
+    if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
+        raise ValueError(f"crop box {box} is empty or outside the {width}x{height} frame")
+    return x, y, w, h
+
+
+def _crop_window(box: Box, width: int, height: int, sx: int, sy: int) -> Box:
+    """Region (x0, y0, x1, y1) to convert: box aligned outward to chroma plus a margin."""
+    x, y, w, h = box
+    ax, ay = (1 << sx) - 1, (1 << sy) - 1
+    mx = _CHROMA_MARGIN << sx if sx else 0
+    my = _CHROMA_MARGIN << sy if sy else 0
+    x0 = max(0, (x & ~ax) - mx)
+    y0 = max(0, (y & ~ay) - my)
+    x1 = min(width, ((x + w + ax) & ~ax) + mx)
+    y1 = min(height, ((y + h + ay) & ~ay) + my)
+    return x0, y0, x1, y1
+
+
+def _copy_planes(frame: VideoFrame, layout: _YuvLayout, window: Box) -> VideoFrame:
+    """A new planar frame holding the window of the source planes (shifted to LSBs)."""
+    x0, y0, x1, y1 = window
+    out = VideoFrame(x1 - x0, y1 - y0, layout.planar)
+    src = plane_views(frame)
+    dst = plane_views(out, writable=True)
+    cx0, cy0 = x0 >> layout.sx, y0 >> layout.sy
+    for k, (s, d) in enumerate(zip(src, dst, strict=True)):
+        r0, c0 = (y0, x0) if k == 0 else (cy0, cx0)
+        region = s[r0 : r0 + d.shape[0], c0 : c0 + d.shape[1]]
+        if layout.shift:
+            np.right_shift(region, layout.shift, out=d)
+        else:
+            d[...] = region
+    return out
+
+
+def _interleave(r: npt.NDArray[Any], g: npt.NDArray[Any], b: npt.NDArray[Any]) -> U8Array:
+    """Three uint8 planes → (H, W, 3) RGB."""
+    out = np.empty((*r.shape, 3), dtype=np.uint8)
+    out[..., 0] = r
+    out[..., 1] = g
+    out[..., 2] = b
+    return out
+
+
+def _lut_interleave(lut: U8Array, planes: tuple[npt.NDArray[Any], ...]) -> U8Array:
+    """Three uint16 planes through an 8-bit LUT → (H, W, 3) RGB."""
+    out = np.empty((*planes[0].shape, 3), dtype=np.uint8)
+    for i, p in enumerate(planes):
+        np.take(lut, p, out=out[..., i])
+    return out
+
+
+def _fallback_frame(frame: VideoFrame, info: ColourInfo) -> VideoFrame:
+    """Whole-frame swscale pass to a format the fast paths read (exotic formats only)."""
+    fmt = frame.format
+    bits = max((c.bits for c in fmt.components), default=8)
+    depth = 8 if bits <= 8 else 10 if bits <= 10 else 12 if bits <= 12 else 16
+    if fmt.is_rgb:
+        target = "gbrp" if depth == 8 else f"gbrp{depth}le"
+        return frame.reformat(format=target, interpolation=_SWS_FLAGS, threads=_SWS_THREADS)
+    luma_w = 16
+    chroma_w = fmt.chroma_width(luma_w) if len(fmt.components) >= 3 else luma_w
+    chroma_h = fmt.chroma_height(luma_w) if len(fmt.components) >= 3 else luma_w
+    sub = {(8, 8): "420", (8, 16): "422", (16, 16): "444", (16, 8): "440"}.get(
+        (chroma_w, chroma_h), "444"
+    )
+    target = f"yuv{sub}p" if depth == 8 else f"yuv{sub}p{depth}le"
+    if sub == "440" and depth == 16:
+        target = "yuv444p16le"
+    cs = _SWS_COLORSPACE[info.matrix]
+    rng = ColorRange.JPEG if info.full_range else ColorRange.MPEG
+    return frame.reformat(
+        format=target,
+        src_colorspace=cs,
+        dst_colorspace=cs,
+        src_color_range=rng,
+        dst_color_range=rng,
+        interpolation=_SWS_FLAGS,
+        threads=_SWS_THREADS,
+    )
+
+
+def crop_rgb(frame: VideoFrame, box: Box, info: ColourInfo) -> U8Array:
+    """The (x, y, w, h) region of a frame as uint8 (h, w, 3) full-range RGB.
+
+    SDR: decoded with the source matrix and range, never tone-mapped. HDR: BT.709 SDR via
+    BT.2390 tone mapping (see module doc). Any box is accepted; for subsampled chroma the
+    converted window is aligned outward and padded by 2 chroma samples, so the result equals
+    converting the whole frame (with the same accurate swscale flags) and cropping exactly
+    this box, odd positions and sizes included (bit-identical for even-sized frames).
+    """
+    x, y, w, h = _check_box(box, frame.width, frame.height)
+    name = frame.format.name
+    rgb_layout = _RGB_LAYOUTS.get(name)
+    if rgb_layout is not None:
+        views = tuple(v[y : y + h, x : x + w] for v in _rgb_views(frame, rgb_layout))
+        return _planes_to_rgb(views, 0.0, float((1 << rgb_layout.bits) - 1), info)
+    layout = _YUV_LAYOUTS.get(name)
+    if layout is None:
+        return crop_rgb(_fallback_frame(frame, info), (x, y, w, h), info)
+
+    full = info.full_range or layout.full_range
+    window = _crop_window((x, y, w, h), frame.width, frame.height, layout.sx, layout.sy)
+    small = _copy_planes(frame, layout, window)
+    rows = slice(y - window[1], y - window[1] + h)
+    cols = slice(x - window[0], x - window[0] + w)
+    if layout.bits == 8 and not info.is_hdr:
+        # 8-bit gbrp with ACCURATE_RND is exact; gbrp planes are G, B, R.
+        rgb = _sws_rgb(small, "gbrp", info.matrix, full)
+        g, b, r = (_plane_array(p, np.dtype(np.uint8), rgb.height, rgb.width) for p in rgb.planes)
+        return _interleave(r[rows, cols], g[rows, cols], b[rows, cols])
+    rgb16 = _sws_rgb(small, "gbrp16le", info.matrix, full)
+    g, b, r = (_plane_array(p, np.dtype("<u2"), rgb16.height, rgb16.width) for p in rgb16.planes)
+    black, white = _gbrp16_levels(layout.planar, full)
+    return _planes_to_rgb((r[rows, cols], g[rows, cols], b[rows, cols]), black, white, info)
+
+
+def _planes_to_rgb(
+    planes: tuple[npt.NDArray[Any], ...], black: float, white: float, info: ColourInfo
+) -> U8Array:
+    """R', G', B' code planes (black/white codes given) → uint8 (h, w, 3) display RGB."""
+    if not info.is_hdr:
+        if planes[0].dtype == np.uint8 and black == 0.0 and white == 255.0:
+            return _interleave(*planes)
+        return _lut_interleave(_sdr_lut(black, white), planes)
+    return _hdr_to_sdr(planes, black, white, info)
+
+
+def _hdr_to_sdr(
+    planes: tuple[npt.NDArray[Any], ...], black: float, white: float, info: ColourInfo
+) -> U8Array:
+    """BT.2100 R'G'B' (PQ or HLG, BT.2020 primaries) → tone-mapped BT.709 SDR uint8 RGB."""
+    h, w = planes[0].shape
+    r, g, b = planes
+    peak = min(max(float(info.peak_nits), SDR_WHITE_NITS), PQ_MAX_NITS)
+    lin = np.empty((3, h, w), dtype=np.float32)  # BT.2020 linear light, 1.0 = SDR white
+    if info.transfer == "pq":
+        eotf, tone = _pq_luts(black, white, peak)
+        for i, p in enumerate((r, g, b)):
+            np.take(eotf, p, out=lin[i])
+        # max(R',G',B') in PQ code space is the PQ code of max(R,G,B): one LUT lookup.
+        lin *= np.take(tone, np.maximum(np.maximum(r, g), b))
+    else:  # HLG: inverse OETF, BT.2100 OOTF at the nominal peak, then the same tone curve
+        scene, tone = _hlg_luts(black, white, peak)
+        for i, p in enumerate((r, g, b)):
+            np.take(scene, p, out=lin[i])
+        ys = BT2020_LUMA[0] * lin[0] + BT2020_LUMA[1] * lin[1] + BT2020_LUMA[2] * lin[2]
+        np.power(ys, np.float32(HLG_GAMMA - 1.0), out=ys)
+        ys *= np.float32(peak / SDR_WHITE_NITS)
+        lin *= ys
+        mx = np.maximum(np.maximum(lin[0], lin[1]), lin[2])
+        mx *= np.float32(SDR_WHITE_NITS / peak)
+        np.sqrt(mx, out=mx)
+        mx *= np.float32(_TONE_LUT_SIZE - 1)
+        mx += np.float32(0.5)
+        idx = np.minimum(mx.astype(np.intp), _TONE_LUT_SIZE - 1)
+        lin *= np.take(tone, idx)
+    out709 = np.empty_like(lin)
+    tmp = np.empty_like(lin[0])
+    for i in range(3):  # explicit 3×3 product: BLAS matmul spins extra threads for no gain
+        row = out709[i]
+        np.multiply(lin[0], _GAMUT_F32[i, 0], out=row)
+        np.multiply(lin[1], _GAMUT_F32[i, 1], out=tmp)
+        row += tmp
+        np.multiply(lin[2], _GAMUT_F32[i, 2], out=tmp)
+        row += tmp
+    # Out-of-BT.709-gamut colours clip per channel. The floor is not 0 because numpy's SIMD
+    # pow falls back to a 4x slower path on exact zeros; 1e-10 still encodes to code 0.
+    np.clip(out709, _POW_FLOOR, 1.0, out=out709)
+    np.power(out709, np.float32(1.0 / BT1886_GAMMA), out=out709)
+    out709 *= np.float32(255.0)
+    out709 += np.float32(0.5)
+    out = np.empty((h, w, 3), dtype=np.uint8)
+    for i in range(3):
+        np.copyto(out[..., i], out709[i], casting="unsafe")
+    return out
+
+
+# =========================================================================================
+# Luma preview
+# =========================================================================================
+
+
+def luma_small(frame: VideoFrame, step: int, info: ColourInfo) -> F32Array:
+    """Y'[::step, ::step] as float32 on the 8-bit full-range scale 0–255 (no RGB conversion).
+
+    For scene-cut metrics (mean |a − b|) and flat/black detection. Limited range maps
+    16·2^(n−8) → 0 and 235·2^(n−8) → 255 (clipped); full range maps 2^n − 1 → 255.
+    HDR sources are returned in their own (PQ/HLG) code space, which is perceptual enough
+    for these metrics. RGB formats use BT.709 luma weights on the R'G'B' samples.
+    """
+    if step < 1:
+        raise ValueError(f"luma_small: step must be >= 1, got {step}")
+    name = frame.format.name
+    layout = _YUV_LAYOUTS.get(name)
+    if layout is not None:
+        full = info.full_range or layout.full_range
+        lut = _luma_lut(layout.bits, layout.shift, layout.itemsize, full)
+        return np.take(lut, plane_views(frame)[0][::step, ::step])
+    rgb_layout = _RGB_LAYOUTS.get(name)
+    if rgb_layout is None:
+        return luma_small(_fallback_frame(frame, info), step, info)
+    r, g, b = (v[::step, ::step] for v in _rgb_views(frame, rgb_layout))
+    scale = 255.0 / ((1 << rgb_layout.bits) - 1)
+    y = 0.2126 * scale * r.astype(np.float32)
+    y += np.float32(0.7152 * scale) * g
+    y += np.float32(0.0722 * scale) * b
+    return y.astype(np.float32, copy=False)
+
+
+__all__ = [
+    "BT2020_TO_BT709",
+    "FAST_RGB_FORMATS",
+    "FAST_YUV_FORMATS",
+    "SDR_WHITE_NITS",
+    "ColourInfo",
+    "Matrix",
+    "Transfer",
+    "bt2390_eetf",
+    "colour_info",
+    "crop_rgb",
+    "hdr_metadata",
+    "hlg_inverse_oetf",
+    "luma_small",
+    "plane_views",
+    "pq_eotf",
+    "pq_inverse_eotf",
+]

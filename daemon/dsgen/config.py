@@ -1,0 +1,407 @@
+"""Config: one frozen, typed tree built from TOML by `load_config`; defaults live here only."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from dsgen.errors import ConfigError
+
+Layout = Literal["stacked", "basicsr"]
+SourceMode = Literal["crop", "resize"]
+LrFilter = Literal["area", "bicubic", "lanczos"]
+LogFormat = Literal["json", "console"]
+
+
+@dataclass(frozen=True)
+class FormatCfg:
+    """A named patch template: GT size, LR scale, output folder and how the GT is cut."""
+
+    name: str
+    width: int
+    height: int
+    scale: int = 3  # ×3 is the predecessor's (and most VSR benchmarks') factor
+    dir: str = ""  # output folder under the category path; defaults to the format name
+    mode: SourceMode = "crop"
+
+    @property
+    def lr_size(self) -> tuple[int, int]:
+        """LR (width, height) of one frame."""
+        return self.width // self.scale, self.height // self.scale
+
+
+@dataclass(frozen=True)
+class CategoryCfg:
+    """A dataset category: how many samples, where, and which formats in which mix."""
+
+    name: str
+    target: int
+    path: str = ""  # under output_root; defaults to the category name
+    formats: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class VideoCfg:
+    """One source video and the categories (with weights) it feeds."""
+
+    name: str
+    path: Path
+    categories: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def slug(self) -> str:
+        """The name as used in file names."""
+        return slugify(self.name)
+
+
+def slugify(name: str) -> str:
+    """Non-alphanumerics to '_' (the predecessor's file-name rule), never empty."""
+    return re.sub(r"[^0-9A-Za-z]+", "_", name).strip("_") or "video"
+
+
+@dataclass(frozen=True)
+class QualityCfg:
+    """Quality-gate thresholds, all on an 8-bit full-range luma scale (0–255)."""
+
+    # Mean luma below this is a black frame (fades, black between scenes).
+    black_level: float = 12.0
+    # Luma std of a whole (downscaled) frame below this is a flat frame (title cards, fades).
+    flat_frame_std: float = 4.0
+    # GT-crop grey std below this carries no texture (predecessor's gate: 7).
+    crop_min_std: float = 7.0
+    # Laplacian variance of the GT crop's grey image; below it the crop is blurry or empty.
+    # 80 is the predecessor's gate on 0–255 grey images.
+    crop_min_detail: float = 80.0
+    # New random crops tried inside one clip before the category gives up on it (predecessor: 5).
+    crop_retries: int = 5
+
+
+@dataclass(frozen=True)
+class ExtractionCfg:
+    """How clips are chosen, checked and turned into patches."""
+
+    frames_per_clip: int = 7  # the VSR window: centre frame is GT, 3 neighbours each side
+    lr_stacks: tuple[int, ...] = (5, 7)  # centred LR stacks written per sample (LR_5frames, …)
+    scene_cut_threshold: float = 45.0  # mean |ΔY| on 0–255 between consecutive frames
+    reference_height: int = 1080  # patches are cut from frames normalised to this height
+    max_attempts: int = 10  # positions tried per slot before it is given up (predecessor: 10)
+    retry_skip_seconds: float = 1.0  # spacing of replacement positions inside the slot's stratum
+    low_success_warning: float = 0.80  # warn when a video's clip success rate falls below it
+    lr_filter: LrFilter = "bicubic"  # Vimeo-90K/REDS "BI" degradation, what VSR models expect
+    edge_margin_seconds: float = 0.0  # skip this much at the start and end (logos, credits)
+    quality: QualityCfg = field(default_factory=QualityCfg)
+
+
+@dataclass(frozen=True)
+class DiskCfg:
+    """Free-space policy for the output filesystem."""
+
+    # Pause extraction below this much free space (GB) instead of writing a corrupt file.
+    min_free_gb: float = 2.0
+    # Warn when free space is below the estimate still needed to finish, checked this often.
+    check_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole, validated configuration."""
+
+    source: Path
+    output_root: Path
+    state_dir: Path
+    workers: int = 0  # 0 = one per CPU core
+    seed: int = 1
+    png_compression: int = 3  # Pillow level: 3 is ~2× faster than 6 for 5–10% more bytes
+    layout: Layout = "stacked"
+    segment_slots: int = 24  # slots per work unit: small enough to resume fine-grained
+    status_file: str = ".generator_status.json"  # under output_root, predecessor-compatible
+    status_seconds: float = 5.0  # how often the status file is rewritten
+    extraction: ExtractionCfg = field(default_factory=ExtractionCfg)
+    disk: DiskCfg = field(default_factory=DiskCfg)
+    formats: tuple[FormatCfg, ...] = ()
+    categories: tuple[CategoryCfg, ...] = ()
+    videos: tuple[VideoCfg, ...] = ()
+
+    def format(self, name: str) -> FormatCfg:
+        """The format called `name`."""
+        return next(f for f in self.formats if f.name == name)
+
+    def category(self, name: str) -> CategoryCfg:
+        """The category called `name`."""
+        return next(c for c in self.categories if c.name == name)
+
+    @property
+    def worker_count(self) -> int:
+        """Workers actually started."""
+        return self.workers if self.workers > 0 else (os.cpu_count() or 1)
+
+    @property
+    def status_path(self) -> Path:
+        """Where the predecessor-compatible status file is written."""
+        return self.output_root / self.status_file
+
+
+# The predecessor's formats and mixes: shipped as the defaults so an empty
+# [formats] table gives users what they had.
+PREDECESSOR_FORMATS: tuple[FormatCfg, ...] = (
+    FormatCfg("small_540", 540, 540, 3, "Patches"),
+    FormatCfg("medium_169", 720, 405, 3, "Patches_Medium169"),
+    FormatCfg("large_720", 720, 720, 3, "Patches_Large"),
+    FormatCfg("xlarge_1440", 1440, 810, 3, "Patches_XLarge169"),
+    FormatCfg("fullhd_1920", 1920, 1080, 3, "Patches_FullHD"),
+)
+
+
+class _Ctx:
+    """Where we are in the TOML file, for error messages."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+
+    def fail(self, key: str, problem: str, fix: str) -> typing.NoReturn:
+        raise ConfigError(self.file, key, problem, fix)
+
+
+def _suggest(name: str, options: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(options), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _coerce(ctx: _Ctx, key: str, value: Any, hint: Any) -> Any:
+    """Check `value` against the annotation `hint`; return it converted."""
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            ctx.fail(key, f"{value!r} is not allowed", "use one of: " + ", ".join(map(str, allowed)))
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            ctx.fail(key, f"{value!r} is not a boolean", "write true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            ctx.fail(key, f"{value!r} is not an integer", "write a whole number, e.g. 3")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            ctx.fail(key, f"{value!r} is not a number", "write a number, e.g. 0.5")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            ctx.fail(key, f"{value!r} is not a string", 'quote it, e.g. "name"')
+        return value
+    if hint is Path:
+        if not isinstance(value, str) or not value:
+            ctx.fail(key, f"{value!r} is not a path", 'write a path string, e.g. "/srv/data"')
+        try:
+            return Path(value).expanduser()
+        except RuntimeError:
+            ctx.fail(key, f"{value!r}: '~user' names no known user", "write the full path")
+    if origin is tuple and typing.get_args(hint)[1:] == (Ellipsis,):
+        inner = typing.get_args(hint)[0]
+        if not isinstance(value, list):
+            ctx.fail(key, f"{value!r} is not a list", "write a list, e.g. [5, 7]")
+        return tuple(_coerce(ctx, f"{key}[{i}]", v, inner) for i, v in enumerate(value))
+    raise AssertionError(f"unsupported annotation {hint!r}")  # a programming error, not user input
+
+
+def _build(ctx: _Ctx, cls: type[Any], table: Any, prefix: str, skip: set[str]) -> dict[str, Any]:
+    """Read the scalar keys of dataclass `cls` from `table`; reject unknown keys."""
+    if not isinstance(table, dict):
+        ctx.fail(prefix, f"{table!r} is not a table", f"write it as [{prefix}]")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        full = f"{prefix}.{key}" if prefix else key
+        if key in skip:
+            continue
+        if key not in names or dataclasses.is_dataclass(hints[key]):
+            ctx.fail(full, "unknown key", "remove it or fix its spelling" + _suggest(key, names))
+        out[key] = _coerce(ctx, full, value, hints[key])
+    return out
+
+
+def _weights(
+    ctx: _Ctx, key: str, value: Any, known: set[str], what: str, section: str
+) -> tuple[tuple[str, float], ...]:
+    """A list of names (weight 1) or a {name: weight} table, checked against `known`."""
+    if isinstance(value, list):
+        value = {name: 1.0 for name in value}
+    if not isinstance(value, dict) or not value:
+        ctx.fail(key, f"{value!r} is not a non-empty list or table", f"e.g. {{ name = 1.0 }} of {what}s")
+    out = []
+    for name, weight in value.items():
+        if not isinstance(name, str) or name not in known:
+            ctx.fail(f"{key}.{name}", f"unknown {what}", f"define [{section}.{name}] first"
+                     + _suggest(str(name), known))
+        w = _coerce(ctx, f"{key}.{name}", weight, float)
+        if w <= 0:
+            ctx.fail(f"{key}.{name}", f"weight {w} is not positive", "use a weight > 0 or remove it")
+        out.append((name, w))
+    return tuple(out)
+
+
+def _resolve(base: Path, p: Path) -> Path:
+    return p if p.is_absolute() else (base / p)
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read, validate and freeze the TOML config at `path`."""
+    file = Path(path)
+    ctx = _Ctx(str(file))
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        ctx.fail("(file)", "not found", "pass --config with an existing file (see etc/dsgen.toml)")
+    except (OSError, UnicodeDecodeError) as e:
+        ctx.fail("(file)", f"cannot be read: {e}", "check its permissions and encoding (UTF-8)")
+    except tomllib.TOMLDecodeError as e:
+        ctx.fail("(syntax)", str(e), "fix the TOML syntax at that line")
+    return config_from_dict(raw, file)
+
+
+def config_from_dict(raw: dict[str, Any], file: Path) -> Config:
+    """Validate an already-parsed TOML document (file is for messages and relative paths)."""
+    ctx = _Ctx(str(file))
+    base = file.resolve().parent
+    sections = {"extraction", "disk", "formats", "categories", "videos"}
+    top = _build(ctx, Config, raw, "", skip=sections | {"source"})
+    if "source" in raw:
+        ctx.fail("source", "unknown key", "remove it")
+    for req in ("output_root", "state_dir"):
+        if req not in top:
+            ctx.fail(req, "missing", f'add {req} = "/some/path" at the top of the file')
+    top["output_root"] = _resolve(base, top["output_root"])
+    top["state_dir"] = _resolve(base, top["state_dir"])
+    _check_range(ctx, "workers", top.get("workers", 0), 0, 256)
+    _check_range(ctx, "png_compression", top.get("png_compression", 3), 0, 9)
+    _check_range(ctx, "segment_slots", top.get("segment_slots", 24), 1, 100_000)
+
+    ext_raw = raw.get("extraction", {})
+    ext = _build(ctx, ExtractionCfg, ext_raw, "extraction", skip={"quality"})
+    qual = QualityCfg(**_build(ctx, QualityCfg, ext_raw.get("quality", {}), "extraction.quality",
+                               skip=set()))
+    extraction = ExtractionCfg(**ext, quality=qual)
+    _check_extraction(ctx, extraction)
+    disk = DiskCfg(**_build(ctx, DiskCfg, raw.get("disk", {}), "disk", skip=set()))
+
+    formats = _load_formats(ctx, raw.get("formats"))
+    categories = _load_categories(ctx, raw.get("categories"), {f.name for f in formats})
+    videos = _load_videos(ctx, raw.get("videos"), {c.name for c in categories}, base)
+    return Config(source=file, extraction=extraction, disk=disk, formats=formats,
+                  categories=categories, videos=videos, **top)
+
+
+def _check_range(ctx: _Ctx, key: str, value: float, lo: float, hi: float) -> None:
+    if not lo <= value <= hi:
+        ctx.fail(key, f"{value} is out of range", f"use a value from {lo} to {hi}")
+
+
+def _check_extraction(ctx: _Ctx, e: ExtractionCfg) -> None:
+    n = e.frames_per_clip
+    if n < 3 or n % 2 == 0:
+        ctx.fail("extraction.frames_per_clip", f"{n} is not an odd number ≥ 3",
+                 "use an odd number so the GT frame is the centre, e.g. 7")
+    for k in e.lr_stacks:
+        if k < 1 or k % 2 == 0 or k > n:
+            ctx.fail("extraction.lr_stacks", f"{k} is not an odd number ≤ frames_per_clip ({n})",
+                     "use centred odd stack sizes, e.g. [5, 7]")
+    _check_range(ctx, "extraction.scene_cut_threshold", e.scene_cut_threshold, 0.1, 255)
+    _check_range(ctx, "extraction.reference_height", e.reference_height, 64, 8640)
+    _check_range(ctx, "extraction.max_attempts", e.max_attempts, 1, 1000)
+    _check_range(ctx, "extraction.retry_skip_seconds", e.retry_skip_seconds, 0.0, 3600)
+    _check_range(ctx, "extraction.low_success_warning", e.low_success_warning, 0.0, 1.0)
+    _check_range(ctx, "extraction.edge_margin_seconds", e.edge_margin_seconds, 0.0, 36000)
+    _check_range(ctx, "extraction.quality.crop_retries", e.quality.crop_retries, 1, 100)
+
+
+def _load_formats(ctx: _Ctx, table: Any) -> tuple[FormatCfg, ...]:
+    if table is None:
+        return PREDECESSOR_FORMATS
+    if not isinstance(table, dict):
+        ctx.fail("formats", "is not a table", "write [formats.<name>] tables")
+    out = []
+    for name, body in table.items():
+        key = f"formats.{name}"
+        vals = _build(ctx, FormatCfg, body, key, skip=set())
+        if "name" in vals:
+            ctx.fail(f"{key}.name", "unknown key", "the table name is the format name; remove it")
+        for req in ("width", "height"):
+            if req not in vals:
+                ctx.fail(f"{key}.{req}", "missing", f"add {req} = <pixels> (GT size)")
+        fmt = FormatCfg(name=name, **vals)
+        if fmt.dir == "":
+            fmt = dataclasses.replace(fmt, dir=name)
+        if Path(fmt.dir).is_absolute() or ".." in Path(fmt.dir).parts:
+            ctx.fail(f"{key}.dir", f"{fmt.dir!r} leaves the category folder",
+                     "use a plain relative folder name, e.g. \"Patches\"")
+        _check_range(ctx, f"{key}.scale", fmt.scale, 1, 16)
+        for dim in ("width", "height"):
+            v = getattr(fmt, dim)
+            _check_range(ctx, f"{key}.{dim}", v, 8, 16384)
+            if v % fmt.scale:
+                ctx.fail(f"{key}.{dim}", f"{v} is not divisible by scale {fmt.scale}",
+                         f"use a multiple of {fmt.scale}, e.g. {v - v % fmt.scale}")
+        out.append(fmt)
+    return tuple(out)
+
+
+def _load_categories(ctx: _Ctx, table: Any, formats: set[str]) -> tuple[CategoryCfg, ...]:
+    if not isinstance(table, dict) or not table:
+        ctx.fail("categories", "missing or empty", "add at least one [categories.<name>] table")
+    out = []
+    for name, body in table.items():
+        key = f"categories.{name}"
+        vals = _build(ctx, CategoryCfg, body, key, skip={"formats"})
+        if "name" in vals:
+            ctx.fail(f"{key}.name", "unknown key", "the table name is the category name")
+        if "target" not in vals:
+            ctx.fail(f"{key}.target", "missing", "add target = <number of samples>")
+        _check_range(ctx, f"{key}.target", vals["target"], 0, 10**9)
+        if "formats" not in body:
+            ctx.fail(f"{key}.formats", "missing", "add formats = { small_540 = 1.0 }")
+        mix = _weights(ctx, f"{key}.formats", body["formats"], formats, "format", "formats")
+        path = vals.pop("path", "") or name
+        if Path(path).is_absolute() or ".." in Path(path).parts:
+            ctx.fail(f"{key}.path", f"{path!r} leaves the output root", "use a relative path")
+        out.append(CategoryCfg(name=name, path=path, formats=mix, **vals))
+    return tuple(out)
+
+
+def _load_videos(ctx: _Ctx, items: Any, cats: set[str], base: Path) -> tuple[VideoCfg, ...]:
+    if items is None:
+        return ()
+    if not isinstance(items, list):
+        ctx.fail("videos", "is not a list of tables", "write each video as a [[videos]] table")
+    out: list[VideoCfg] = []
+    seen: dict[str, int] = {}
+    slugs: dict[str, int] = {}
+    for i, body in enumerate(items):
+        key = f"videos[{i}]"
+        vals = _build(ctx, VideoCfg, body, key, skip={"categories"})
+        for req in ("name", "path"):
+            if req not in vals:
+                ctx.fail(f"{key}.{req}", "missing", f"add {req} = \"...\"")
+        if vals["name"] in seen:
+            ctx.fail(f"{key}.name", f"{vals['name']!r} is also videos[{seen[vals['name']]}]",
+                     "give every video a unique name (it names the sample files)")
+        seen[vals["name"]] = i
+        slug = slugify(vals["name"])
+        if slug in slugs:
+            ctx.fail(f"{key}.name", f"{vals['name']!r} gives the same file names ({slug}) as "
+                     f"videos[{slugs[slug]}]", "make the names differ in a letter or digit")
+        slugs[slug] = i
+        if "categories" not in body:
+            ctx.fail(f"{key}.categories", "missing", 'add categories = ["general"]')
+        mix = _weights(ctx, f"{key}.categories", body["categories"], cats, "category", "categories")
+        out.append(VideoCfg(name=vals["name"], path=_resolve(base, vals["path"]), categories=mix))
+    return tuple(out)

@@ -1,0 +1,55 @@
+"""The DsgenError family: every error a user can see, with its exit code."""
+
+from __future__ import annotations
+
+# Exit codes (borg style): 0 ok, 1 warning (finished, some targets short),
+# 2 error (bad config or input), 130 interrupted by the user (128 + SIGINT),
+# 143 terminated (128 + SIGTERM). Documented in README "Exit codes".
+EXIT_OK = 0
+EXIT_WARNING = 1
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+
+class DsgenError(Exception):
+    """Base of all errors dsgen reports to the user instead of a traceback."""
+
+    exit_code = EXIT_ERROR
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n  → {self.hint}"
+
+
+class ConfigError(DsgenError):
+    """The config file is missing, unreadable or has a bad key or value."""
+
+    def __init__(self, file: str, key: str, problem: str, fix: str) -> None:
+        super().__init__(f"{file}: {key}: {problem}", hint=fix)
+        self.file = file
+        self.key = key
+
+
+class VideoError(DsgenError):
+    """A video cannot be opened, probed or decoded."""
+
+    def __init__(self, path: str, stage: str, reason: str, hint: str | None = None) -> None:
+        super().__init__(f"{path}: {stage}: {reason}", hint=hint)
+        self.path = path
+        self.stage = stage
+        self.reason = reason
+
+
+class StateError(DsgenError):
+    """The state database is unusable (locked, corrupt, from a newer version)."""
+
+
+class DiskFullError(DsgenError):
+    """The output filesystem has no space left; the write was rolled back."""
+
+    exit_code = EXIT_WARNING

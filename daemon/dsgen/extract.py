@@ -1,0 +1,229 @@
+"""The worker: a pure, picklable function from (video, slots) to written samples and outcomes."""
+
+from __future__ import annotations
+
+import heapq
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dsgen.colour import luma_small
+from dsgen.config import Config
+from dsgen.decode import ClipError, ClipReader
+from dsgen.errors import VideoError
+from dsgen.patches import Geometry, geometry, grey, gt_patch, lr_frame, lr_stack, pick_box
+from dsgen.plan import SlotPlan, name_key, rng_for
+from dsgen.probe import VideoProbe
+from dsgen.quality import DECODE_ERROR, OK, check_clip, check_crop
+from dsgen.writer import DiskFull, sample_files, tmp_dir, write_png
+
+# Luma subsampling for the clip gates: Y[::4, ::4] costs 0.4 ms (1080p) and tracks
+# the full-plane mean |ΔY| closely; measured in ../shared/notes/decoding-facts.md.
+LUMA_STEP = 4
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work: some slots of one video (picklable, sent to a worker process)."""
+
+    cfg: Config
+    video_id: int
+    name: str  # configured video name: seeds the randomness
+    slug: str
+    probe: VideoProbe
+    slots: tuple[SlotPlan, ...]
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One position tried for a slot and what the gates said."""
+
+    slot_id: int
+    number: int
+    start: int
+    outcome: str
+    scene_diff: float
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One durable sample: its files and where it came from."""
+
+    slot_id: int
+    category: str
+    format: str
+    files: tuple[tuple[str, int], ...]  # (path relative to output_root, bytes)
+    start: int  # first frame index of the clip
+    frame_pts: tuple[int, ...]
+    box: tuple[int, int, int, int]  # (x, y, w, h) in source coded pixels
+    metrics: dict[str, float]
+
+
+@dataclass
+class SlotResult:
+    """Everything one slot produced; `complete` slots are recorded, others are redone."""
+
+    slot_id: int
+    attempts: list[Attempt] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # category → last reason
+    complete: bool = False
+
+
+@dataclass
+class TaskResult:
+    """What a task returns to the parent, which alone records it."""
+
+    video_id: int
+    slots: list[SlotResult]
+    error: str | None = None  # the video could not be opened at all
+    disk_full: bool = False
+    stopped: bool = False
+    frames_decoded: int = 0
+    seeks: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)  # stage → seconds
+
+
+_readers: dict[str, ClipReader] = {}  # per worker process: keep the decode position between tasks
+_stop: Any = None  # a multiprocessing Event set by the parent to stop between attempts
+
+
+def init_worker(stop_event: Any) -> None:
+    """Process-pool initializer: keep the stop event, ignore Ctrl+C (the parent decides)."""
+    import signal
+
+    global _stop
+    _stop = stop_event
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _reader(probe: VideoProbe, threads: int) -> ClipReader:
+    r = _readers.get(probe.path)
+    if r is None or r.probe.size != probe.size or r.probe.mtime_ns != probe.mtime_ns:
+        for old in _readers.values():
+            old.close()
+        _readers.clear()
+        r = ClipReader(probe, threads)
+        _readers[probe.path] = r
+    return r
+
+
+def run_task(task: Task) -> TaskResult:
+    """Walk the task's slots in position order, write every sample that passes, report all."""
+    res = TaskResult(task.video_id, [SlotResult(s.slot_id) for s in task.slots])
+    secs = dict.fromkeys(("decode", "quality", "patch", "encode"), 0.0)
+    res.seconds = secs
+    try:
+        reader = _reader(task.probe, task.threads)
+    except VideoError as e:
+        res.error = e.message
+        return res
+    before = (reader.frames_decoded, reader.seeks)
+    n = task.cfg.extraction.frames_per_clip
+    geo = geometry(task.probe, task.cfg.extraction.reference_height)
+    heap = [(s.starts[0], i, 0) for i, s in enumerate(task.slots) if s.starts]
+    heapq.heapify(heap)
+    pending = {i: {c for c, _ in s.formats} for i, s in enumerate(task.slots)}
+    for i, s in enumerate(task.slots):
+        if not s.starts:
+            res.slots[i].complete = True
+    while heap:
+        if _stop is not None and _stop.is_set():
+            res.stopped = True
+            break
+        start, i, number = heapq.heappop(heap)
+        slot, out = task.slots[i], res.slots[i]
+        t0 = time.perf_counter()
+        try:
+            frames = reader.clip(start, n)
+        except ClipError as e:
+            secs["decode"] += time.perf_counter() - t0
+            out.attempts.append(Attempt(slot.slot_id, number, start, DECODE_ERROR, 0.0, str(e)))
+            frames = None
+        if frames is not None:
+            t1 = time.perf_counter()
+            secs["decode"] += t1 - t0
+            lumas = [luma_small(f, LUMA_STEP, task.probe.colour) for f in frames]
+            verdict = check_clip(lumas, task.cfg.extraction.scene_cut_threshold,
+                                 task.cfg.extraction.quality)
+            secs["quality"] += time.perf_counter() - t1
+            out.attempts.append(Attempt(slot.slot_id, number, start, verdict.reason,
+                                        verdict.scene_diff))
+            if verdict.reason == OK:
+                try:
+                    _make_samples(task, geo, slot, out, pending[i], frames, start, number,
+                                  verdict.scene_diff, secs)
+                except DiskFull:
+                    res.disk_full = True
+                    break
+        if pending[i] and number + 1 < len(slot.starts):
+            heapq.heappush(heap, (slot.starts[number + 1], i, number + 1))
+        else:
+            for cat in pending[i]:
+                out.failed.setdefault(cat, out.attempts[-1].outcome)
+            out.complete = True
+    res.frames_decoded = reader.frames_decoded - before[0]
+    res.seeks = reader.seeks - before[1]
+    return res
+
+
+def _make_samples(task: Task, geo: Geometry, slot: SlotPlan, out: SlotResult, pending: set[str],
+                  frames: list[Any], start: int, number: int, scene_diff: float,
+                  secs: dict[str, float]) -> None:
+    """For each category still owed by the slot: find a detailed crop, build and write it."""
+    cfg = task.cfg
+    centre = frames[len(frames) // 2]
+    info = task.probe.colour
+    for cat_name, fmt_name in slot.formats:
+        if cat_name not in pending:
+            continue
+        fmt = cfg.format(fmt_name)
+        t0 = time.perf_counter()
+        rng = rng_for(cfg.seed, task.name, slot.slot_id, number, name_key(cat_name))
+        tries = cfg.extraction.quality.crop_retries if fmt.mode == "crop" else 1
+        for _ in range(tries):
+            box = pick_box(geo, fmt, rng)
+            gt = gt_patch(centre, box, fmt, info)
+            cv = check_crop(grey(gt), cfg.extraction.quality)
+            if cv.reason == OK:
+                break
+        secs["quality"] += time.perf_counter() - t0
+        if cv.reason != OK:
+            out.failed[cat_name] = cv.reason
+            out.attempts[-1] = Attempt(slot.slot_id, number, start, out.attempts[-1].outcome,
+                                       scene_diff, f"{cat_name}: {cv.reason}")
+            continue
+        t1 = time.perf_counter()
+        gts = [gt if f is centre else gt_patch(f, box, fmt, info) for f in frames]
+        lrs = [lr_frame(g, fmt, cfg.extraction.lr_filter) for g in gts]
+        images = _layout_images(cfg, gts, lrs)
+        secs["patch"] += time.perf_counter() - t1
+        t2 = time.perf_counter()
+        cat = cfg.category(cat_name)
+        paths = sample_files(cfg, cat, fmt, task.slug, slot.slot_id)
+        files = []
+        tmp = tmp_dir(cfg)
+        for path, image in zip(paths, images, strict=True):
+            size = write_png(path, image, cfg.png_compression, tmp)
+            files.append((os.path.relpath(path, cfg.output_root), size))
+        secs["encode"] += time.perf_counter() - t2
+        pts = tuple(int(f.pts) for f in frames)
+        out.samples.append(Sample(slot.slot_id, cat_name, fmt_name, tuple(files), start, pts,
+                                  box, {"scene_diff": round(scene_diff, 3),
+                                        "crop_std": round(cv.std, 3),
+                                        "detail": round(cv.detail, 3)}))
+        out.failed.pop(cat_name, None)
+        pending.discard(cat_name)
+
+
+def _layout_images(cfg: Config, gts: list[np.ndarray], lrs: list[np.ndarray]) -> list[np.ndarray]:
+    """Images in the order of `sample_files`: stacked (GT, LR stacks) or basicsr (GT…, LR…)."""
+    if cfg.layout == "stacked":
+        return [gts[len(gts) // 2], *[lr_stack(lrs, k) for k in cfg.extraction.lr_stacks]]
+    return [*gts, *lrs]

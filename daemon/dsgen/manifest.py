@@ -1,0 +1,48 @@
+"""Provenance export: one JSON line per sample, enough to map it back to source frames and region."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from dsgen.config import Config, slugify
+from dsgen.state import State
+from dsgen.writer import sample_name
+
+# Bump when a field changes meaning; documented in docs/manifest.md.
+MANIFEST_VERSION = 1
+
+
+def manifest_records(cfg: Config, st: State) -> Iterator[dict[str, Any]]:
+    """Every durable sample as a provenance record (fields documented in docs/manifest.md)."""
+    probes = {v.id: v.probe for v in st.videos()}
+    n = cfg.extraction.frames_per_clip
+    for (name, path, slot_id, category, fmt, files, start, frame_pts, box, metrics, _,
+         video_id) in st.sample_rows():
+        probe = probes.get(video_id)
+        pts = json.loads(frame_pts)
+        rec: dict[str, Any] = {
+            "manifest_version": MANIFEST_VERSION,
+            "sample": sample_name(slugify(name), slot_id),
+            "category": category,
+            "format": fmt,
+            "video": name,
+            "video_path": path,
+            "slot": slot_id,
+            "frame_indices": list(range(start, start + n)),
+            "gt_frame_index": start + n // 2,
+            "frame_pts": pts,
+            "crop_box": dict(zip(("x", "y", "w", "h"), json.loads(box), strict=True)),
+            "files": [f for f, _ in json.loads(files)],
+            "metrics": json.loads(metrics),
+        }
+        if probe is not None:
+            tb = probe.time_base
+            rec["time_base"] = f"{tb.numerator}/{tb.denominator}"
+            rec["start_seconds"] = round(float(pts[0] * tb), 6)
+            rec["source_size"] = [probe.width, probe.height]
+            rec["sar"] = f"{probe.sar.numerator}:{probe.sar.denominator}"
+            rec["picture_box"] = list(probe.content)
+            rec["colour"] = probe.colour.describe()
+        yield rec

@@ -1,0 +1,309 @@
+"""Probing: what a video is (frames, keyframes, geometry, colour, letterbox) before planning."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from dsgen.colour import ColourInfo, colour_info, luma_small
+from dsgen.errors import VideoError
+
+# Frames sampled across the runtime to find letterbox/pillarbox bars: enough to
+# see bright content in every row of a dark film, few enough to cost < 1 s.
+BAR_SAMPLES = 9
+# A row/column whose brightest sampled mean stays below this (0–255 full range)
+# is a bar; real content in 9 frames spread over a film is never that dark.
+BAR_LEVEL = 24.0
+# Pixels kept clear of a detected bar edge: codecs ring and blur the boundary.
+BAR_MARGIN = 4
+# Bars larger than this share of a dimension are a dark video, not a letterbox.
+BAR_MAX_SHARE = 0.35
+
+
+@dataclass(frozen=True)
+class VideoProbe:
+    """Everything the planner and workers need to know about one video stream."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    stream_index: int
+    codec: str
+    pix_fmt: str
+    width: int
+    height: int
+    sar: Fraction
+    fps: float
+    time_base: Fraction
+    frame_pts: np.ndarray  # int64, display order, one per frame: frame index = position
+    key_pts: np.ndarray  # int64 pts of keyframes, sorted
+    colour: ColourInfo
+    content: tuple[int, int, int, int]  # picture rectangle (x0, y0, x1, y1) inside the bars
+
+    @property
+    def n_frames(self) -> int:
+        """Frames in the stream."""
+        return int(self.frame_pts.shape[0])
+
+    @property
+    def duration_s(self) -> float:
+        """Runtime in seconds (frame count over the average rate)."""
+        return self.n_frames / self.fps if self.fps > 0 else 0.0
+
+    def to_json(self) -> str:
+        """Everything but the pts arrays, as JSON (the arrays go to `arrays_blob`)."""
+        d: dict[str, Any] = {k: v for k, v in asdict(self).items()
+                             if k not in ("frame_pts", "key_pts", "colour")}
+        d["sar"] = [self.sar.numerator, self.sar.denominator]
+        d["time_base"] = [self.time_base.numerator, self.time_base.denominator]
+        d["colour"] = asdict(self.colour)
+        d["content"] = list(self.content)
+        return json.dumps(d, sort_keys=True)
+
+    def arrays_blob(self) -> bytes:
+        """The pts arrays, compact, for the state database."""
+        buf = io.BytesIO()
+        np.savez(buf, frame_pts=self.frame_pts, key_pts=self.key_pts)
+        return buf.getvalue()
+
+    @classmethod
+    def from_state(cls, text: str, blob: bytes) -> VideoProbe:
+        """Rebuild a probe stored with `to_json` + `arrays_blob`."""
+        d = json.loads(text)
+        arrays = np.load(io.BytesIO(blob))
+        d["sar"] = Fraction(*d["sar"])
+        d["time_base"] = Fraction(*d["time_base"])
+        d["colour"] = ColourInfo(**d["colour"])
+        d["content"] = tuple(d["content"])
+        return cls(frame_pts=arrays["frame_pts"], key_pts=arrays["key_pts"], **d)
+
+
+@dataclass(frozen=True)
+class QuickProbe:
+    """What the container header says (milliseconds to read): enough to plan shares."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    duration_s: float
+    fps: float
+    width: int
+    height: int
+    codec: str
+
+
+def quick_probe(path: Path) -> QuickProbe:
+    """Open `path` and read its header; raise VideoError with a clear reason if unusable."""
+    spath = str(path)
+    size, mtime_ns = _stat(path)
+    container = _open(path)
+    try:
+        stream = _video_stream(container, spath)
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        fps = float(rate) if rate else 0.0
+        if stream.duration is not None and stream.time_base:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / 1_000_000  # AV_TIME_BASE
+        else:
+            duration = stream.frames / fps if fps > 0 else 0.0
+        cc = stream.codec_context
+        if fps <= 0:
+            raise VideoError(spath, "probe", "the video stream has no frame rate",
+                             "remux the file (e.g. to .mkv) so its timing is known")
+        return QuickProbe(spath, size, mtime_ns, duration, fps, cc.width, cc.height, cc.name)
+    finally:
+        container.close()
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    spath = str(path)
+    try:
+        size, mtime_ns = file_key(path)
+    except FileNotFoundError:
+        raise VideoError(spath, "open", "file not found",
+                         "check the path in the config or whether the drive is mounted") from None
+    except OSError as e:
+        raise VideoError(spath, "open", f"cannot stat: {e.strerror}", "check permissions") from None
+    if size == 0:
+        raise VideoError(spath, "open", "the file is empty (0 bytes)",
+                         "re-copy the file; an interrupted copy leaves empty files")
+    return size, mtime_ns
+
+
+def _open(path: Path) -> Any:
+    try:
+        return av.open(str(path), metadata_errors="ignore")
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:
+        raise VideoError(str(path), "open", f"not a readable video container ({e})",
+                         "check that this is a video file and not damaged") from None
+
+
+def _video_stream(container: Any, spath: str) -> Any:
+    for s in container.streams.video:
+        if s.codec_context is not None and not (s.disposition & av.stream.Disposition.attached_pic):
+            return s
+    raise VideoError(spath, "probe", "no video stream (audio-only or data file)",
+                     "remove it from the config or the watched folder")
+
+
+def file_key(path: Path) -> tuple[int, int]:
+    """(size, mtime_ns): with the path, what identifies a video file's version."""
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+def probe_video(path: Path, min_frames: int) -> VideoProbe:
+    """Open, index and measure `path`; raise VideoError with a clear reason if unusable."""
+    spath = str(path)
+    size, mtime_ns = _stat(path)
+    container = _open(path)
+    try:
+        return _probe_open(container, path, size, mtime_ns, min_frames)
+    except av.error.FFmpegError as e:
+        raise VideoError(spath, "probe", f"decoding failed: {e}",
+                         "the file is probably damaged; re-copy or remux it") from None
+    finally:
+        container.close()
+
+
+def _probe_open(container: Any, path: Path, size: int, mtime_ns: int, min_frames: int
+                ) -> VideoProbe:
+    spath = str(path)
+    stream = _video_stream(container, spath)
+    frame_pts, key_pts = _scan_index(container, stream)
+    if frame_pts.shape[0] < min_frames:
+        raise VideoError(spath, "probe", f"only {frame_pts.shape[0]} decodable frame(s); "
+                         f"a clip needs {min_frames}", "use a longer video")
+    if key_pts.shape[0] == 0:
+        key_pts = frame_pts[:1].copy()
+    first = _first_frame(container, stream)
+    if first is None:
+        raise VideoError(spath, "probe", "no frame could be decoded",
+                         "the file is probably damaged or uses an unsupported codec")
+    info = colour_info(stream, first)
+    cc = stream.codec_context
+    sar = cc.sample_aspect_ratio or stream.sample_aspect_ratio or Fraction(1)
+    sar = Fraction(sar) if Fraction(sar) > 0 else Fraction(1)
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    fps = float(rate) if rate else 0.0
+    if fps <= 0:
+        span = float((frame_pts[-1] - frame_pts[0]) * stream.time_base)
+        fps = (frame_pts.shape[0] - 1) / span if span > 0 else 24.0
+    width, height = first.width, first.height
+    content = _detect_bars(container, stream, frame_pts, key_pts, info, width, height,
+                           first.format.name)
+    return VideoProbe(path=spath, size=size, mtime_ns=mtime_ns, stream_index=stream.index,
+                      codec=cc.name, pix_fmt=first.format.name, width=width, height=height,
+                      sar=sar, fps=fps, time_base=Fraction(stream.time_base),
+                      frame_pts=frame_pts, key_pts=key_pts, colour=info, content=content)
+
+
+def _scan_index(container: Any, stream: Any) -> tuple[np.ndarray, np.ndarray]:
+    """All frame pts (display order) and keyframe pts, from a demux-only pass (no decoding)."""
+    pts: list[int] = []
+    keys: list[int] = []
+    missing = 0
+    for packet in container.demux(stream):
+        if packet.size == 0:
+            continue  # the demuxer's end-of-stream flush packet
+        if packet.pts is None:
+            missing += 1
+            continue
+        pts.append(packet.pts)
+        if packet.is_keyframe:
+            keys.append(packet.pts)
+    if missing > len(pts) // 100:
+        # Containers without per-packet pts (raw elementary streams, some MPEG-PS):
+        # the decoder's timestamps are the only truth, so decode once to index.
+        return _scan_by_decoding(container, stream)
+    return np.unique(np.asarray(pts, dtype=np.int64)), np.unique(np.asarray(keys, dtype=np.int64))
+
+
+def _scan_by_decoding(container: Any, stream: Any) -> tuple[np.ndarray, np.ndarray]:
+    container.seek(0, stream=stream, backward=True, any_frame=False)
+    stream.thread_type = "AUTO"
+    pts: list[int] = []
+    keys: list[int] = []
+    for frame in container.decode(stream):
+        if frame.pts is None:
+            continue
+        pts.append(frame.pts)
+        if frame.key_frame:
+            keys.append(frame.pts)
+    return np.unique(np.asarray(pts, dtype=np.int64)), np.unique(np.asarray(keys, dtype=np.int64))
+
+
+def _first_frame(container: Any, stream: Any) -> Any:
+    container.seek(0, stream=stream, backward=True, any_frame=False)
+    try:
+        for frame in container.decode(stream):
+            return frame
+    except av.error.FFmpegError:
+        return None
+    return None
+
+
+def _detect_bars(container: Any, stream: Any, frame_pts: np.ndarray, key_pts: np.ndarray,
+                 info: ColourInfo, width: int, height: int, pix_fmt: str
+                 ) -> tuple[int, int, int, int]:
+    """The picture rectangle inside black bars, from keyframes spread over the runtime."""
+    row_max = np.zeros(height, dtype=np.float32)
+    col_max = np.zeros(width, dtype=np.float32)
+    n = key_pts.shape[0]
+    picks = sorted({int(key_pts[int(i)]) for i in np.linspace(0, n - 1, min(n, BAR_SAMPLES))})
+    seen = 0
+    for target in picks:
+        container.seek(target, stream=stream, backward=True, any_frame=False)
+        try:
+            frame = next(iter(container.decode(stream)), None)
+        except av.error.FFmpegError:
+            frame = None
+        if frame is None or frame.width != width or frame.height != height:
+            continue
+        y = luma_small(frame, 1, info)
+        np.maximum(row_max, y.mean(axis=1), out=row_max)
+        np.maximum(col_max, y.mean(axis=0), out=col_max)
+        seen += 1
+    if seen == 0:
+        return 0, 0, width, height
+    top, bottom = _bar_extent(row_max), _bar_extent(row_max[::-1])
+    left, right = _bar_extent(col_max), _bar_extent(col_max[::-1])
+    y0, y1 = _inner(top, height - bottom, height)
+    x0, x1 = _inner(left, width - right, width)
+    return x0, y0, x1, y1
+
+
+def _bar_extent(profile: np.ndarray) -> int:
+    """How many leading entries of `profile` are bar (dark in every sampled frame)."""
+    bright = np.nonzero(profile >= BAR_LEVEL)[0]
+    extent = int(bright[0]) if bright.size else profile.shape[0]
+    return extent if extent <= BAR_MAX_SHARE * profile.shape[0] else 0
+
+
+def _inner(lo: int, hi: int, full: int) -> tuple[int, int]:
+    """Shrink [lo, hi) away from detected bars by a margin, aligned to even (chroma) pixels."""
+    if lo > 0:
+        lo += BAR_MARGIN
+    if hi < full:
+        hi -= BAR_MARGIN
+    lo += lo % 2
+    hi -= hi % 2
+    return lo, max(hi, lo + 2)
+
+
+def probe_summary(p: VideoProbe) -> str:
+    """One line a person can read: size, rate, frames, colour, bars."""
+    x0, y0, x1, y1 = p.content
+    bars = "" if (x0, y0, x1, y1) == (0, 0, p.width, p.height) else \
+        f", picture {x1 - x0}×{y1 - y0} at ({x0},{y0}) inside bars"
+    sar = "" if p.sar == 1 else f", SAR {p.sar.numerator}:{p.sar.denominator}"
+    return (f"{p.codec} {p.width}×{p.height}{sar} {p.fps:.3f} fps, {p.n_frames} frames "
+            f"({p.duration_s / 60:.1f} min), {p.colour.describe()}{bars}")

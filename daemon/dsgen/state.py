@@ -1,0 +1,331 @@
+"""State: one SQLite database (WAL) holding videos, plans, attempts and durable samples."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dsgen.errors import StateError
+from dsgen.extract import SlotResult
+from dsgen.plan import SlotPlan
+from dsgen.probe import VideoProbe
+
+DB_NAME = "dsgen.sqlite3"
+SCHEMA_VERSION = 1
+# A reader (dsgen monitor/status) never blocks the writer in WAL mode; this only
+# covers the short exclusive moments of checkpoints.
+BUSY_TIMEOUT_MS = 10_000
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS videos (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    path TEXT NOT NULL,
+    size INTEGER,
+    mtime_ns INTEGER,
+    status TEXT NOT NULL,          -- new | ready | failed | missing | changed
+    stage TEXT, reason TEXT,       -- why failed/missing
+    duration REAL, fps REAL,       -- from the header, for planning shares
+    probe TEXT, arrays BLOB,       -- the full probe, once indexed
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS quotas (
+    video_id INTEGER NOT NULL, category TEXT NOT NULL, phase INTEGER NOT NULL,
+    amount INTEGER NOT NULL, PRIMARY KEY (video_id, category, phase)
+);
+CREATE TABLE IF NOT EXISTS exhausted (
+    video_id INTEGER NOT NULL, category TEXT NOT NULL, reason TEXT NOT NULL,
+    PRIMARY KEY (video_id, category)
+);
+CREATE TABLE IF NOT EXISTS slots (
+    video_id INTEGER NOT NULL, slot_id INTEGER NOT NULL, phase INTEGER NOT NULL,
+    round INTEGER NOT NULL, starts TEXT NOT NULL, formats TEXT NOT NULL,
+    done INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (video_id, slot_id)
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    video_id INTEGER NOT NULL, slot_id INTEGER NOT NULL, number INTEGER NOT NULL,
+    start INTEGER NOT NULL, outcome TEXT NOT NULL, scene_diff REAL, detail TEXT,
+    PRIMARY KEY (video_id, slot_id, number)
+);
+CREATE TABLE IF NOT EXISTS samples (
+    video_id INTEGER NOT NULL, slot_id INTEGER NOT NULL, category TEXT NOT NULL,
+    format TEXT NOT NULL, files TEXT NOT NULL, bytes INTEGER NOT NULL,
+    start INTEGER NOT NULL, frame_pts TEXT NOT NULL, box TEXT NOT NULL, metrics TEXT NOT NULL,
+    created REAL NOT NULL, PRIMARY KEY (video_id, slot_id, category)
+);
+CREATE TABLE IF NOT EXISTS slot_failures (
+    video_id INTEGER NOT NULL, slot_id INTEGER NOT NULL, category TEXT NOT NULL,
+    reason TEXT NOT NULL, PRIMARY KEY (video_id, slot_id, category)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY, started REAL NOT NULL, ended REAL, status TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS samples_cat ON samples (category);
+CREATE INDEX IF NOT EXISTS slots_pending ON slots (done, video_id);
+"""
+
+
+@dataclass(frozen=True)
+class VideoRow:
+    """A video as the state knows it."""
+
+    id: int
+    name: str
+    path: str
+    size: int | None
+    mtime_ns: int | None
+    status: str
+    stage: str | None
+    reason: str | None
+    duration: float | None
+    fps: float | None
+    probe: VideoProbe | None
+
+
+class State:
+    """The only writer of the database; every method is one transaction."""
+
+    def __init__(self, state_dir: Path, readonly: bool = False) -> None:
+        self.path = state_dir / DB_NAME
+        try:
+            if readonly:
+                uri = f"file:{self.path}?mode=ro"
+                self.db = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+            else:
+                state_dir.mkdir(parents=True, exist_ok=True)
+                self.db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
+                                          isolation_level=None)
+                self.db.execute("PRAGMA journal_mode=WAL")
+                # NORMAL in WAL: a commit survives a process crash (kill -9); only an OS
+                # crash can lose the last commits, and their files are then redone.
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                self.db.executescript(SCHEMA)
+                self._check_version()
+        except sqlite3.Error as e:
+            raise StateError(f"{self.path}: cannot open the state database: {e}",
+                             hint="check the state_dir permissions and free space") from None
+
+    def close(self) -> None:
+        """Close the connection (checkpoints the WAL)."""
+        self.db.close()
+
+    def _check_version(self) -> None:
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if row is None:
+            self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise StateError(f"{self.path}: written by a newer dsgen (schema {row[0]})",
+                             hint="upgrade dsgen or use another state_dir")
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- meta ------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        """A stored setting (seed, layout…)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Store a setting."""
+        with self.tx() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # -- videos ----------------------------------------------------------------------------
+
+    def videos(self) -> list[VideoRow]:
+        """All videos, in insertion order."""
+        rows = self.db.execute(
+            "SELECT id, name, path, size, mtime_ns, status, stage, reason, duration, fps, probe,"
+            " arrays FROM videos ORDER BY id").fetchall()
+        out = []
+        for r in rows:
+            probe = VideoProbe.from_state(r[10], r[11]) if r[10] else None
+            out.append(VideoRow(*r[:10], probe=probe))
+        return out
+
+    def upsert_video(self, name: str, path: str, status: str, *, size: int | None = None,
+                     mtime_ns: int | None = None, stage: str | None = None,
+                     reason: str | None = None, duration: float | None = None,
+                     fps: float | None = None) -> int:
+        """Insert or update a video by name; return its id."""
+        with self.tx() as db:
+            row = db.execute("SELECT id FROM videos WHERE name=?", (name,)).fetchone()
+            if row is None:
+                cur = db.execute(
+                    "INSERT INTO videos (name, path, size, mtime_ns, status, stage, reason,"
+                    " duration, fps, updated) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (name, path, size, mtime_ns, status, stage, reason, duration, fps,
+                     time.time()))
+                return int(cur.lastrowid or 0)
+            db.execute(
+                "UPDATE videos SET path=?, size=COALESCE(?, size), mtime_ns=COALESCE(?, mtime_ns),"
+                " status=?, stage=?, reason=?, duration=COALESCE(?, duration),"
+                " fps=COALESCE(?, fps), updated=? WHERE id=?",
+                (path, size, mtime_ns, status, stage, reason, duration, fps, time.time(), row[0]))
+            return int(row[0])
+
+    def set_probe(self, video_id: int, probe: VideoProbe) -> None:
+        """Store the full probe (index, colour, bars) of a video."""
+        with self.tx() as db:
+            db.execute("UPDATE videos SET probe=?, arrays=?, updated=? WHERE id=?",
+                       (probe.to_json(), probe.arrays_blob(), time.time(), video_id))
+
+    # -- plan ------------------------------------------------------------------------------
+
+    def quotas(self) -> dict[tuple[int, str], int]:
+        """Total quota per (video, category) over all phases."""
+        rows = self.db.execute(
+            "SELECT video_id, category, SUM(amount) FROM quotas GROUP BY video_id, category")
+        return {(r[0], r[1]): int(r[2]) for r in rows}
+
+    def phase(self) -> int:
+        """The newest planning phase (-1 before the first)."""
+        row = self.db.execute("SELECT MAX(phase) FROM quotas").fetchone()
+        return -1 if row[0] is None else int(row[0])
+
+    def add_quotas(self, phase: int, amounts: dict[str, dict[int, int]]) -> None:
+        """Record a planning phase: category → video → samples added."""
+        with self.tx() as db:
+            for cat, per_video in amounts.items():
+                for vid, amount in per_video.items():
+                    db.execute("INSERT INTO quotas VALUES (?,?,?,?)", (vid, cat, phase, amount))
+
+    def exhausted(self) -> dict[tuple[int, str], str]:
+        """(video, category) pairs that cannot give more, with why."""
+        rows = self.db.execute("SELECT video_id, category, reason FROM exhausted")
+        return {(r[0], r[1]): r[2] for r in rows}
+
+    def mark_exhausted(self, video_id: int, categories: list[str], reason: str) -> None:
+        """Record that a video cannot give more samples for these categories."""
+        with self.tx() as db:
+            for c in categories:
+                db.execute("INSERT OR REPLACE INTO exhausted VALUES (?,?,?)", (video_id, c, reason))
+
+    def add_slots(self, video_id: int, slots: list[SlotPlan]) -> None:
+        """Record new slots of a video."""
+        with self.tx() as db:
+            db.executemany(
+                "INSERT INTO slots (video_id, slot_id, phase, round, starts, formats)"
+                " VALUES (?,?,?,?,?,?)",
+                [(video_id, s.slot_id, s.phase, s.round, json.dumps(s.starts),
+                  json.dumps(s.formats)) for s in slots])
+
+    def slots(self, video_id: int, pending_only: bool = False) -> list[SlotPlan]:
+        """A video's slots in slot order."""
+        q = "SELECT slot_id, phase, round, starts, formats FROM slots WHERE video_id=?"
+        if pending_only:
+            q += " AND done=0"
+        rows = self.db.execute(q + " ORDER BY slot_id", (video_id,)).fetchall()
+        return [SlotPlan(r[0], r[1], r[2], tuple(json.loads(r[3])),
+                         tuple((c, f) for c, f in json.loads(r[4]))) for r in rows]
+
+    def slot_stats(self, video_id: int) -> tuple[int, int, int, int]:
+        """(slots, pending slots, next slot id, last round) of a video."""
+        r = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(done=0), 0), COALESCE(MAX(slot_id)+1, 0),"
+            " COALESCE(MAX(round), -1) FROM slots WHERE video_id=?", (video_id,)).fetchone()
+        return int(r[0]), int(r[1]), int(r[2]), int(r[3])
+
+    def used_starts(self, video_id: int) -> list[int]:
+        """Every window start a slot of this video has tried."""
+        rows = self.db.execute("SELECT start FROM attempts WHERE video_id=?", (video_id,))
+        return [int(r[0]) for r in rows]
+
+    def round_yield(self, video_id: int, rnd: int) -> int:
+        """Samples the given round of a video produced."""
+        r = self.db.execute(
+            "SELECT COUNT(*) FROM samples s JOIN slots t ON s.video_id=t.video_id AND"
+            " s.slot_id=t.slot_id WHERE s.video_id=? AND t.round=?", (video_id, rnd)).fetchone()
+        return int(r[0])
+
+    # -- results ---------------------------------------------------------------------------
+
+    def record_slot(self, video_id: int, res: SlotResult) -> None:
+        """Make a complete slot durable: its attempts, samples and failures, atomically."""
+        now = time.time()
+        with self.tx() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO attempts VALUES (?,?,?,?,?,?,?)",
+                [(video_id, a.slot_id, a.number, a.start, a.outcome, a.scene_diff, a.detail)
+                 for a in res.attempts])
+            db.executemany(
+                "INSERT OR REPLACE INTO samples VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                [(video_id, s.slot_id, s.category, s.format, json.dumps(s.files),
+                  sum(b for _, b in s.files), s.start, json.dumps(s.frame_pts),
+                  json.dumps(s.box), json.dumps(s.metrics, sort_keys=True), now)
+                 for s in res.samples])
+            db.executemany("INSERT OR REPLACE INTO slot_failures VALUES (?,?,?,?)",
+                           [(video_id, res.slot_id, c, r) for c, r in res.failed.items()])
+            db.execute("UPDATE slots SET done=1 WHERE video_id=? AND slot_id=?",
+                       (video_id, res.slot_id))
+
+    def achieved(self) -> dict[tuple[int, str], int]:
+        """Samples per (video, category)."""
+        rows = self.db.execute(
+            "SELECT video_id, category, COUNT(*) FROM samples GROUP BY video_id, category")
+        return {(r[0], r[1]): int(r[2]) for r in rows}
+
+    def category_totals(self) -> dict[str, tuple[int, int]]:
+        """(samples, bytes) per category."""
+        rows = self.db.execute(
+            "SELECT category, COUNT(*), COALESCE(SUM(bytes), 0) FROM samples GROUP BY category")
+        return {r[0]: (int(r[1]), int(r[2])) for r in rows}
+
+    def outcome_counts(self, video_id: int | None = None) -> dict[str, int]:
+        """Attempts by outcome, for one video or all."""
+        q = "SELECT outcome, COUNT(*) FROM attempts"
+        args: tuple[Any, ...] = ()
+        if video_id is not None:
+            q += " WHERE video_id=?"
+            args = (video_id,)
+        return {r[0]: int(r[1]) for r in self.db.execute(q + " GROUP BY outcome", args)}
+
+    def sample_rows(self) -> Iterator[tuple[Any, ...]]:
+        """Every sample joined with its video, for the manifest."""
+        yield from self.db.execute(
+            "SELECT v.name, v.path, s.slot_id, s.category, s.format, s.files, s.start,"
+            " s.frame_pts, s.box, s.metrics, v.arrays IS NOT NULL, s.video_id FROM samples s"
+            " JOIN videos v ON v.id = s.video_id ORDER BY s.video_id, s.slot_id, s.category")
+
+    def sample_keys(self) -> list[tuple[str, str, str, int]]:
+        """(category, format, video slug source name, slot) of every sample."""
+        rows = self.db.execute(
+            "SELECT s.category, s.format, v.name, s.slot_id FROM samples s JOIN videos v"
+            " ON v.id = s.video_id ORDER BY 1, 2, 3, 4")
+        return [(r[0], r[1], r[2], int(r[3])) for r in rows]
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def start_run(self) -> int:
+        """Record a run start; return its id."""
+        with self.tx() as db:
+            cur = db.execute("INSERT INTO runs (started, status) VALUES (?, 'running')",
+                             (time.time(),))
+            return int(cur.lastrowid or 0)
+
+    def end_run(self, run_id: int, status: str) -> None:
+        """Record how a run ended."""
+        with self.tx() as db:
+            db.execute("UPDATE runs SET ended=?, status=? WHERE id=?", (time.time(), status, run_id))
+
+    def first_start(self) -> float | None:
+        """When the first run started (for 'Total Time')."""
+        row = self.db.execute("SELECT MIN(started) FROM runs").fetchone()
+        return None if row[0] is None else float(row[0])

@@ -1,0 +1,165 @@
+"""Writing samples: output layouts, atomic files (temp name, then rename), dataset descriptions."""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from dsgen.config import CategoryCfg, Config, FormatCfg
+
+# Files per bucket folder: file browsers and some filesystems slow down past this.
+BUCKET_FILES = 10_000
+# Temporary files live here, on the output filesystem, so a rename is atomic and
+# anything left by a crash is removed by deleting one folder.
+TMP_DIR = ".dsgen-tmp"
+DATASET_JSON = "dataset.json"
+META_INFO = "meta_info.txt"
+
+_counter = itertools.count()
+
+
+class DiskFull(Exception):
+    """The output filesystem is full; nothing half-written was left under a final name."""
+
+
+def sample_name(slug: str, slot_id: int) -> str:
+    """File stem of a sample: the predecessor's `patch_<video>_idx<n>`, stable across runs."""
+    return f"patch_{slug}_idx{slot_id:06d}"
+
+
+def bucket(slug: str, slot_id: int) -> str:
+    """Bucket folder of a sample: per video, split every BUCKET_FILES slots."""
+    part = slot_id // BUCKET_FILES
+    return slug if part == 0 else f"{slug}-{part}"
+
+
+def format_root(cfg: Config, cat: CategoryCfg, fmt: FormatCfg) -> Path:
+    """Folder of one category's format: `<root>/<category path>/<format dir>`."""
+    return cfg.output_root / cat.path / fmt.dir
+
+
+def sample_files(cfg: Config, cat: CategoryCfg, fmt: FormatCfg, slug: str, slot_id: int
+                 ) -> list[Path]:
+    """Every final path of one sample, in a fixed order (what `build_arrays` produces)."""
+    root = format_root(cfg, cat, fmt)
+    name = sample_name(slug, slot_id)
+    b = bucket(slug, slot_id)
+    if cfg.layout == "stacked":
+        dirs = ["GT", *[f"LR_{k}frames" for k in cfg.extraction.lr_stacks]]
+        return [root / d / b / f"{name}.png" for d in dirs]
+    n = cfg.extraction.frames_per_clip
+    seq = f"{slot_id:06d}"
+    return [root / kind / slug / seq / f"im{i}.png" for kind in ("GT", "LR")
+            for i in range(1, n + 1)]
+
+
+def tmp_dir(cfg: Config) -> Path:
+    """Where files are written before they are renamed into place."""
+    return cfg.output_root / TMP_DIR
+
+
+def write_png(final: Path, image: np.ndarray, level: int, tmp: Path) -> int:
+    """Encode `image` as PNG under a temporary name, then rename to `final`; return its size."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    part = tmp / f"{os.getpid()}-{next(_counter)}.png"
+    try:
+        Image.fromarray(image).save(part, format="PNG", compress_level=level)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(part, final)
+    except OSError as e:
+        part.unlink(missing_ok=True)
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFull(str(final)) from None
+        raise
+    return final.stat().st_size
+
+
+def remove_files(paths: Iterable[Path]) -> None:
+    """Delete files that may or may not exist (rolling back an unrecorded sample)."""
+    for p in paths:
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def clear_tmp(cfg: Config) -> int:
+    """Remove leftovers of interrupted writes; return how many there were."""
+    d = tmp_dir(cfg)
+    if not d.is_dir():
+        return 0
+    n = 0
+    for p in d.iterdir():
+        p.unlink(missing_ok=True)
+        n += 1
+    return n
+
+
+def dataset_description(cfg: Config, cat: CategoryCfg) -> dict[str, object]:
+    """What a trainer needs to read a category: formats, scale, frames, layout (no timestamps)."""
+    e = cfg.extraction
+    formats = {}
+    for name, weight in cat.formats:
+        f = cfg.format(name)
+        formats[name] = {
+            "dir": f.dir, "gt_size": [f.width, f.height], "lr_size": list(f.lr_size),
+            "scale": f.scale, "mode": f.mode, "weight": weight,
+        }
+    desc: dict[str, object] = {
+        "generator": "dsgen", "category": cat.name, "target": cat.target,
+        "layout": cfg.layout, "frames_per_clip": e.frames_per_clip,
+        "gt_frame": e.frames_per_clip // 2 + 1, "lr_filter": e.lr_filter,
+        "colour": "8-bit sRGB-range RGB, BT.709 (HDR sources tone-mapped)",
+        "formats": formats, "seed": cfg.seed,
+    }
+    if cfg.layout == "stacked":
+        desc["lr_stacks"] = {f"LR_{k}frames": {"frames": k, "stacking": "vertical",
+                                                "first_frame": (e.frames_per_clip - k) // 2 + 1}
+                             for k in e.lr_stacks}
+        desc["paths"] = "<format dir>/{GT,LR_<k>frames}/<bucket>/<name>.png"
+    else:
+        desc["paths"] = "<format dir>/{GT,LR}/<clip>/<seq>/im1..im%d.png" % e.frames_per_clip
+        desc["meta_info"] = f"<format dir>/{META_INFO}"
+    return desc
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace `path` with `text` so readers see the old or the new file, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        part.write_text(text, encoding="utf-8")
+        os.replace(part, path)
+    except OSError:
+        part.unlink(missing_ok=True)
+        raise
+
+
+def write_descriptions(cfg: Config) -> None:
+    """`dataset.json` at each category root."""
+    for cat in cfg.categories:
+        text = json.dumps(dataset_description(cfg, cat), indent=2, sort_keys=True) + "\n"
+        write_text_atomic(cfg.output_root / cat.path / DATASET_JSON, text)
+
+
+def write_meta_info(cfg: Config, rows: Iterable[tuple[str, str, str, int]]) -> None:
+    """BasicSR meta_info per category format: `<clip>/<seq> <n> (H,W,3)` lines, sorted."""
+    lines: dict[tuple[str, str], list[str]] = {}
+    n = cfg.extraction.frames_per_clip
+    for cat_name, fmt_name, slug, slot_id in rows:
+        f = cfg.format(fmt_name)
+        lines.setdefault((cat_name, fmt_name), []).append(
+            f"{slug}/{slot_id:06d} {n} ({f.height},{f.width},3)")
+    for cat in cfg.categories:
+        for fmt_name, _ in cat.formats:
+            body = sorted(lines.get((cat.name, fmt_name), []))
+            path = format_root(cfg, cat, cfg.format(fmt_name)) / META_INFO
+            if body or path.exists():
+                write_text_atomic(path, "".join(line + "\n" for line in body))
