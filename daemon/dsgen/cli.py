@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-import time
 from pathlib import Path
 
 from dsgen import __version__
@@ -87,16 +87,14 @@ def _cmd_manifest(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     st = State(cfg.state_dir, readonly=True)
-    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     n = 0
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(st.close)
+        out = (stack.enter_context(open(args.output, "w", encoding="utf-8")) if args.output
+               else sys.stdout)
         for rec in manifest_records(cfg, st):
             out.write(json.dumps(rec, sort_keys=True) + "\n")
             n += 1
-    finally:
-        if out is not sys.stdout:
-            out.close()
-        st.close()
     print(f"{n} samples", file=sys.stderr)
     return EXIT_OK
 
@@ -137,7 +135,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `dsgen` console script."""
     args = build_parser().parse_args(argv)
-    t0 = time.monotonic()
     try:
         code = int(args.func(args))
     except DsgenError as e:
@@ -148,7 +145,6 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_ERROR
-    del t0
     return code
 
 

@@ -180,7 +180,8 @@ def _coerce(ctx: _Ctx, key: str, value: Any, hint: Any) -> Any:
     if origin is Literal:
         allowed = typing.get_args(hint)
         if value not in allowed:
-            ctx.fail(key, f"{value!r} is not allowed", "use one of: " + ", ".join(map(str, allowed)))
+            ctx.fail(key, f"{value!r} is not allowed",
+                     "use one of: " + ", ".join(map(str, allowed)))
         return value
     if hint is bool:
         if not isinstance(value, bool):
@@ -237,7 +238,8 @@ def _weights(
     if isinstance(value, list):
         value = {name: 1.0 for name in value}
     if not isinstance(value, dict) or not value:
-        ctx.fail(key, f"{value!r} is not a non-empty list or table", f"e.g. {{ name = 1.0 }} of {what}s")
+        ctx.fail(key, f"{value!r} is not a non-empty list or table",
+                 f"write e.g. {{ some_{what} = 1.0 }}")
     out = []
     for name, weight in value.items():
         if not isinstance(name, str) or name not in known:
@@ -245,7 +247,8 @@ def _weights(
                      + _suggest(str(name), known))
         w = _coerce(ctx, f"{key}.{name}", weight, float)
         if w <= 0:
-            ctx.fail(f"{key}.{name}", f"weight {w} is not positive", "use a weight > 0 or remove it")
+            ctx.fail(f"{key}.{name}", f"weight {w} is not positive",
+                     "use a weight > 0 or remove it")
         out.append((name, w))
     return tuple(out)
 

@@ -1,4 +1,4 @@
-"""Decoding: frame-exact clips of consecutive frames, by a forward walk that seeks only when cheaper."""
+"""Decoding: frame-exact clips of consecutive frames, walking forward and seeking when cheaper."""
 
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ class ClipReader:
             # Frames shown before the window are never used: let the decoder skip the
             # non-reference ones (2.4–8× faster approach; reference frames still decode).
             skip = packet.pts is not None and packet.pts < first and packet.size > 0
-            mode = "NONREF" if skip else "DEFAULT"
+            mode: Any = "NONREF" if skip else "DEFAULT"
             if self._skip != mode:
                 cc.skip_frame = self._skip = mode
             try:

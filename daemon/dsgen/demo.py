@@ -1,4 +1,4 @@
-"""`dsgen demo`: synthetic videos (SDR cuts, HDR10, letterbox, anamorphic) through the full pipeline."""
+"""`dsgen demo`: synthetic SDR/HDR10/letterboxed/anamorphic videos through the full pipeline."""
 
 from __future__ import annotations
 

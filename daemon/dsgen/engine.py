@@ -27,6 +27,7 @@ from dsgen.errors import (
     VideoError,
 )
 from dsgen.extract import Task, TaskResult, init_worker, run_task
+from dsgen.patches import geometry
 from dsgen.plan import (
     MAX_ROUNDS,
     capacity,
@@ -35,7 +36,6 @@ from dsgen.plan import (
     split_targets,
     usable_seconds,
 )
-from dsgen.patches import geometry
 from dsgen.probe import VideoProbe, probe_summary, probe_video, quick_probe
 from dsgen.quality import OK
 from dsgen.report import Reporter, bar, gb, human_time
@@ -226,7 +226,7 @@ class Engine:
 
     def _rollback_unrecorded(self, st: State) -> None:
         """Delete files of slots that were never recorded (a crash between write and commit)."""
-        for vid, v in self.videos.items():
+        for vid in self.videos:
             slug = self.cfg_by_id[vid].slug
             for slot in st.slots(vid, pending_only=True):
                 for cat, fmt in slot.formats:
@@ -305,7 +305,7 @@ class Engine:
                 owed[cat] = d
         if not owed:
             return False
-        total, pending, next_id, last_round = st.slot_stats(vid)
+        _, pending, next_id, last_round = st.slot_stats(vid)
         assert pending == 0
         reason = None
         if last_round + 1 >= MAX_ROUNDS:
@@ -365,7 +365,7 @@ class Engine:
                         pool = self._recover(pool, inflight, busy_slots, probing, ready, kind,
                                              payload, workers)
                         break
-                    except Exception as e:  # noqa: BLE001 - a worker bug must not stop the run
+                    except Exception as e:
                         self._task_failed(kind, payload, e, busy_slots, probing)
                         continue
                     self._handle(st, kind, payload, result, busy_slots, probing)
@@ -374,7 +374,7 @@ class Engine:
                 kind, payload = inflight.pop(fut)
                 try:
                     self._handle(st, kind, payload, fut.result(timeout=120), busy_slots, probing)
-                except Exception:  # noqa: BLE001 - a dying worker's work is simply redone
+                except Exception:
                     self._discard(payload)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -478,7 +478,7 @@ class Engine:
 
     def _task_failed(self, kind: str, payload: Any, err: BaseException,
                      busy: set[tuple[int, int]], probing: set[int]) -> None:
-        """An unexpected error inside a worker: report it, roll back, retry a bounded number of times."""
+        """An unexpected worker error: report it, roll back, retry a bounded number of times."""
         where = self.videos[payload].name if kind == "probe" else payload.name
         self.ui.warn("Internal error in a worker", [f"Video: {where}",
                                                     f"Error: {type(err).__name__}: {err}"],
@@ -577,10 +577,10 @@ class Engine:
             n = totals.get(c.name, (0, 0))[0]
             frac = n / c.target if c.target else 1.0
             parts.append(f"{c.name.upper()} {n}/{c.target} {frac:.1%}")
-        c = self.counters
-        mins = max(1e-9, (time.time() - c.started) / 60)
-        rate = c.attempts_ok / c.attempts if c.attempts else 0.0
-        self.ui.line(f"… {' | '.join(parts)} | {c.samples_this_run / mins:.1f} patches/min, "
+        k = self.counters
+        mins = max(1e-9, (time.time() - k.started) / 60)
+        rate = k.attempts_ok / k.attempts if k.attempts else 0.0
+        self.ui.line(f"… {' | '.join(parts)} | {k.samples_this_run / mins:.1f} patches/min, "
                      f"success {rate:.1%}")
 
     def _check_disk(self, st: State) -> None:

@@ -1,4 +1,4 @@
-"""Provenance export: one JSON line per sample, enough to map it back to source frames and region."""
+"""Provenance export: one JSON line per sample, mapping it back to its source frames and region."""
 
 from __future__ import annotations
 

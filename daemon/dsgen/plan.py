@@ -140,7 +140,7 @@ def place_round(cfg: Config, probe: VideoProbe, name: str, deficits: dict[str, i
         picks = rng.choice(len(fmts), size=k, p=weights / weights.sum())
         for slot_idx, f in zip(chosen.tolist(), picks.tolist(), strict=True):
             serve[slot_idx].append((cat, fmts[f][0].name))
-    out = []
+    out: list[SlotPlan] = []
     for starts, formats in zip(attempts, serve, strict=True):
         if formats:
             out.append(SlotPlan(first_slot + len(out), phase, rnd, starts, tuple(formats)))

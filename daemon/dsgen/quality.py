@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +33,7 @@ class ClipVerdict:
 
 def check_clip(lumas: list[np.ndarray], threshold: float, q: QualityCfg) -> ClipVerdict:
     """Reject a clip that crosses a scene cut anywhere or holds a black or flat frame."""
-    diffs = [float(np.mean(np.abs(a - b))) for a, b in zip(lumas, lumas[1:], strict=False)]
+    diffs = [float(np.mean(np.abs(a - b))) for a, b in itertools.pairwise(lumas)]
     worst = max(diffs) if diffs else 0.0
     means = [float(y.mean()) for y in lumas]
     stds = [float(y.std()) for y in lumas]
@@ -60,7 +61,7 @@ def check_crop(grey: np.ndarray, q: QualityCfg) -> CropVerdict:
     std = float(grey.std())
     if std < q.crop_min_std:
         return CropVerdict(LOW_TEXTURE, std, 0.0)
-    detail = float(np.var(laplace(grey, ksize=3)))
+    detail = float(np.var(laplace(grey, ksize=3)))  # type: ignore[no-untyped-call]
     if detail < q.crop_min_detail:
         return CropVerdict(LOW_DETAIL, std, detail)
     return CropVerdict(OK, std, detail)

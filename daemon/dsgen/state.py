@@ -157,7 +157,9 @@ class State:
         out = []
         for r in rows:
             probe = VideoProbe.from_state(r[10], r[11]) if r[10] else None
-            out.append(VideoRow(*r[:10], probe=probe))
+            out.append(VideoRow(id=r[0], name=r[1], path=r[2], size=r[3], mtime_ns=r[4],
+                                status=r[5], stage=r[6], reason=r[7], duration=r[8], fps=r[9],
+                                probe=probe))
         return out
 
     def upsert_video(self, name: str, path: str, status: str, *, size: int | None = None,
@@ -323,7 +325,8 @@ class State:
     def end_run(self, run_id: int, status: str) -> None:
         """Record how a run ended."""
         with self.tx() as db:
-            db.execute("UPDATE runs SET ended=?, status=? WHERE id=?", (time.time(), status, run_id))
+            db.execute("UPDATE runs SET ended=?, status=? WHERE id=?",
+                       (time.time(), status, run_id))
 
     def first_start(self) -> float | None:
         """When the first run started (for 'Total Time')."""

@@ -84,10 +84,7 @@ def write_png(final: Path, image: np.ndarray, level: int, tmp: Path) -> int:
 def remove_files(paths: Iterable[Path]) -> None:
     """Delete files that may or may not exist (rolling back an unrecorded sample)."""
     for p in paths:
-        try:
-            p.unlink()
-        except FileNotFoundError:
-            pass
+        p.unlink(missing_ok=True)
 
 
 def clear_tmp(cfg: Config) -> int:
@@ -125,7 +122,7 @@ def dataset_description(cfg: Config, cat: CategoryCfg) -> dict[str, object]:
                              for k in e.lr_stacks}
         desc["paths"] = "<format dir>/{GT,LR_<k>frames}/<bucket>/<name>.png"
     else:
-        desc["paths"] = "<format dir>/{GT,LR}/<clip>/<seq>/im1..im%d.png" % e.frames_per_clip
+        desc["paths"] = f"<format dir>/{{GT,LR}}/<clip>/<seq>/im1..im{e.frames_per_clip}.png"
         desc["meta_info"] = f"<format dir>/{META_INFO}"
     return desc
 
