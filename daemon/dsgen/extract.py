@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import heapq
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +25,8 @@ from dsgen.writer import DiskFull, sample_files, tmp_dir, write_png
 # Luma subsampling for the clip gates: Y[::4, ::4] costs 0.4 ms (1080p) and tracks
 # the full-plane mean |ΔY| closely; measured in ../shared/notes/decoding-facts.md.
 LUMA_STEP = 4
+# prctl option: deliver a signal to this process when its parent exits (linux/prctl.h).
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -94,13 +98,23 @@ _stop: Any = None  # a multiprocessing Event set by the parent to stop between a
 
 
 def init_worker(stop_event: Any) -> None:
-    """Process-pool initializer: keep the stop event, ignore Ctrl+C (the parent decides)."""
-    import signal
-
+    """Process-pool initializer: keep the stop event, ignore Ctrl+C, die with the parent."""
     global _stop
     _stop = stop_event
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this worker when the parent dies (kill -9 must not leave writers behind)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _reader(probe: VideoProbe, threads: int) -> ClipReader:

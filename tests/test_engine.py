@@ -1,0 +1,362 @@
+"""End-to-end: real videos through the whole engine; the dataset on disk is checked, not mocks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dsgen.config import Config, load_config
+from dsgen.engine import Engine
+from dsgen.manifest import manifest_records
+from dsgen.patches import LR_FILTERS
+from dsgen.report import Reporter
+from dsgen.state import State
+from dsgen.synth import SynthSpec
+from dsgen.writer import TMP_DIR
+
+VideoFixture = tuple[Path, SynthSpec]
+
+CONFIG = """\
+output_root = "out"
+state_dir = "state"
+workers = 2
+seed = {seed}
+layout = "{layout}"
+segment_slots = 4
+
+[formats.tiny]
+width = 96
+height = 96
+scale = 3
+dir = "Tiny"
+
+[formats.wide]
+width = 192
+height = 108
+scale = 3
+dir = "Wide"
+
+[formats.frame]
+width = 240
+height = 135
+scale = 3
+dir = "Frame"
+mode = "resize"
+
+[categories.alpha]
+target = {alpha}
+path = "Alpha/Learn"
+formats = {{ tiny = 0.6, wide = 0.4 }}
+
+[categories.beta]
+target = {beta}
+path = "Beta/Learn"
+formats = {{ tiny = 0.5, frame = 0.5 }}
+"""
+
+
+def video_block(name: str, path: Path, cats: str) -> str:
+    """One [[videos]] table."""
+    return f'\n[[videos]]\nname = "{name}"\npath = "{path}"\ncategories = {cats}\n'
+
+
+@pytest.fixture(scope="module")
+def videos(h264_cuts: VideoFixture, hevc10_hdr: VideoFixture, mpeg2_anamorphic: VideoFixture,
+           letterboxed: VideoFixture) -> dict[str, VideoFixture]:
+    """The four kinds the issue names: H.264, HEVC 10-bit HDR, anamorphic MPEG-2, letterboxed."""
+    return {"h264": h264_cuts, "hevc": hevc10_hdr, "mpeg2": mpeg2_anamorphic,
+            "letterbox": letterboxed}
+
+
+def write_config(directory: Path, videos: dict[str, VideoFixture], *, alpha: int = 20,
+                 beta: int = 8, seed: int = 7, layout: str = "stacked", extra: str = "") -> Path:
+    """A config over the fixture videos in `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    text = CONFIG.format(seed=seed, layout=layout, alpha=alpha, beta=beta)
+    cats = {"h264": '{ alpha = 1.0, beta = 1.0 }', "hevc": '["alpha", "beta"]',
+            "mpeg2": '["alpha"]', "letterbox": '{ alpha = 1.0, beta = 0.5 }'}
+    for key, (path, _) in videos.items():
+        text += video_block(key, path, cats[key])
+    text += extra
+    p = directory / "dsgen.toml"
+    p.write_text(text)
+    return p
+
+
+def run_engine(cfg_path: Path) -> tuple[int, Config, str]:
+    """Run the engine in-process, capturing its lines."""
+    import io
+
+    cfg = load_config(cfg_path)
+    buf = io.StringIO()
+    code = Engine(cfg, Reporter(out=buf)).run()
+    return code, cfg, buf.getvalue()
+
+
+def dataset_files(root: Path) -> dict[str, str]:
+    """Every dataset file (not hidden state) → sha256: the dataset's identity."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root)
+        if p.is_file() and not any(part.startswith(".") for part in rel.parts):
+            out[str(rel)] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+@pytest.fixture(scope="module")
+def stacked_run(tmp_path_factory: pytest.TempPathFactory, videos: dict[str, VideoFixture]
+                ) -> tuple[int, Config, str]:
+    """One complete run, stacked layout, shared by the checks below."""
+    return run_engine(write_config(tmp_path_factory.mktemp("stacked"), videos))
+
+
+@pytest.mark.slow
+def test_counts_in_state_equal_files_on_disk_equal_targets(stacked_run: tuple[int, Config, str]
+                                                           ) -> None:
+    """Each category ends at its target exactly; state rows = GT files = every file referenced."""
+    code, cfg, out = stacked_run
+    assert code == 0, out
+    st = State(cfg.state_dir, readonly=True)
+    totals = st.category_totals()
+    referenced: set[Path] = set()
+    for rec in manifest_records(cfg, st):
+        referenced.update(cfg.output_root / f for f in rec["files"])
+    st.close()
+    for cat in cfg.categories:
+        assert totals[cat.name][0] == cat.target
+        gts = list((cfg.output_root / cat.path).rglob("GT/*/*.png"))
+        assert len(gts) == cat.target
+    on_disk = {p for p in cfg.output_root.rglob("*.png")}
+    assert on_disk == referenced
+    assert not any((cfg.output_root / TMP_DIR).glob("*"))
+    status = json.loads(cfg.status_path.read_text())
+    assert status["status"] == "finished"
+    for cat in cfg.categories:
+        assert status["category_stats"][cat.name]["images_created"] == cat.target
+
+
+@pytest.mark.slow
+def test_no_sample_spans_a_cut_and_sizes_are_exact(stacked_run: tuple[int, Config, str],
+                                                   videos: dict[str, VideoFixture]) -> None:
+    """No clip contains a scene cut; GT and LR stack sizes are exactly the format's."""
+    _, cfg, _ = stacked_run
+    specs = {name: spec for name, (_, spec) in videos.items()}
+    st = State(cfg.state_dir, readonly=True)
+    n = cfg.extraction.frames_per_clip
+    checked = 0
+    for rec in manifest_records(cfg, st):
+        spec = specs[rec["video"]]
+        first = rec["frame_indices"][0]
+        assert rec["frame_indices"] == list(range(first, first + n))
+        for cut in spec.cuts:
+            assert not first < cut <= first + n - 1, (rec["sample"], cut)
+        fmt = cfg.format(rec["format"])
+        gt, *lrs = (Image.open(cfg.output_root / f) for f in rec["files"])
+        assert gt.size == (fmt.width, fmt.height)
+        lw, lh = fmt.lr_size
+        assert [im.size for im in lrs] == [(lw, lh * k) for k in cfg.extraction.lr_stacks]
+        checked += 1
+    st.close()
+    assert checked == sum(c.target for c in cfg.categories)
+
+
+@pytest.mark.slow
+def test_crops_stay_inside_the_picture_and_keep_the_aspect(
+        stacked_run: tuple[int, Config, str], videos: dict[str, VideoFixture]) -> None:
+    """Crop boxes never touch letterbox bars; anamorphic crops are squeezed by the SAR."""
+    _, cfg, _ = stacked_run
+    specs = {name: spec for name, (_, spec) in videos.items()}
+    st = State(cfg.state_dir, readonly=True)
+    for rec in manifest_records(cfg, st):
+        spec = specs[rec["video"]]
+        box = rec["crop_box"]
+        bar_rows, bar_cols = spec.letterbox
+        assert box["y"] >= bar_rows and box["y"] + box["h"] <= spec.height - bar_rows
+        assert box["x"] >= bar_cols and box["x"] + box["w"] <= spec.width - bar_cols
+        fmt = cfg.format(rec["format"])
+        if fmt.mode == "crop":
+            display_aspect = box["w"] * float(spec.sar) / box["h"]
+            assert display_aspect == pytest.approx(fmt.width / fmt.height, rel=0.02)
+            # GT is never upscaled.
+            assert box["w"] >= fmt.width - 1 and box["h"] >= fmt.height - 1
+        if rec["video"] == "letterbox":
+            gt = np.asarray(Image.open(cfg.output_root / rec["files"][0]))
+            edge_rows = np.concatenate([gt[:2], gt[-2:]]).astype(np.float32)
+            assert edge_rows.mean() > 30, "bar pixels inside a letterboxed crop"
+    st.close()
+
+
+@pytest.mark.slow
+def test_lr_is_the_documented_downscale_of_the_gt(stacked_run: tuple[int, Config, str]) -> None:
+    """The centre frame of every LR stack is exactly Pillow's bicubic resize of the GT file."""
+    _, cfg, _ = stacked_run
+    st = State(cfg.state_dir, readonly=True)
+    filt = LR_FILTERS[cfg.extraction.lr_filter]
+    for rec in manifest_records(cfg, st):
+        fmt = cfg.format(rec["format"])
+        lw, lh = fmt.lr_size
+        gt = Image.open(cfg.output_root / rec["files"][0])
+        expect = np.asarray(gt.convert("RGB").resize((lw, lh), filt))
+        for f, k in zip(rec["files"][1:], cfg.extraction.lr_stacks, strict=True):
+            stack = np.asarray(Image.open(cfg.output_root / f))
+            centre = stack[(k // 2) * lh:(k // 2 + 1) * lh]
+            assert np.array_equal(centre, expect), f
+    st.close()
+
+
+@pytest.mark.slow
+def test_basicsr_layout_is_vimeo90k_septuplets(tmp_path: Path,
+                                               videos: dict[str, VideoFixture]) -> None:
+    """basicsr layout: GT/LR im1..im7 per clip/seq, LR_i = bicubic(GT_i), meta_info lines."""
+    small = {k: videos[k] for k in ("h264", "hevc")}
+    code, cfg, out = run_engine(write_config(tmp_path, small, alpha=6, beta=3, layout="basicsr"))
+    assert code == 0, out
+    metas = list(cfg.output_root.rglob("meta_info.txt"))
+    lines = [line for m in metas for line in m.read_text().splitlines()]
+    assert len(lines) == 9
+    for m in metas:
+        root = m.parent
+        for line in m.read_text().splitlines():
+            key, n, shape = line.split(" ")
+            assert n == "7"
+            h, w, c = (int(x) for x in shape.strip("()").split(","))
+            fmt = next(f for f in cfg.formats if (f.height, f.width) == (h, w))
+            for i in range(1, 8):
+                gt = Image.open(root / "GT" / key / f"im{i}.png")
+                lr = Image.open(root / "LR" / key / f"im{i}.png")
+                assert gt.size == (w, h) and c == 3
+                expect = np.asarray(gt.resize(fmt.lr_size, LR_FILTERS["bicubic"]))
+                assert np.array_equal(np.asarray(lr), expect)
+
+
+def _cli(cfg: Path, **kw: Any) -> subprocess.Popen[str]:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "dsgen.cli", "run", "--config", str(cfg)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env, **kw)
+
+
+@pytest.mark.slow
+def test_kill_9_at_five_moments_then_resume_gives_the_identical_dataset(
+        tmp_path: Path, videos: dict[str, VideoFixture]) -> None:
+    """kill -9 at five random moments + resume = byte-identical dataset to one clean run."""
+    clean = write_config(tmp_path / "clean", videos)
+    code, cfg_clean, out = run_engine(clean)
+    assert code == 0, out
+    expected = dataset_files(cfg_clean.output_root)
+    assert expected
+
+    killed = write_config(tmp_path / "killed", videos)
+    rng = random.Random(20261126)
+    kills = 0
+    for _ in range(5):
+        proc = _cli(killed)
+        time.sleep(rng.uniform(1.5, 5.0))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.communicate(timeout=60)
+    proc = _cli(killed)
+    final_out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, final_out
+    assert kills >= 3, "the run finished before most kills: make the dataset bigger"
+    cfg_killed = load_config(killed)
+    assert dataset_files(cfg_killed.output_root) == expected
+    db = sqlite3.connect(cfg_killed.state_dir / "dsgen.sqlite3")
+    assert db.execute("SELECT COUNT(*) FROM samples").fetchone()[0] == sum(
+        c.target for c in cfg_killed.categories)
+    db.close()
+
+
+@pytest.mark.slow
+def test_sigint_stops_cleanly_and_resume_finishes(tmp_path: Path,
+                                                  videos: dict[str, VideoFixture]) -> None:
+    """Ctrl+C: the shutdown lines, exit 130, no partial file; a second run completes."""
+    cfg_path = write_config(tmp_path, videos)
+    proc = _cli(cfg_path)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("🎬 Processing"):
+            break
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    assert "Received shutdown signal. Saving progress..." in out
+    assert "Safe to resume later with: dsgen run --config" in out
+    cfg = load_config(cfg_path)
+    assert not any((cfg.output_root / TMP_DIR).glob("*"))
+    st = State(cfg.state_dir, readonly=True)
+    on_disk = {p for p in cfg.output_root.rglob("*.png")}
+    recorded = {cfg.output_root / f for rec in manifest_records(cfg, st) for f in rec["files"]}
+    st.close()
+    assert on_disk == recorded
+    status = json.loads(cfg.status_path.read_text())
+    assert status["status"] == "interrupted"
+    proc = _cli(cfg_path)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    assert "📍 Resuming from video" in out or "📍 Resuming:" in out
+
+
+@pytest.mark.slow
+def test_bad_inputs_are_reported_and_the_run_finishes(tmp_path: Path,
+                                                      videos: dict[str, VideoFixture],
+                                                      bad_files: dict[str, Path]) -> None:
+    """Each bad file gets a clear reason; good videos still fill every target."""
+    good = {k: videos[k] for k in ("h264", "hevc")}
+    extra = "".join(video_block(f"bad {k}", p, '["alpha"]') for k, p in bad_files.items())
+    code, cfg, out = run_engine(write_config(tmp_path, good, alpha=12, beta=4, extra=extra))
+    assert code == 0, out
+    assert "Video file not found" in out and str(bad_files["missing"]) in out
+    expected = {"zero_byte": "empty", "random_bytes": "not a readable video",
+                "audio_only": "no video stream", "three_frames": "only 3"}
+    for key, words in expected.items():
+        assert f"Video: bad {key}" in out, out
+        block = out.split(f"Video: bad {key}", 1)[1].split("\n", 2)[1]
+        assert words in block, (key, block)
+    st = State(cfg.state_dir, readonly=True)
+    rows = {v.name: v for v in st.videos()}
+    st.close()
+    for key in bad_files:
+        row = rows[f"bad {key}"]
+        if key == "truncated":
+            continue  # a truncated file may still give clips from the part that is there
+        assert row.status in ("missing", "failed") and row.reason, (key, row)
+    totals = load_state_totals(cfg)
+    assert totals == {"alpha": 12, "beta": 4}
+
+
+def load_state_totals(cfg: Config) -> dict[str, int]:
+    """Samples per category, from the state."""
+    st = State(cfg.state_dir, readonly=True)
+    try:
+        return {c: n for c, (n, _) in st.category_totals().items()}
+    finally:
+        st.close()
+
+
+@pytest.mark.slow
+def test_a_category_without_enough_material_ends_short_and_says_so(
+        tmp_path: Path, videos: dict[str, VideoFixture]) -> None:
+    """Asking more than the videos hold: every usable window is used, exit 1, a clear line."""
+    small = {"h264": videos["h264"]}
+    code, cfg, out = run_engine(write_config(tmp_path, small, alpha=200, beta=1))
+    assert code == 1, out
+    assert "ALPHA:" in out and "short" in out
+    totals = load_state_totals(cfg)
+    assert 0 < totals["alpha"] < 200
+    assert totals["beta"] == 1
