@@ -249,67 +249,140 @@ def _cli(cfg: Path, **kw: Any) -> subprocess.Popen[str]:
                             env=env, **kw)
 
 
+KILL_CONFIG = """\
+output_root = "out"
+state_dir = "state"
+workers = 2
+seed = 3
+segment_slots = 3
+
+[formats.tiny]
+width = 96
+height = 96
+scale = 3
+
+[formats.wide]
+width = 384
+height = 216
+scale = 3
+
+[categories.alpha]
+target = 50
+formats = { tiny = 0.5, wide = 0.5 }
+
+[categories.beta]
+target = 25
+formats = { wide = 1.0 }
+
+[[videos]]
+name = "long h264"
+path = "%s"
+categories = ["alpha", "beta"]
+
+[[videos]]
+name = "long hevc"
+path = "%s"
+categories = ["alpha", "beta"]
+"""
+
+
+@pytest.fixture(scope="module")
+def long_videos(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Two longer videos (20 s H.264 720p with 4 cuts, 10 s HEVC 10-bit HDR) for kill tests."""
+    from dsgen.synth import make_video
+
+    d = tmp_path_factory.mktemp("long")
+    a = SynthSpec("long_h264", "h264", 1280, 720, 480, cuts=(100, 190, 300, 410), gop=48,
+                  seed=201)
+    b = SynthSpec("long_hevc", "hevc10", 960, 540, 240, cuts=(120,), hdr=True, gop=48, seed=202)
+    return make_video(d / "a.mkv", a), make_video(d / "b.mkv", b)
+
+
+def _samples_in(state_dir: Path) -> int:
+    try:
+        db = sqlite3.connect(f"file:{state_dir / 'dsgen.sqlite3'}?mode=ro", uri=True, timeout=5)
+        try:
+            return int(db.execute("SELECT COUNT(*) FROM samples").fetchone()[0])
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0
+
+
 @pytest.mark.slow
 def test_kill_9_at_five_moments_then_resume_gives_the_identical_dataset(
-        tmp_path: Path, videos: dict[str, VideoFixture]) -> None:
+        tmp_path: Path, long_videos: tuple[Path, Path]) -> None:
     """kill -9 at five random moments + resume = byte-identical dataset to one clean run."""
-    clean = write_config(tmp_path / "clean", videos)
-    code, cfg_clean, out = run_engine(clean)
-    assert code == 0, out
+    text = KILL_CONFIG % long_videos
+    for name in ("clean", "killed"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "dsgen.toml").write_text(text)
+    proc = _cli(tmp_path / "clean" / "dsgen.toml")
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    cfg_clean = load_config(tmp_path / "clean" / "dsgen.toml")
     expected = dataset_files(cfg_clean.output_root)
-    assert expected
+    total = 75
+    assert sum(1 for f in expected if "/GT/" in f) == total
 
-    killed = write_config(tmp_path / "killed", videos)
+    cfg_path = tmp_path / "killed" / "dsgen.toml"
+    cfg = load_config(cfg_path)
     rng = random.Random(20261126)
+    # One kill during start-up/probing, four at random sample counts while writing.
+    thresholds = [0, *sorted(rng.sample(range(2, total - 2), 4))]
     kills = 0
-    for _ in range(5):
-        proc = _cli(killed)
-        time.sleep(rng.uniform(1.5, 5.0))
+    for threshold in thresholds:
+        proc = _cli(cfg_path)
+        deadline = time.monotonic() + 120
+        if threshold == 0:
+            time.sleep(rng.uniform(0.3, 1.2))
+        while proc.poll() is None and _samples_in(cfg.state_dir) < threshold:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.15))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
         proc.communicate(timeout=60)
-    proc = _cli(killed)
+    proc = _cli(cfg_path)
     final_out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, final_out
-    assert kills >= 3, "the run finished before most kills: make the dataset bigger"
-    cfg_killed = load_config(killed)
-    assert dataset_files(cfg_killed.output_root) == expected
-    db = sqlite3.connect(cfg_killed.state_dir / "dsgen.sqlite3")
-    assert db.execute("SELECT COUNT(*) FROM samples").fetchone()[0] == sum(
-        c.target for c in cfg_killed.categories)
-    db.close()
+    assert kills == 5
+    assert dataset_files(cfg.output_root) == expected
+    assert _samples_in(cfg.state_dir) == total
 
 
 @pytest.mark.slow
 def test_sigint_stops_cleanly_and_resume_finishes(tmp_path: Path,
-                                                  videos: dict[str, VideoFixture]) -> None:
+                                                  long_videos: tuple[Path, Path]) -> None:
     """Ctrl+C: the shutdown lines, exit 130, no partial file; a second run completes."""
-    cfg_path = write_config(tmp_path, videos)
+    cfg_path = tmp_path / "dsgen.toml"
+    cfg_path.write_text(KILL_CONFIG % long_videos)
+    cfg = load_config(cfg_path)
     proc = _cli(cfg_path)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("🎬 Processing"):
-            break
-    time.sleep(1.0)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and _samples_in(cfg.state_dir) < 10:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, out
     assert "Received shutdown signal. Saving progress..." in out
     assert "Safe to resume later with: dsgen run --config" in out
-    cfg = load_config(cfg_path)
     assert not any((cfg.output_root / TMP_DIR).glob("*"))
     st = State(cfg.state_dir, readonly=True)
     on_disk = {p for p in cfg.output_root.rglob("*.png")}
     recorded = {cfg.output_root / f for rec in manifest_records(cfg, st) for f in rec["files"]}
     st.close()
     assert on_disk == recorded
+    assert 10 <= len({p for p in on_disk if "/GT/" in str(p)}) < 75
     status = json.loads(cfg.status_path.read_text())
     assert status["status"] == "interrupted"
     proc = _cli(cfg_path)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
-    assert "📍 Resuming from video" in out or "📍 Resuming:" in out
+    assert "📍 Resuming from video" in out
+    assert _samples_in(cfg.state_dir) == 75
 
 
 @pytest.mark.slow

@@ -88,6 +88,9 @@ _SWS_THREADS: Final = 1
 # Chroma samples kept beyond each crop edge so swscale's chroma interpolation sees the same
 # neighbours as in a whole-frame conversion (1 is not always enough, 2 is; measured).
 _CHROMA_MARGIN: Final = 2
+# swscale shortens its filters for tiny sources (a 6×6 window converts differently from the
+# same pixels inside a big frame), so converted windows are at least this many luma samples.
+_MIN_WINDOW: Final = 16
 
 # --- Photometry -------------------------------------------------------------------------
 SDR_WHITE_NITS: Final = 100.0  # SDR target peak (BT.2390 / BT.1886 reference display)
@@ -620,27 +623,45 @@ def _crop_window(box: Box, width: int, height: int, sx: int, sy: int) -> Box:
     ax, ay = (1 << sx) - 1, (1 << sy) - 1
     mx = _CHROMA_MARGIN << sx if sx else 0
     my = _CHROMA_MARGIN << sy if sy else 0
-    x0 = max(0, (x & ~ax) - mx)
-    y0 = max(0, (y & ~ay) - my)
-    x1 = min(width, ((x + w + ax) & ~ax) + mx)
-    y1 = min(height, ((y + h + ay) & ~ay) + my)
+    x0, x1 = _grow(max(0, (x & ~ax) - mx), min(width, ((x + w + ax) & ~ax) + mx), width, ax)
+    y0, y1 = _grow(max(0, (y & ~ay) - my), min(height, ((y + h + ay) & ~ay) + my), height, ay)
     return x0, y0, x1, y1
 
 
+def _grow(lo: int, hi: int, size: int, align_mask: int) -> tuple[int, int]:
+    """Widen [lo, hi) to at least _MIN_WINDOW samples inside [0, size), keeping alignment."""
+    missing = _MIN_WINDOW - (hi - lo)
+    if missing <= 0:
+        return lo, hi
+    lo = max(0, (lo - missing) & ~align_mask)
+    return lo, min(size, max(hi, lo + _MIN_WINDOW))
+
+
 def _copy_planes(frame: VideoFrame, layout: _YuvLayout, window: Box) -> VideoFrame:
-    """A new planar frame holding the window of the source planes (shifted to LSBs)."""
+    """A new planar frame holding the window of the source planes (shifted to LSBs).
+
+    The frame is sized up to whole chroma samples (the last luma row/column is repeated), so
+    swscale always sees an exact 2:1 chroma ratio, even at the edge of an odd-sized frame.
+    """
     x0, y0, x1, y1 = window
-    out = VideoFrame(x1 - x0, y1 - y0, layout.planar)
+    w, h = x1 - x0, y1 - y0
+    ax, ay = (1 << layout.sx) - 1, (1 << layout.sy) - 1
+    out = VideoFrame((w + ax) & ~ax, (h + ay) & ~ay, layout.planar)
     src = plane_views(frame)
     dst = plane_views(out, writable=True)
     cx0, cy0 = x0 >> layout.sx, y0 >> layout.sy
     for k, (s, d) in enumerate(zip(src, dst, strict=True)):
-        r0, c0 = (y0, x0) if k == 0 else (cy0, cx0)
-        region = s[r0 : r0 + d.shape[0], c0 : c0 + d.shape[1]]
+        r0, c0, rows, cols = (y0, x0, h, w) if k == 0 else (cy0, cx0, *d.shape)
+        region = s[r0 : r0 + rows, c0 : c0 + cols]
+        target = d[:rows, :cols]
         if layout.shift:
-            np.right_shift(region, layout.shift, out=d)
+            np.right_shift(region, layout.shift, out=target)
         else:
-            d[...] = region
+            target[...] = region
+        if k == 0 and cols < d.shape[1]:
+            d[:rows, cols:] = d[:rows, cols - 1 : cols]
+        if k == 0 and rows < d.shape[0]:
+            d[rows:, :] = d[rows - 1 : rows, :]
     return out
 
 

@@ -201,9 +201,16 @@ class Engine:
                     self.ui.warn("Video file not found", [f"Path: {vc.path}", f"Video: {vc.name}"],
                                  ["Skipping and continuing..."])
                 else:
-                    self.ui.warn("Video unusable", [f"Path: {vc.path}", f"Video: {vc.name}",
-                                                    f"Reason: {e.stage}: {e.reason}"],
-                                 [e.hint or "Check the file", "Skipping and continuing..."])
+                    self._warn_unusable(vc.name, str(vc.path), e.stage, e.reason, e.hint)
+                self.cfg_by_id[vid] = vc
+                continue
+            frames = round(q.duration_s * q.fps)
+            if frames < self.cfg.extraction.frames_per_clip:
+                reason = (f"only {frames} frame(s) ({q.duration_s:.2f} s); a clip needs "
+                          f"{self.cfg.extraction.frames_per_clip}")
+                vid = st.upsert_video(vc.name, str(vc.path), "failed", stage="probe",
+                                      reason=reason)
+                self._warn_unusable(vc.name, str(vc.path), "probe", reason, "use a longer video")
                 self.cfg_by_id[vid] = vc
                 continue
             if row is not None and row.size is not None and (row.size, row.mtime_ns) != (
@@ -220,6 +227,12 @@ class Engine:
                                       mtime_ns=q.mtime_ns, duration=q.duration_s, fps=q.fps)
             self.cfg_by_id[vid] = vc
         self.videos = {v.id: v for v in st.videos() if v.id in self.cfg_by_id}
+
+    def _warn_unusable(self, name: str, path: str, stage: str, reason: str,
+                       hint: str | None) -> None:
+        self.ui.warn("Video unusable", [f"Path: {path}", f"Video: {name}",
+                                        f"Reason: {stage}: {reason}"],
+                     [hint or "Check the file", "Skipping and continuing..."])
 
     def _usable(self, v: VideoRow) -> bool:
         return v.status in ("new", "ready")
@@ -439,9 +452,7 @@ class Engine:
                 st.upsert_video(v.name, v.path, "failed", stage=result.stage, reason=result.reason)
                 st.mark_exhausted(vid, [c for c, _ in self.cfg_by_id[vid].categories],
                                   f"{result.stage}: {result.reason}")
-                self.ui.warn("Video unusable", [f"Path: {v.path}", f"Video: {v.name}",
-                                                f"Reason: {result.stage}: {result.reason}"],
-                             [result.hint or "Check the file", "Skipping and continuing..."])
+                self._warn_unusable(v.name, v.path, result.stage, result.reason, result.hint)
             else:
                 st.set_probe(vid, result)
                 st.upsert_video(v.name, v.path, "ready")
