@@ -546,6 +546,42 @@ def test_p010_equals_planar_10bit() -> None:
     assert np.array_equal(luma_small(p010, 3, info), luma_small(planar, 3, info))
 
 
+@pytest.mark.parametrize("fmt", sorted(colour.FAST_YUV_FORMATS))
+def test_every_fast_yuv_format_matches_its_planar_equivalent(fmt: str) -> None:
+    """Every YUV format on the fast path (planar, yuvj, semi-planar, 8–16 bit) gives the
+    same crop and luma preview as the same samples in its planar equivalent."""
+    probe_fmt = av.VideoFrame(16, 16, fmt).format
+    bits = probe_fmt.components[0].bits
+    cw = probe_fmt.chroma_width(16)
+    ch = probe_fmt.chroma_height(16)
+    sub = {(8, 8): "420", (8, 16): "422", (16, 16): "444", (16, 8): "440"}[(cw, ch)]
+    full = fmt.startswith("yuvj")
+    planar_fmt = yuv_fmt(sub, bits, full)
+    rng = np.random.default_rng(17)
+    dtype = np.uint8 if bits == 8 else np.uint16
+    planes = [rng.integers(0, 1 << bits, (48, 64)).astype(dtype)]
+    planes += [rng.integers(0, 1 << bits, (48 * ch // 16, 64 * cw // 16)).astype(dtype)] * 2
+    planar = make_frame(planar_fmt, planes)
+    other = planar.reformat(format=fmt) if fmt != planar_fmt else planar
+    info = info_for("bt709", bits, full)
+    box = (3, 1, 41, 37)
+    assert np.array_equal(crop_rgb(other, box, info), crop_rgb(planar, box, info))
+    assert np.array_equal(luma_small(other, 3, info), luma_small(planar, 3, info))
+
+
+@pytest.mark.parametrize("fmt", sorted(colour.FAST_RGB_FORMATS))
+def test_every_fast_rgb_format_reads_its_samples(fmt: str) -> None:
+    """Every RGB format on the fast path crops to its own samples, rescaled to 8 bits."""
+    rng = np.random.default_rng(18)
+    rgb16 = rng.integers(0, 65536, (20, 24, 3), dtype=np.uint16)
+    frame = av.VideoFrame.from_ndarray(rgb16, format="rgb48le").reformat(format=fmt)
+    bits = frame.format.components[0].bits
+    back = frame.reformat(format="rgb48le").to_ndarray()  # swscale's own bit-depth mapping
+    expect = np.rint((back >> (16 - bits)).astype(np.float64) * 255 / ((1 << bits) - 1))
+    got = crop_rgb(frame, (2, 3, 17, 15), info_for("bt709", bits, True))
+    assert np.abs(got.astype(int) - expect[3:18, 2:19]).max() <= 1
+
+
 @pytest.mark.parametrize("fmt", ["rgb24", "bgr24", "rgba", "gbrp"])
 def test_rgb_formats_are_read_directly(fmt: str) -> None:
     """8-bit RGB frames crop to their own samples unchanged (no YUV round trip)."""

@@ -433,3 +433,51 @@ def test_a_category_without_enough_material_ends_short_and_says_so(
     totals = load_state_totals(cfg)
     assert 0 < totals["alpha"] < 200
     assert totals["beta"] == 1
+
+
+@pytest.mark.slow
+def test_full_disk_pauses_without_corruption_and_resumes_when_space_returns(
+        tmp_path: Path, long_videos: tuple[Path, Path]) -> None:
+    """Output filesystem full (a real 1.5 MB tmpfs): pause, no partial file, resume on space."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1536k", "tmpfs", str(mnt)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"cannot mount a tmpfs in CI: {mounted.stderr.strip()}")
+        pytest.skip(f"needs root to mount a small tmpfs: {mounted.stderr.strip()}")
+    try:
+        text = (KILL_CONFIG % long_videos).replace('output_root = "out"',
+                                                   f'output_root = "{mnt}/out"')
+        text += "\n[disk]\nmin_free_gb = 0.0001\ncheck_seconds = 1.0\n"
+        cfg_path = tmp_path / "dsgen.toml"
+        cfg_path.write_text(text)
+        proc = _cli(cfg_path)
+        assert proc.stdout is not None
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if "Disk full: extraction paused" in line:
+                break
+        assert any("Disk full" in line for line in seen), "".join(seen)
+        cfg = load_config(cfg_path)
+        # While paused: everything on disk is a complete, recorded sample.
+        time.sleep(1.0)
+        for png in cfg.output_root.rglob("*.png"):
+            Image.open(png).load()
+        subprocess.run(["mount", "-o", "remount,size=256m", str(mnt)], check=True)
+        out, _ = proc.communicate(timeout=300)
+        out = "".join(seen) + out
+        assert proc.returncode == 0, out
+        assert "Disk space is back" in out
+        st = State(cfg.state_dir, readonly=True)
+        recorded = {cfg.output_root / f for rec in manifest_records(cfg, st) for f in rec["files"]}
+        st.close()
+        on_disk = set(cfg.output_root.rglob("*.png"))
+        assert on_disk == recorded
+        for png in on_disk:
+            Image.open(png).load()
+        assert _samples_in(cfg.state_dir) == 75
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)

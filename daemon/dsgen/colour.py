@@ -2,26 +2,42 @@
 
 dsgen never converts whole UHD frames to RGB. For every patch it crops the *source planes*
 zero-copy (numpy views honouring ``line_size``), copies just the crop (plus a small chroma
-margin) into a tiny frame, and lets swscale convert that.
+margin) into a tiny frame, and lets swscale convert that. RGB formats are read directly.
 
 SDR sources are decoded with their own matrix and range and are **never** tone-mapped
-(a BT.2020-primaries SDR source keeps its primaries: no gamut mapping either).
-HDR sources (PQ / HLG) become BT.709 SDR: swscale gives 16-bit R'G'B' in the BT.2020
-matrix, then numpy applies EOTF → BT.2390 EETF on max(R,G,B) → BT.2020→BT.709 gamut
-matrix → clip → inverse BT.1886 (gamma 1/2.4) → uint8.
+(a BT.2020-primaries SDR source keeps its primaries: no gamut mapping either). 8-bit SDR
+goes through swscale's planar ``gbrp``; deeper SDR through ``gbrp16le`` and a rounding LUT.
+
+HDR sources (PQ / HLG) become BT.709 SDR. swscale gives 16-bit R'G'B' (BT.2020 matrix),
+then numpy, on the crop only:
+
+1. EOTF to linear light: PQ by SMPTE ST 2084; HLG by the BT.2100 inverse OETF and OOTF
+   (L_W = 1000 cd/m², γ = 1.2).
+2. Tone map with the ITU-R BT.2390 EETF (black levels 0) from the source peak (MaxCLL,
+   else mastering max luminance, else 1000 nits) to a 100-nit SDR peak, applied to
+   max(R, G, B): every channel is scaled by EETF(m)/m with m = max(R, G, B). Below the knee
+   (≈ 31 nits for a 1000-nit source) light is unchanged; above it a Hermite spline rolls
+   off to exactly 100 nits at the source peak. Scaling by max(R, G, B) keeps hue and
+   saturation, keeps greys grey and never pushes a channel past the SDR peak (luminance-based
+   scaling would clip saturated highlights; per-channel curves would shift hue).
+3. BT.2020 → BT.709 primaries with the 3×3 linear-light matrix (ITU-R BT.2087), then clip.
+4. Encode for a BT.1886 display (gamma 2.4, black 0): V = L^(1/2.4); PQ light is
+   display-referred, so inverting the SDR display EOTF reproduces the tone-mapped light
+   (the BT.709 camera OETF would brighten mid-tones). Round to uint8.
 
 swscale facts this module is built on (FFmpeg 8.1 in PyAV 18.1, measured; see tests):
 
-* Default-flag (``BILINEAR``) YUV→rgb24 is off by up to ±2.5 codes with a −0.8 mean bias;
-  with ``ACCURATE_RND`` the planar ``gbrp`` output is exact (±0.5) and as fast as any
-  accurate packed path, so 8-bit sources go to ``gbrp`` and are interleaved in numpy.
+* Default-flag (``BILINEAR``) YUV→rgb24 is off by up to ±2.5 codes with a −0.8 mean bias
+  on flat colours; with ``ACCURATE_RND`` the planar ``gbrp`` output is exact (±0.51) and
+  twice as fast as accurate packed rgb24, so 8-bit SDR goes to ``gbrp`` + numpy interleave.
 * 16-bit output (``gbrp16le``) is linear but does not map nominal white to 65535
-  (limited range: 65283; full range N-bit: code << (16 − N)). We measure black/white once
-  per input layout with a 16×16 probe and fold the correction into lookup tables.
+  (limited range: 65283; full range N-bit: code << (16 − N)). Black and white are measured
+  once per input layout with a 16×16 probe and folded into the lookup tables.
 * ``rgb48le`` combined with ``FULL_CHR_H_INT`` returns garbage, so it is never used.
-* Chroma upsampling reads one chroma sample beyond a crop edge, so crops are converted
-  with a margin of 2 chroma samples and cut afterwards: for even-sized 4:2:0/4:2:2 frames
-  the result is bit-identical to converting the whole frame and cropping.
+* Chroma upsampling reads beyond a crop edge and swscale shortens its filters for tiny
+  sources, so windows are padded by 2 chroma samples, made at least 16×16 and whole chroma
+  samples in size, then cut: any box equals the same box cut from a whole-frame conversion
+  (bit-identical for even-sized frames; tested).
 * swscale's own PQ→BT.709 conversion (``dst_color_trc``) hard-clips at 100 nits, so it is
   not used for tone mapping.
 """
@@ -376,7 +392,7 @@ def colour_info(stream: VideoStream, frame: VideoFrame | None = None) -> ColourI
     Frame tags win over codec-context tags (decoders set them from the bitstream VUI).
     Untagged matrix, in order: BT.2020 if the primaries are BT.2020 or the transfer is HDR;
     BT.709 / BT.601 if the primaries say so; else BT.709 for height ≥ 720, BT.601 below
-    (the FFmpeg/mpv convention). Untagged range is limited, except yuvj* and RGB formats.
+    (mpv's convention). Untagged range is limited, except yuvj* and RGB formats.
     Untagged transfer is SDR, except BT.2020 primaries with HDR10 static metadata → PQ.
     HDR peak: MaxCLL, else mastering max luminance, else 1000 nits; HLG uses its nominal
     1000 nits. Pass the first decoded frame: only frames carry the HDR side data.
@@ -777,6 +793,7 @@ def _hdr_to_sdr(
         for i, p in enumerate((r, g, b)):
             np.take(scene, p, out=lin[i])
         ys = BT2020_LUMA[0] * lin[0] + BT2020_LUMA[1] * lin[1] + BT2020_LUMA[2] * lin[2]
+        np.maximum(ys, _POW_FLOOR, out=ys)
         np.power(ys, np.float32(HLG_GAMMA - 1.0), out=ys)
         ys *= np.float32(peak / SDR_WHITE_NITS)
         lin *= ys

@@ -53,6 +53,8 @@ from dsgen.writer import (
 MAX_TASK_CRASHES = 3
 # Seconds between progress lines in plain mode.
 PROGRESS_SECONDS = 10.0
+# Free space needed above the point where a write failed before extraction resumes.
+RESUME_HEADROOM = 64 * 1024 * 1024
 # Seconds between free-space re-checks while paused on a full disk.
 DISK_RETRY_SECONDS = 5.0
 
@@ -99,6 +101,8 @@ class Engine:
         self._last_progress = 0.0
         self._last_disk = 0.0
         self.status = "initialized"
+        self._resume_free = 0
+        self._warned_space = False
 
     # -- signals ---------------------------------------------------------------------------
 
@@ -604,10 +608,12 @@ class Engine:
             self._pause_for_disk(free_gb)
             return
         if self.paused.is_set():
+            if usage.free < self._resume_free:
+                return
             self.paused.clear()
-            self.ui.line(f"✓ Disk space is back ({free_gb:.1f} GB free); resuming")
+            self.ui.line(f"✓ Disk space is back ({free_gb:.2f} GB free); resuming")
         needed = self._bytes_needed(st)
-        if needed > usage.free and not getattr(self, "_warned_space", False):
+        if needed > usage.free and not self._warned_space:
             self._warned_space = True
             self.ui.warn("Low disk space", [f"Available: {free_gb:.1f} GB",
                                             f"Estimated needed: {gb(needed):.1f} GB remaining"],
@@ -623,14 +629,19 @@ class Engine:
         return need
 
     def _pause_for_disk(self, free_gb: float | None = None) -> None:
+        """Stop dispatching until the output filesystem has room again (never write a part)."""
         if self.paused.is_set():
             return
         self.paused.set()
+        free = shutil.disk_usage(self.cfg.output_root).free
+        # Resume only with clear headroom over the failure point, or we would retry and
+        # fail in a tight loop while a nearly full disk hovers around the threshold.
+        self._resume_free = max(int(self.cfg.disk.min_free_gb * 1e9), free + RESUME_HEADROOM)
         if free_gb is None:
-            free_gb = gb(shutil.disk_usage(self.cfg.output_root).free)
+            free_gb = gb(free)
         self.ui.warn("Disk full: extraction paused",
-                     [f"Output: {self.cfg.output_root}", f"Available: {free_gb:.2f} GB "
-                      f"(< {self.cfg.disk.min_free_gb} GB minimum)"],
+                     [f"Output: {self.cfg.output_root}", f"Available: {free_gb:.3f} GB",
+                      f"Resuming when {gb(self._resume_free):.3f} GB are free"],
                      ["Nothing half-written was kept; free space and dsgen resumes by itself"])
 
     def _write_status(self, force: bool = False) -> None:
