@@ -103,7 +103,7 @@ def test_config_import_writes_loadable_toml_and_notes(tmp_path: Path) -> None:
 def test_run_then_manifest_maps_every_sample_to_frames_and_region(
         tmp_path: Path, h264_cuts: tuple[Path, SynthSpec]) -> None:
     """`dsgen run` completes; `dsgen manifest` gives one documented record per sample."""
-    path, spec = h264_cuts
+    path, _ = h264_cuts
     cfg = tmp_path / "c.toml"
     cfg.write_text(f"""
 output_root = "out"
