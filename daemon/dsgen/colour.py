@@ -123,7 +123,7 @@ PQ_C3: Final = 2392.0 / 4096.0 * 32.0
 HLG_A: Final = 0.17883277
 HLG_B: Final = 1.0 - 4.0 * HLG_A
 HLG_C: Final = 0.5 - HLG_A * math.log(4.0 * HLG_A)
-HLG_GAMMA: Final = 1.2  # BT.2100 system gamma for L_W = 1000 cd/m²
+HLG_GAMMA: Final = 1.2  # BT.2100 system gamma at L_W = 1000 cd/m² (+0.42·log10(L_W/1000))
 BT2020_LUMA: Final = (0.2627, 0.6780, 0.0593)  # BT.2020 / BT.2100 luminance coefficients
 BT1886_GAMMA: Final = 2.4  # BT.1886 reference EOTF exponent (black level 0)
 _TONE_LUT_SIZE: Final = 16384  # HLG tone-scale table, indexed by sqrt(max/peak)
@@ -788,13 +788,14 @@ def _hdr_to_sdr(
             np.take(eotf, p, out=lin[i])
         # max(R',G',B') in PQ code space is the PQ code of max(R,G,B): one LUT lookup.
         lin *= np.take(tone, np.maximum(np.maximum(r, g), b))
-    else:  # HLG: inverse OETF, BT.2100 OOTF at the nominal peak, then the same tone curve
+    else:  # HLG: inverse OETF, BT.2100 OOTF with L_W = peak, then the same tone curve
         scene, tone = _hlg_luts(black, white, peak)
         for i, p in enumerate((r, g, b)):
             np.take(scene, p, out=lin[i])
         ys = BT2020_LUMA[0] * lin[0] + BT2020_LUMA[1] * lin[1] + BT2020_LUMA[2] * lin[2]
         np.maximum(ys, _POW_FLOOR, out=ys)
-        np.power(ys, np.float32(HLG_GAMMA - 1.0), out=ys)
+        gamma = HLG_GAMMA + 0.42 * math.log10(peak / HLG_NOMINAL_PEAK_NITS)
+        np.power(ys, np.float32(gamma - 1.0), out=ys)
         ys *= np.float32(peak / SDR_WHITE_NITS)
         lin *= ys
         mx = np.maximum(np.maximum(lin[0], lin[1]), lin[2])
