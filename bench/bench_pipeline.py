@@ -38,11 +38,13 @@ Compare ratios from one run: the machine is noisy, absolute rates drift ±10%.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import dataclasses
 import heapq
 import io
 import json
+import math
 import multiprocessing
 import os
 import platform
@@ -138,6 +140,7 @@ workers = {workers}
 seed = {seed}
 png_compression = {png}
 layout = "stacked"
+segment_slots = {segment}
 
 [extraction]
 frames_per_clip = {frames}
@@ -183,7 +186,8 @@ class BenchEngine(Engine):
         super()._handle(st, kind, payload, result, *args)
 
 
-def write_config(run_dir: Path, video: Path, name: str, target: int, workers: int) -> Path:
+def write_config(run_dir: Path, video: Path, name: str, target: int, workers: int,
+                 segment: int) -> Path:
     """A fresh run dir with its TOML config (dataset/ and state/ inside)."""
     if run_dir.exists():
         shutil.rmtree(run_dir)
@@ -192,18 +196,19 @@ def write_config(run_dir: Path, video: Path, name: str, target: int, workers: in
     toml.write_text(CONFIG_TOML.format(
         root=run_dir / "dataset", state=run_dir / "state", workers=workers, seed=SEED,
         png=PNG_LEVEL, frames=FRAMES, gt=GT, scale=SCALE, target=target, name=name,
-        video=video))
+        video=video, segment=segment))
     return toml
 
 
-def run_dsgen(run_dir: Path, video: Path, name: str, target: int, workers: int
+def run_dsgen(run_dir: Path, video: Path, name: str, target: int, workers: int, segment: int
               ) -> dict[str, Any]:
     """One fresh Engine run; returns timings, counts, stage seconds and the decoded plan."""
-    cfg = load_config(write_config(run_dir, video, name, target, workers))
+    cfg = load_config(write_config(run_dir, video, name, target, workers, segment))
     eng = BenchEngine(cfg, Reporter(quiet=True))
-    t0 = time.perf_counter()
+    load = wait_quiet(QUIET_WAIT[0])
+    c0, t0 = cpu_seconds(), time.perf_counter()
     code = eng.run()
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     db = sqlite3.connect(cfg.state_dir / "dsgen.sqlite3")
     attempts = db.execute(
         "SELECT slot_id, number, start, outcome FROM attempts ORDER BY slot_id, number"
@@ -224,7 +229,8 @@ def run_dsgen(run_dir: Path, video: Path, name: str, target: int, workers: int
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     startup = (eng.probe_done - t0) if eng.probe_done is not None else 0.0
     return {
-        "exit_code": code, "wall": wall, "startup": startup, "clips": len(attempts),
+        "exit_code": code, "wall": wall, "cpu": cpu, "startup": startup, "other_load": load,
+        "clips": len(attempts),
         "patches": int(n_samples), "bytes": int(n_bytes), "outcomes": outcomes,
         "stages": stages, "frames_decoded": sum(r.frames_decoded for r in eng.results),
         "seeks": sum(r.seeks for r in eng.results), "tasks": len(eng.submitted),
@@ -287,12 +293,14 @@ def run_decode_only(probe: VideoProbe, seqs: list[list[int]], workers: int, thre
                     ) -> dict[str, Any]:
     """Same tasks, same order, same pool size and threads; wall includes the pool start."""
     ctx = multiprocessing.get_context("spawn")  # the engine's start method
-    t0 = time.perf_counter()
+    load = wait_quiet(QUIET_WAIT[0])
+    c0, t0 = cpu_seconds(), time.perf_counter()
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         futs = [pool.submit(decode_only_task, probe, threads, s) for s in seqs if s]
         parts = [f.result() for f in futs]
-    wall = time.perf_counter() - t0
-    return {"wall": wall, "clips": sum(p["clips"] + p["errors"] for p in parts),
+    wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    return {"wall": wall, "cpu": cpu, "other_load": load,
+            "clips": sum(p["clips"] + p["errors"] for p in parts),
             "errors": sum(p["errors"] for p in parts),
             "frames_decoded": sum(p["frames"] for p in parts),
             "seeks": sum(p["seeks"] for p in parts),
@@ -361,12 +369,13 @@ def run_predecessor(video: Path, times: list[float], out_root: Path, workers: in
         shutil.rmtree(out_root)
     out_root.mkdir(parents=True)
     ctx = multiprocessing.get_context("spawn")
-    t0 = time.perf_counter()
+    load = wait_quiet(QUIET_WAIT[0])
+    c0, t0 = cpu_seconds(), time.perf_counter()
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         futs = [pool.submit(predecessor_clip, str(video), t, str(out_root), i)
                 for i, t in enumerate(times)]
         parts = [f.result() for f in futs]
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     outcomes: dict[str, int] = {}
     for p in parts:
         key = p["outcome"].split(":")[0]
@@ -374,7 +383,8 @@ def run_predecessor(video: Path, times: list[float], out_root: Path, workers: in
     bad = [p["outcome"] for p in parts if p["outcome"].startswith("ffmpeg_failed")]
     if bad:
         log(f"  predecessor: {len(bad)} ffmpeg failure(s), first: {bad[0]}")
-    return {"wall": wall, "clips": len(parts), "patches": sum(p["patches"] for p in parts),
+    return {"wall": wall, "cpu": cpu, "other_load": load, "clips": len(parts),
+            "patches": sum(p["patches"] for p in parts),
             "outcomes": outcomes, "ffmpeg_busy": sum(p["ffmpeg_s"] for p in parts),
             "post_busy": sum(p["post_s"] for p in parts)}
 
@@ -408,22 +418,27 @@ def pick_subset(starts: list[int], limit: int) -> list[int]:
 
 
 def profile_task(res: dict[str, Any], out_dir: Path, top: int) -> dict[str, Any]:
-    """cProfile of extract.run_task on the run's largest task, into a fresh output root."""
+    """cProfile of extract.run_task over all the run's tasks, in order, in this one process.
+
+    One process does what the pool's workers did (one kept reader, the same task order), so
+    the shares are those of a worker; the output goes to a fresh root.
+    """
     from dsgen import extract
 
     cfg: Config = res["_cfg"]
-    task: Task = max(res["_tasks"], key=lambda t: len(t.slots))
     if out_dir.exists():
         shutil.rmtree(out_dir)
     cfg2 = dataclasses.replace(cfg, output_root=out_dir)
-    task = dataclasses.replace(task, cfg=cfg2)
-    for r in extract._readers.values():
-        r.close()
+    tasks = [dataclasses.replace(t, cfg=cfg2) for t in res["_tasks"]]
+    for reader in extract._readers.values():
+        reader.close()
     extract._readers.clear()
     prof = cProfile.Profile()
+    results = []
     t0 = time.perf_counter()
     prof.enable()
-    result = extract.run_task(task)
+    for task in tasks:
+        results.append(extract.run_task(task))
     prof.disable()
     wall = time.perf_counter() - t0
     buf = io.StringIO()
@@ -435,9 +450,14 @@ def profile_task(res: dict[str, Any], out_dir: Path, top: int) -> dict[str, Any]
     for (file, line, func), (_cc, nc, tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
         hot.append((tt, ct, nc, f"{Path(file).name}:{line}({func})"))
     hot.sort(reverse=True)
-    clips = sum(len(s.attempts) for s in result.slots)
-    return {"wall": wall, "clips": clips, "stages": result.seconds,
-            "frames_decoded": result.frames_decoded, "seeks": result.seeks,
+    stages: dict[str, float] = {}
+    for r in results:
+        for k, v in r.seconds.items():
+            stages[k] = stages.get(k, 0.0) + v
+    clips = sum(len(s.attempts) for r in results for s in r.slots)
+    return {"wall": wall, "clips": clips, "tasks": len(tasks), "stages": stages,
+            "frames_decoded": sum(r.frames_decoded for r in results),
+            "seeks": sum(r.seeks for r in results),
             "top_tottime": [{"tottime": round(tt, 3), "cumtime": round(ct, 3), "calls": nc,
                              "function": name} for tt, ct, nc, name in hot[:top]],
             "text": text}
@@ -448,12 +468,61 @@ def profile_task(res: dict[str, Any], out_dir: Path, top: int) -> dict[str, Any]
 # ---------------------------------------------------------------------------------------
 
 
+def background_load(seconds: float = 1.0) -> float:
+    """Cores busy machine-wide while this benchmark sleeps (others' work: a noise flag).
+
+    Sampled just before each timed phase; > 0.1 means something else was running.
+    (Accounting *during* a phase is not reliable in this VM: /proc/stat and the per-process
+    times disagree by ~0.2 cores even for a single busy loop.)
+    """
+    def busy() -> float:
+        try:
+            with open("/proc/stat") as f:
+                v = [int(x) for x in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return 0.0
+        return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+    b0, t0 = busy(), time.perf_counter()
+    time.sleep(seconds)
+    return max(0.0, (busy() - b0) / (time.perf_counter() - t0))
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its reaped descendants (pool workers, their ffmpeg).
+
+    Unlike wall time this barely moves when other programs share the cores, so ratios of
+    CPU seconds per clip are the noise-robust cross-check of the wall-clock ratios.
+    """
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def wait_quiet(max_wait: float, threshold: float = 0.15) -> float:
+    """Sample the background load; while it is above `threshold`, wait (up to max_wait s)."""
+    deadline = time.monotonic() + max_wait
+    load = background_load()
+    warned = False
+    while load > threshold and time.monotonic() < deadline:
+        if not warned:
+            log(f"  waiting for other programs to finish (background load {load:.2f} cores) ...")
+            warned = True
+        time.sleep(4.0)
+        load = background_load()
+    return load
+
+
+QUIET_WAIT = [120.0]  # seconds to wait for a quiet machine before each phase (--wait-quiet)
+
+
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def rates(wall: float, clips: int, patches: int | None) -> dict[str, float | None]:
+def rates(wall: float, clips: int, patches: int | None, cpu: float | None = None
+          ) -> dict[str, float | None]:
     return {"clips_per_s": clips / wall if wall else 0.0,
+            "cpu_s_per_clip": cpu / clips if cpu is not None and clips else None,
             "patches_per_min": (patches * 60.0 / wall) if patches is not None and wall else None,
             "s_per_clip": wall / clips if clips else 0.0}
 
@@ -467,12 +536,10 @@ def machine_info() -> dict[str, str]:
     import PIL
 
     cpu = ""
-    try:
+    with contextlib.suppress(OSError):
         out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
         cpu = next((ln.split(":", 1)[1].strip() for ln in out.splitlines()
                     if ln.startswith("Model name")), "")
-    except OSError:
-        pass
     mem = ""
     try:
         with open("/proc/meminfo") as f:
@@ -481,10 +548,8 @@ def machine_info() -> dict[str, str]:
     except (OSError, ValueError, IndexError):
         pass
     osname = ""
-    try:
+    with contextlib.suppress(OSError):
         osname = platform.freedesktop_os_release().get("PRETTY_NAME", "")
-    except OSError:
-        pass
     return {"cpu": cpu, "cores": str(os.cpu_count()), "ram": mem, "os": osname,
             "python": platform.python_version(), "pyav": av.__version__,
             "pyav_ffmpeg": ".".join(map(str, av.library_versions["libavcodec"])),
@@ -498,20 +563,27 @@ def bench_video(key: str, spec: SynthSpec, args: argparse.Namespace, ffmpeg: str
     minutes = spec.n_frames / float(spec.fps) / 60.0
     target = max(1, round(args.clips_per_minute * minutes))
     workers = args.workers
-    log(f"[{key}] dsgen: target {target} samples, {workers} workers ...")
+    # A film has hundreds of tasks, so every worker stays busy. Here the target is tens of
+    # slots: with the default 24 slots per task a 25-slot video is one task on one worker.
+    # "auto" sizes tasks so each worker gets about two (capped at dsgen's default of 24).
+    segment = args.segment_slots or max(1, min(24, math.ceil(target / (2 * workers))))
+    log(f"[{key}] dsgen: target {target} samples, {workers} workers, "
+        f"segment_slots {segment} ...")
     best_d: dict[str, Any] | None = None
     best_b: dict[str, Any] | None = None
     seqs: list[list[int]] = []
     for rep in range(args.repeat):
-        d = run_dsgen(workdir / "runs" / f"{key}-dsgen", video, f"bench {key}", target, workers)
+        d = run_dsgen(workdir / "runs" / f"{key}-dsgen", video, f"bench {key}", target, workers,
+                      segment)
         if d["exit_code"] != 0:
             log(f"  dsgen exit code {d['exit_code']} (short of target?)")
         if not seqs:
             seqs = task_sequences(d["_tasks"], d["_attempts"])
         log(f"  run {rep + 1}: {d['clips']} clips, {d['patches']} patches in {d['wall']:.1f} s "
-            f"(start-up + probe {d['startup']:.1f} s)")
+            f"(start-up + probe {d['startup']:.1f} s; background load {d['other_load']:.2f} cores)")
         b = run_decode_only(d["_probe"], seqs, workers, d["threads"])
-        log(f"  decode-only: {b['clips']} clips in {b['wall']:.1f} s")
+        log(f"  decode-only: {b['clips']} clips in {b['wall']:.1f} s "
+            f"(background load {b['other_load']:.2f} cores)")
         if best_d is None or d["wall"] < best_d["wall"]:
             best_d = d
         if best_b is None or b["wall"] < best_b["wall"]:
@@ -526,12 +598,13 @@ def bench_video(key: str, spec: SynthSpec, args: argparse.Namespace, ffmpeg: str
                  "seconds": spec.n_frames / float(spec.fps), "gop": spec.gop,
                  "hdr": spec.hdr, "cuts": list(spec.cuts)},
         "target": target, "workers": workers, "threads_per_worker": d["threads"],
+        "segment_slots": segment,
     }
     out["dsgen"] = {k: v for k, v in d.items() if not k.startswith("_")}
-    out["dsgen"].update(rates(d["wall"], d["clips"], d["patches"]))
+    out["dsgen"].update(rates(d["wall"], d["clips"], d["patches"], d["cpu"]))
     steady = d["wall"] - d["startup"]
     out["dsgen"]["steady"] = rates(steady, d["clips"], d["patches"])
-    out["decode_only"] = dict(b, **rates(b["wall"], b["clips"], None))
+    out["decode_only"] = dict(b, **rates(b["wall"], b["clips"], None, b["cpu"]))
 
     if ffmpeg is not None:
         starts = sorted(s for _, _, s, _ in d["_attempts"])
@@ -543,9 +616,10 @@ def bench_video(key: str, spec: SynthSpec, args: argparse.Namespace, ffmpeg: str
         log(f"[{key}] predecessor: {len(times)} clip(s) via ffmpeg CLI, {workers} in parallel ...")
         p = run_predecessor(video, times, workdir / "runs" / f"{key}-predecessor", workers)
         log(f"  {p['clips']} clips, {p['patches']} patches in {p['wall']:.1f} s "
-            f"(ffmpeg {p['ffmpeg_busy'] / max(1, p['clips']):.2f} s/clip busy)")
+            f"(ffmpeg {p['ffmpeg_busy'] / max(1, p['clips']):.2f} s/clip busy; "
+            f"background load {p['other_load']:.2f} cores)")
         out["predecessor"] = dict(p, subset=len(subset) < len(starts), **rates(
-            p["wall"], p["clips"], p["patches"]))
+            p["wall"], p["clips"], p["patches"], p["cpu"]))
 
     if args.profile:
         log(f"[{key}] profiling one task in-process (cProfile) ...")
@@ -565,18 +639,22 @@ def ratios(r: dict[str, Any]) -> dict[str, float | None]:
         "dsgen_vs_predecessor_clips": (d["clips_per_s"] / p["clips_per_s"]) if p else None,
         "dsgen_vs_predecessor_patches": (d["patches_per_min"] / p["patches_per_min"])
         if p and p["patches_per_min"] else None,
+        # Noise-robust cross-checks: CPU seconds per clip (other ÷ dsgen, so > 1 = dsgen ahead).
+        "cpu_decode_vs_dsgen": b["cpu_s_per_clip"] / d["cpu_s_per_clip"],
+        "cpu_predecessor_vs_dsgen": (p["cpu_s_per_clip"] / d["cpu_s_per_clip"]) if p else None,
     }
 
 
 def markdown(results: list[dict[str, Any]]) -> str:
     lines = ["| video | method | clips | patches | wall s | clips/s | patches/min | s/clip | "
-             "dsgen ÷ this (clips/s) |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "CPU s/clip | dsgen ÷ this (clips/s) | bg load before |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         d = r["dsgen"]
         rows = [("dsgen (engine, end to end)", d),
                 ("dsgen, excl. start-up + probe", dict(d["steady"], wall=d["wall"] - d["startup"],
-                                                      clips=d["clips"], patches=d["patches"])),
+                                                      clips=d["clips"], patches=d["patches"],
+                                                      other_load=None, cpu_s_per_clip=None)),
                 ("decode-only bound", dict(r["decode_only"], patches=None))]
         if "predecessor" in r:
             p = r["predecessor"]
@@ -589,18 +667,21 @@ def markdown(results: list[dict[str, Any]]) -> str:
                 f"| {r['video']} | {label} | {m['clips']} | "
                 f"{'–' if m.get('patches') is None else m['patches']} | {m['wall']:.1f} | "
                 f"{m['clips_per_s']:.3f} | {fmt(m.get('patches_per_min'), 1)} | "
-                f"{m['s_per_clip']:.3f} | {fmt(ratio)}× |")
-    lines += ["", "| video | dsgen ÷ decode-only | (excl. start-up) | dsgen ÷ predecessor "
-              "(clips/s) | (patches/min) | targets: ≥ 0.75 / ≥ 10 |",
-              "|---|---:|---:|---:|---:|---|"]
+                f"{m['s_per_clip']:.3f} | {fmt(m.get('cpu_s_per_clip'), 3)} | {fmt(ratio)}× | "
+                f"{fmt(m.get('other_load'))} |")
+    lines += ["", "| video | dsgen ÷ decode-only | (excl. start-up) | (by CPU s/clip) | "
+              "dsgen ÷ predecessor (clips/s) | (patches/min) | (by CPU s/clip) | "
+              "targets: ≥ 0.75 / ≥ 10 |",
+              "|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in results:
         q = r["ratios"]
         ok_d = q["dsgen_vs_decode"] >= 0.75
         ok_p = q["dsgen_vs_predecessor_clips"] is None or q["dsgen_vs_predecessor_clips"] >= 10
         lines.append(
             f"| {r['video']} | {q['dsgen_vs_decode']:.2f} | {q['dsgen_steady_vs_decode']:.2f} | "
-            f"{fmt(q['dsgen_vs_predecessor_clips'], 1)} | "
+            f"{q['cpu_decode_vs_dsgen']:.2f} | {fmt(q['dsgen_vs_predecessor_clips'], 1)} | "
             f"{fmt(q['dsgen_vs_predecessor_patches'], 1)} | "
+            f"{fmt(q['cpu_predecessor_vs_dsgen'], 1)} | "
             f"{'met' if ok_d else 'MISSED'} / {'met' if ok_p else 'MISSED'} |")
     lines += ["", "dsgen worker stage seconds (sum over workers) and decode work:", "",
               "| video | decode | quality | patch | encode | frames decoded (dsgen / bound) | "
@@ -613,6 +694,14 @@ def markdown(results: list[dict[str, Any]]) -> str:
                            for k in ("decode", "quality", "patch", "encode"))
         lines.append(f"| {r['video']} | {cells} | {d['frames_decoded']} / "
                      f"{b['frames_decoded']} | {d['seeks']} / {b['seeks']} |")
+    for r in results:
+        p = r.get("predecessor")
+        if p:
+            n = max(1, p["clips"])
+            lines.append(f"\n{r['video']} predecessor, busy seconds per clip: ffmpeg "
+                         f"{p['ffmpeg_busy'] / n:.2f}, Pillow post-processing "
+                         f"{p['post_busy'] / n:.2f}; outcomes {p['outcomes']}; "
+                         f"dsgen outcomes {r['dsgen']['outcomes']}")
     return "\n".join(lines)
 
 
@@ -630,14 +719,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline-clips", type=int, default=None,
                     help="max clips for the predecessor baseline (0 = all; default: all at "
                          "1080p, 16 at 2160p, 6 with --quick)")
+    ap.add_argument("--segment-slots", type=int, default=0,
+                    help="dsgen slots per task (0 = auto: about 2 tasks per worker, max 24)")
     ap.add_argument("--no-baseline", action="store_true", help="skip the ffmpeg-CLI baseline")
     ap.add_argument("--repeat", type=int, default=1,
                     help="repeat dsgen + decode-only N times, keep the fastest of each")
+    ap.add_argument("--wait-quiet", type=float, default=120.0,
+                    help="before each timed phase wait up to this many seconds for other "
+                         "programs' CPU load to drop below 0.15 cores (default 120)")
     ap.add_argument("--profile", action="store_true",
                     help="also cProfile run_task on one task in-process")
     ap.add_argument("--profile-top", type=int, default=25)
     args = ap.parse_args(argv)
     args.workdir = args.workdir.resolve()
+    QUIET_WAIT[0] = args.wait_quiet
     args.workdir.mkdir(parents=True, exist_ok=True)
 
     info = machine_info()
@@ -664,8 +759,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         for r in results:
             p = r["profile"]
-            print(f"\nTop functions by own time, one task in-process ({r['video']}, "
-                  f"{p['clips']} clips, {p['wall']:.1f} s; full listing: {p['file']}):\n")
+            st = p["stages"]
+            tot = sum(st.values()) or 1.0
+            shares = ", ".join(f"{k} {v:.2f} s ({100 * v / tot:.0f}%)" for k, v in st.items())
+            print(f"\nTop functions by own time, cProfile of run_task in-process ({r['video']}, "
+                  f"{p['tasks']} tasks, {p['clips']} clips, {p['wall']:.1f} s; stages: {shares}; "
+                  f"full listing: {p['file']}):\n")
             print("| own s | cum s | calls | function |\n|---:|---:|---:|---|")
             for h in p["top_tottime"][:15]:
                 print(f"| {h['tottime']:.3f} | {h['cumtime']:.3f} | {h['calls']} | "

@@ -13,17 +13,55 @@ from dsgen.config import Config, load_config
 from dsgen.errors import EXIT_ERROR, EXIT_OK, DsgenError
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
+def _serve(args: argparse.Namespace, daemon: bool) -> int:
+    """`dsgen run` / `dsgen daemon`: the engine with metrics, sd_notify and the chosen logs."""
+    from dataclasses import replace
+
     from dsgen.engine import Engine
+    from dsgen.metrics import Metrics
+    from dsgen.notify import Notifier
+    from dsgen.report import Reporter
 
     cfg = load_config(args.config)
     if args.workers is not None:
-        from dataclasses import replace
-
         cfg = replace(cfg, workers=args.workers)
-    engine = Engine(cfg)
+    fmt = args.log_format or ("json" if daemon else "text")
+    reporter = Reporter()
+    if fmt != "text":
+        from dsgen.logs import configure_logging, get_logger
+
+        configure_logging("json" if fmt == "json" else "console", args.log_level)
+        reporter = Reporter(log=get_logger("dsgen"))
+    metrics = None
+    if cfg.metrics.enabled:
+        metrics = Metrics()
+        try:
+            port = metrics.start_http(cfg.metrics.port, cfg.metrics.address)
+            reporter.line(f"✓ Metrics on http://{cfg.metrics.address}:{port}/metrics",
+                          event="metrics_listening", address=cfg.metrics.address, port=port)
+        except OSError as e:
+            reporter.warn("Metrics endpoint not started",
+                          [f"Address: {cfg.metrics.address}:{cfg.metrics.port}", f"Error: {e}"],
+                          ["Another process uses the port? Set [metrics] port or enabled = false"],
+                          event="metrics_failed", error=str(e))
+            metrics = None
+    # Workers must not inherit NOTIFY_SOCKET: only the main process speaks to systemd.
+    notifier = Notifier(unset_environment=True)
+    engine = Engine(cfg, reporter, daemon=daemon, metrics=metrics, notifier=notifier)
     engine.install_signals()
-    return engine.run()
+    try:
+        return engine.run()
+    finally:
+        if metrics is not None:
+            metrics.stop_http()
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    return _serve(args, daemon=False)
+
+
+def _cmd_daemon(args: argparse.Namespace) -> int:
+    return _serve(args, daemon=True)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -106,10 +144,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"dsgen {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="extract until every category reaches its target")
-    run.add_argument("--config", "-c", required=True, help="TOML config file")
-    run.add_argument("--workers", type=int, help="override the config's workers")
-    run.set_defaults(func=_cmd_run)
+    for name, func, text in (
+            ("run", _cmd_run, "extract in the foreground until every category reaches its target"),
+            ("daemon", _cmd_daemon, "run as a service: never exit on completion, pick up new "
+                                    "videos and config changes")):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("--config", "-c", required=True, help="TOML config file")
+        cmd.add_argument("--workers", type=int, help="override the config's workers")
+        cmd.add_argument("--log-format", choices=("text", "json", "console"),
+                         help="text: plain lines (run's default); json: one JSON event per "
+                              "line (daemon's default, for journald); console: structured, "
+                              "for humans")
+        cmd.add_argument("--log-level", default="info",
+                         choices=("debug", "info", "warning", "error"))
+        cmd.set_defaults(func=func)
 
     demo = sub.add_parser("demo", help="make synthetic videos and run the full pipeline on them")
     demo.add_argument("dir", nargs="?", default="./dsgen-demo", help="work dir (./dsgen-demo)")

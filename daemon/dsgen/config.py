@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import re
 import tomllib
@@ -109,6 +110,48 @@ class DiskCfg:
     check_seconds: float = 30.0
 
 
+# Extensions a watched folder treats as videos (containers FFmpeg demuxes well).
+VIDEO_EXTENSIONS = (".mkv", ".mp4", ".m4v", ".mov", ".m2ts", ".mts", ".ts", ".avi", ".webm",
+                    ".mpg", ".mpeg", ".vob", ".wmv")
+
+
+@dataclass(frozen=True)
+class WatchCfg:
+    """A folder whose complete videos are picked up without a restart."""
+
+    path: Path
+    categories: tuple[tuple[str, float], ...] = ()
+    recursive: bool = True
+    extensions: tuple[str, ...] = VIDEO_EXTENSIONS
+    # inotify does not see writes made by other hosts on NFS/SMB mounts: poll those.
+    poll: bool = False
+    poll_seconds: float = 10.0
+    # A file counts as complete once its size and mtime stayed unchanged this long.
+    settle_seconds: float = 15.0
+    prefix: str = ""  # prepended to the names of videos found here (keeps names unique)
+
+
+@dataclass(frozen=True)
+class MetricsCfg:
+    """The Prometheus endpoint (parent process only)."""
+
+    enabled: bool = True
+    address: str = "127.0.0.1"  # loopback: open it deliberately (see docs/metrics.md)
+    port: int = 9478
+
+
+@dataclass(frozen=True)
+class DaemonCfg:
+    """How `dsgen daemon` waits for new work."""
+
+    # Full scan of watched folders this often: inotify events are hints and can be lost.
+    rescan_seconds: float = 60.0
+    # Main-loop period while idle: status, watchdog and disk checks keep this cadence.
+    idle_seconds: float = 2.0
+    # Reload when the config file's mtime changes (SIGHUP always reloads).
+    reload_on_change: bool = True
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole, validated configuration."""
@@ -128,6 +171,9 @@ class Config:
     formats: tuple[FormatCfg, ...] = ()
     categories: tuple[CategoryCfg, ...] = ()
     videos: tuple[VideoCfg, ...] = ()
+    watch: tuple[WatchCfg, ...] = ()
+    metrics: MetricsCfg = field(default_factory=MetricsCfg)
+    daemon: DaemonCfg = field(default_factory=DaemonCfg)
 
     def format(self, name: str) -> FormatCfg:
         """The format called `name`."""
@@ -181,7 +227,8 @@ def _coerce(ctx: _Ctx, key: str, value: Any, hint: Any) -> Any:
         allowed = typing.get_args(hint)
         if value not in allowed:
             ctx.fail(key, f"{value!r} is not allowed",
-                     "use one of: " + ", ".join(map(str, allowed)))
+                     "use one of: " + ", ".join(map(str, allowed))
+                     + (_suggest(value, map(str, allowed)) if isinstance(value, str) else ""))
         return value
     if hint is bool:
         if not isinstance(value, bool):
@@ -214,17 +261,25 @@ def _coerce(ctx: _Ctx, key: str, value: Any, hint: Any) -> Any:
     raise AssertionError(f"unsupported annotation {hint!r}")  # a programming error, not user input
 
 
-def _build(ctx: _Ctx, cls: type[Any], table: Any, prefix: str, skip: set[str]) -> dict[str, Any]:
-    """Read the scalar keys of dataclass `cls` from `table`; reject unknown keys."""
+def _build(ctx: _Ctx, cls: type[Any], table: Any, prefix: str, skip: set[str],
+           hidden: dict[str, str] | None = None) -> dict[str, Any]:
+    """Read the scalar keys of dataclass `cls` from `table`; reject unknown keys.
+
+    `skip` keys are valid but read by the caller; `hidden` fields are not user keys (key →
+    the fix to tell a user who writes one anyway) and are never suggested.
+    """
     if not isinstance(table, dict):
         ctx.fail(prefix, f"{table!r} is not a table", f"write it as [{prefix}]")
+    hidden = hidden or {}
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = {f.name for f in dataclasses.fields(cls)} - set(hidden)
     out: dict[str, Any] = {}
     for key, value in table.items():
         full = f"{prefix}.{key}" if prefix else key
         if key in skip:
             continue
+        if key in hidden:
+            ctx.fail(full, "unknown key", hidden[key])
         if key not in names or dataclasses.is_dataclass(hints[key]):
             ctx.fail(full, "unknown key", "remove it or fix its spelling" + _suggest(key, names))
         out[key] = _coerce(ctx, full, value, hints[key])
@@ -236,18 +291,22 @@ def _weights(
 ) -> tuple[tuple[str, float], ...]:
     """A list of names (weight 1) or a {name: weight} table, checked against `known`."""
     if isinstance(value, list):
-        value = {name: 1.0 for name in value}
-    if not isinstance(value, dict) or not value:
+        for i, name in enumerate(value):
+            if not isinstance(name, str):
+                ctx.fail(f"{key}[{i}]", f"{name!r} is not a {what} name",
+                         f'write names as strings, e.g. ["{next(iter(sorted(known)), what)}"]')
+    table = dict.fromkeys(value, 1.0) if isinstance(value, list) else value
+    if not isinstance(table, dict) or not table:
         ctx.fail(key, f"{value!r} is not a non-empty list or table",
                  f"write e.g. {{ some_{what} = 1.0 }}")
     out = []
-    for name, weight in value.items():
+    for name, weight in table.items():
         if not isinstance(name, str) or name not in known:
-            ctx.fail(f"{key}.{name}", f"unknown {what}", f"define [{section}.{name}] first"
-                     + _suggest(str(name), known))
+            ctx.fail(f"{key}.{name}", f"unknown {what} {name!r}",
+                     f"define [{section}.{name}] first" + _suggest(str(name), known))
         w = _coerce(ctx, f"{key}.{name}", weight, float)
-        if w <= 0:
-            ctx.fail(f"{key}.{name}", f"weight {w} is not positive",
+        if not 0 < w < math.inf:  # also rejects nan
+            ctx.fail(f"{key}.{name}", f"weight {w} is not a positive finite number",
                      "use a weight > 0 or remove it")
         out.append((name, w))
     return tuple(out)
@@ -276,10 +335,10 @@ def config_from_dict(raw: dict[str, Any], file: Path) -> Config:
     """Validate an already-parsed TOML document (file is for messages and relative paths)."""
     ctx = _Ctx(str(file))
     base = file.resolve().parent
-    sections = {"extraction", "disk", "formats", "categories", "videos"}
-    top = _build(ctx, Config, raw, "", skip=sections | {"source"})
-    if "source" in raw:
-        ctx.fail("source", "unknown key", "remove it")
+    sections = {"extraction", "disk", "formats", "categories", "videos", "watch", "metrics",
+                "daemon"}
+    top = _build(ctx, Config, raw, "", skip=sections,
+                 hidden={"source": "remove it (the config file itself is the source)"})
     for req in ("output_root", "state_dir"):
         if req not in top:
             ctx.fail(req, "missing", f'add {req} = "/some/path" at the top of the file')
@@ -288,6 +347,11 @@ def config_from_dict(raw: dict[str, Any], file: Path) -> Config:
     _check_range(ctx, "workers", top.get("workers", 0), 0, 256)
     _check_range(ctx, "png_compression", top.get("png_compression", 3), 0, 9)
     _check_range(ctx, "segment_slots", top.get("segment_slots", 24), 1, 100_000)
+    _check_range(ctx, "seed", top.get("seed", 1), 0, 2**63 - 1)  # numpy seeds are >= 0
+    _check_range(ctx, "status_seconds", top.get("status_seconds", 5.0), 0.1, 86_400)
+    if "status_file" in top:
+        _check_folder(ctx, "status_file", top["status_file"], "the output root",
+                      'a file name under output_root, e.g. ".generator_status.json"')
 
     ext_raw = raw.get("extraction", {})
     ext = _build(ctx, ExtractionCfg, ext_raw, "extraction", skip={"quality"})
@@ -296,17 +360,58 @@ def config_from_dict(raw: dict[str, Any], file: Path) -> Config:
     extraction = ExtractionCfg(**ext, quality=qual)
     _check_extraction(ctx, extraction)
     disk = DiskCfg(**_build(ctx, DiskCfg, raw.get("disk", {}), "disk", skip=set()))
+    _check_range(ctx, "disk.min_free_gb", disk.min_free_gb, 0.0, 1e6)
+    _check_range(ctx, "disk.check_seconds", disk.check_seconds, 0.1, 86_400)
 
     formats = _load_formats(ctx, raw.get("formats"))
-    categories = _load_categories(ctx, raw.get("categories"), {f.name for f in formats})
+    categories = _load_categories(ctx, raw.get("categories"), {f.name: f.dir for f in formats})
     videos = _load_videos(ctx, raw.get("videos"), {c.name for c in categories}, base)
+    watch = _load_watch(ctx, raw.get("watch"), {c.name for c in categories}, base)
+    metrics = MetricsCfg(**_build(ctx, MetricsCfg, raw.get("metrics", {}), "metrics", skip=set()))
+    _check_range(ctx, "metrics.port", metrics.port, 0, 65535)
+    daemon = DaemonCfg(**_build(ctx, DaemonCfg, raw.get("daemon", {}), "daemon", skip=set()))
+    _check_range(ctx, "daemon.rescan_seconds", daemon.rescan_seconds, 0.5, 86_400)
+    _check_range(ctx, "daemon.idle_seconds", daemon.idle_seconds, 0.05, 3600)
     return Config(source=file, extraction=extraction, disk=disk, formats=formats,
-                  categories=categories, videos=videos, **top)
+                  categories=categories, videos=videos, watch=watch, metrics=metrics,
+                  daemon=daemon, **top)
+
+
+def _load_watch(ctx: _Ctx, items: Any, cats: set[str], base: Path) -> tuple[WatchCfg, ...]:
+    if items is None:
+        return ()
+    if not isinstance(items, list):
+        ctx.fail("watch", "is not a list of tables", "write each folder as a [[watch]] table")
+    out = []
+    for i, body in enumerate(items):
+        key = f"watch[{i}]"
+        vals = _build(ctx, WatchCfg, body, key, skip={"categories"})
+        if "path" not in vals:
+            ctx.fail(f"{key}.path", "missing", 'add path = "/folder/to/watch"')
+        if "categories" not in body:
+            ctx.fail(f"{key}.categories", "missing", 'add categories = ["general"]')
+        mix = _weights(ctx, f"{key}.categories", body["categories"], cats, "category",
+                       "categories")
+        exts = tuple(e.lower() if e.startswith(".") else f".{e.lower()}"
+                     for e in vals.pop("extensions", VIDEO_EXTENSIONS))
+        _check_range(ctx, f"{key}.settle_seconds", vals.get("settle_seconds", 15.0), 0.0, 86_400)
+        _check_range(ctx, f"{key}.poll_seconds", vals.get("poll_seconds", 10.0), 0.1, 86_400)
+        path = _resolve(base, vals.pop("path"))
+        out.append(WatchCfg(path=path, categories=mix, extensions=exts, **vals))
+    return tuple(out)
 
 
 def _check_range(ctx: _Ctx, key: str, value: float, lo: float, hi: float) -> None:
-    if not lo <= value <= hi:
+    if not lo <= value <= hi:  # also rejects nan
         ctx.fail(key, f"{value} is out of range", f"use a value from {lo} to {hi}")
+
+
+def _check_folder(ctx: _Ctx, key: str, value: str, root: str, example: str) -> None:
+    """A non-empty relative path that stays below `root` (no absolute path, no '..')."""
+    p = Path(value)
+    if not p.parts or p.is_absolute() or ".." in p.parts:
+        ctx.fail(key, f"{value!r} is not a relative path inside {root}",
+                 f"use a plain relative path: {example}")
 
 
 def _check_extraction(ctx: _Ctx, e: ExtractionCfg) -> None:
@@ -314,39 +419,47 @@ def _check_extraction(ctx: _Ctx, e: ExtractionCfg) -> None:
     if n < 3 or n % 2 == 0:
         ctx.fail("extraction.frames_per_clip", f"{n} is not an odd number ≥ 3",
                  "use an odd number so the GT frame is the centre, e.g. 7")
-    for k in e.lr_stacks:
+    if not e.lr_stacks:
+        ctx.fail("extraction.lr_stacks", "[] names no LR stack",
+                 "list the centred stack sizes to write, e.g. [5, 7]")
+    for i, k in enumerate(e.lr_stacks):
         if k < 1 or k % 2 == 0 or k > n:
-            ctx.fail("extraction.lr_stacks", f"{k} is not an odd number ≤ frames_per_clip ({n})",
+            ctx.fail(f"extraction.lr_stacks[{i}]",
+                     f"{k} is not an odd number ≤ frames_per_clip ({n})",
                      "use centred odd stack sizes, e.g. [5, 7]")
+        if k in e.lr_stacks[:i]:
+            ctx.fail(f"extraction.lr_stacks[{i}]", f"{k} is listed twice",
+                     "list each stack size once, e.g. [5, 7]")
     _check_range(ctx, "extraction.scene_cut_threshold", e.scene_cut_threshold, 0.1, 255)
     _check_range(ctx, "extraction.reference_height", e.reference_height, 64, 8640)
     _check_range(ctx, "extraction.max_attempts", e.max_attempts, 1, 1000)
     _check_range(ctx, "extraction.retry_skip_seconds", e.retry_skip_seconds, 0.0, 3600)
     _check_range(ctx, "extraction.low_success_warning", e.low_success_warning, 0.0, 1.0)
     _check_range(ctx, "extraction.edge_margin_seconds", e.edge_margin_seconds, 0.0, 36000)
-    _check_range(ctx, "extraction.quality.crop_retries", e.quality.crop_retries, 1, 100)
+    q = e.quality
+    for name in ("black_level", "flat_frame_std", "crop_min_std"):
+        _check_range(ctx, f"extraction.quality.{name}", getattr(q, name), 0.0, 255.0)
+    _check_range(ctx, "extraction.quality.crop_min_detail", q.crop_min_detail, 0.0, 1e7)
+    _check_range(ctx, "extraction.quality.crop_retries", q.crop_retries, 1, 100)
 
 
 def _load_formats(ctx: _Ctx, table: Any) -> tuple[FormatCfg, ...]:
-    if table is None:
+    if table is None or table == {}:  # no [formats] table, or an empty one
         return PREDECESSOR_FORMATS
     if not isinstance(table, dict):
-        ctx.fail("formats", "is not a table", "write [formats.<name>] tables")
+        ctx.fail("formats", f"{table!r} is not a table", "write [formats.<name>] tables")
     out = []
     for name, body in table.items():
         key = f"formats.{name}"
-        vals = _build(ctx, FormatCfg, body, key, skip=set())
-        if "name" in vals:
-            ctx.fail(f"{key}.name", "unknown key", "the table name is the format name; remove it")
+        vals = _build(ctx, FormatCfg, body, key, skip=set(),
+                      hidden={"name": "the table name is the format name; remove it"})
         for req in ("width", "height"):
             if req not in vals:
                 ctx.fail(f"{key}.{req}", "missing", f"add {req} = <pixels> (GT size)")
         fmt = FormatCfg(name=name, **vals)
         if fmt.dir == "":
             fmt = dataclasses.replace(fmt, dir=name)
-        if Path(fmt.dir).is_absolute() or ".." in Path(fmt.dir).parts:
-            ctx.fail(f"{key}.dir", f"{fmt.dir!r} leaves the category folder",
-                     "use a plain relative folder name, e.g. \"Patches\"")
+        _check_folder(ctx, f"{key}.dir", fmt.dir, "the category folder", '"Patches"')
         _check_range(ctx, f"{key}.scale", fmt.scale, 1, 16)
         for dim in ("width", "height"):
             v = getattr(fmt, dim)
@@ -358,24 +471,39 @@ def _load_formats(ctx: _Ctx, table: Any) -> tuple[FormatCfg, ...]:
     return tuple(out)
 
 
-def _load_categories(ctx: _Ctx, table: Any, formats: set[str]) -> tuple[CategoryCfg, ...]:
+def _load_categories(ctx: _Ctx, table: Any, fmt_dirs: dict[str, str]
+                     ) -> tuple[CategoryCfg, ...]:
     if not isinstance(table, dict) or not table:
         ctx.fail("categories", "missing or empty", "add at least one [categories.<name>] table")
     out = []
+    folders: dict[tuple[str, ...], str] = {}
     for name, body in table.items():
         key = f"categories.{name}"
-        vals = _build(ctx, CategoryCfg, body, key, skip={"formats"})
-        if "name" in vals:
-            ctx.fail(f"{key}.name", "unknown key", "the table name is the category name")
+        vals = _build(ctx, CategoryCfg, body, key, skip={"formats"},
+                      hidden={"name": "the table name is the category name; remove it"})
         if "target" not in vals:
             ctx.fail(f"{key}.target", "missing", "add target = <number of samples>")
         _check_range(ctx, f"{key}.target", vals["target"], 0, 10**9)
         if "formats" not in body:
             ctx.fail(f"{key}.formats", "missing", "add formats = { small_540 = 1.0 }")
-        mix = _weights(ctx, f"{key}.formats", body["formats"], formats, "format", "formats")
+        mix = _weights(ctx, f"{key}.formats", body["formats"], set(fmt_dirs), "format",
+                       "formats")
         path = vals.pop("path", "") or name
-        if Path(path).is_absolute() or ".." in Path(path).parts:
-            ctx.fail(f"{key}.path", f"{path!r} leaves the output root", "use a relative path")
+        _check_folder(ctx, f"{key}.path", path, "the output root", '"Universal/Learn"')
+        # Two categories in one folder would overwrite each other's samples and dataset.json.
+        parts = Path(path).parts
+        if parts in folders:
+            ctx.fail(f"{key}.path", f"{path!r} is also the folder of categories.{folders[parts]}",
+                     "give each category its own folder")
+        folders[parts] = name
+        dirs: dict[tuple[str, ...], str] = {}
+        for fmt_name, _ in mix:
+            d = Path(fmt_dirs[fmt_name]).parts
+            if d in dirs:  # their meta_info.txt and sample folders would be shared
+                ctx.fail(f"{key}.formats.{fmt_name}",
+                         f"writes to folder {fmt_dirs[fmt_name]!r}, as {dirs[d]!r} does",
+                         f"give formats.{fmt_name}.dir a folder of its own")
+            dirs[d] = fmt_name
         out.append(CategoryCfg(name=name, path=path, formats=mix, **vals))
     return tuple(out)
 
@@ -384,7 +512,8 @@ def _load_videos(ctx: _Ctx, items: Any, cats: set[str], base: Path) -> tuple[Vid
     if items is None:
         return ()
     if not isinstance(items, list):
-        ctx.fail("videos", "is not a list of tables", "write each video as a [[videos]] table")
+        ctx.fail("videos", f"{items!r} is not a list of tables",
+                 "write each video as a [[videos]] table")
     out: list[VideoCfg] = []
     seen: dict[str, int] = {}
     slugs: dict[str, int] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -39,21 +40,35 @@ def rng_for(seed: int, name: str, *parts: int) -> np.random.Generator:
 
 
 def allocate(total: int, weights: list[float], caps: list[int]) -> list[int]:
-    """Split `total` by `weights` (largest remainder), never above `caps`; spill goes elsewhere."""
+    """Split `total` by `weights`, never above `caps`; what a capped entry cannot take goes to
+    the others (water-filling), then largest remainder: every share is the floor or ceiling of
+    min(cap, λ·weight), and the shares sum to min(total, Σ caps). Exact rational arithmetic,
+    so float weights never make the rounding over- or under-shoot."""
     alloc = [0] * len(weights)
-    active = [i for i, (w, c) in enumerate(zip(weights, caps, strict=True)) if w > 0 and c > 0]
+    w = {i: Fraction(wt) for i, (wt, c) in enumerate(zip(weights, caps, strict=True))
+         if wt > 0 and c > 0}
+    if total <= 0 or not w:
+        return alloc
+    rest = sorted(w)
     remaining = total
-    while remaining > 0 and active:
-        wsum = sum(weights[i] for i in active)
-        ideal = {i: remaining * weights[i] / wsum for i in active}
+    while rest:  # cap every entry whose proportional share reaches its cap, until none does
+        wsum = sum(w[i] for i in rest)
+        full = [i for i in rest if remaining * w[i] >= caps[i] * wsum]
+        if not full:
+            break
+        for i in full:
+            alloc[i] = caps[i]
+            remaining -= caps[i]
+        rest = [i for i in rest if i not in full]
+    if rest and remaining > 0:
+        wsum = sum(w[i] for i in rest)
+        ideal = {i: remaining * w[i] / wsum for i in rest}
         take = {i: math.floor(v) for i, v in ideal.items()}
         left = remaining - sum(take.values())
-        for i in sorted(active, key=lambda i: (-(ideal[i] - take[i]), i))[:left]:
+        for i in sorted(rest, key=lambda i: (-(ideal[i] - take[i]), i))[:left]:
             take[i] += 1
-        for i in active:
-            alloc[i] += min(take[i], caps[i] - alloc[i])
-        active = [i for i in active if alloc[i] < caps[i]]
-        remaining = total - sum(alloc)
+        for i in rest:
+            alloc[i] = take[i]
     return alloc
 
 
@@ -108,7 +123,9 @@ def free_starts(probe: VideoProbe, cfg: Config, used: list[int]) -> np.ndarray:
 def place_round(cfg: Config, probe: VideoProbe, name: str, deficits: dict[str, int],
                 used: list[int], first_slot: int, phase: int, rnd: int) -> list[SlotPlan]:
     """New slots for `deficits` (category → samples still owed) in windows no slot has tried."""
-    need = max(deficits.values(), default=0)
+    geo = geometry(probe, cfg.extraction.reference_height)
+    fitting = {cat: fitting_formats(cfg, geo, cat) for cat in sorted(deficits)}
+    need = max((d for cat, d in deficits.items() if fitting[cat]), default=0)
     if need <= 0:
         return []
     n = cfg.extraction.frames_per_clip
@@ -117,22 +134,23 @@ def place_round(cfg: Config, probe: VideoProbe, name: str, deficits: dict[str, i
     if cand.size == 0:
         return []
     step_pref = max(n, round(cfg.extraction.retry_skip_seconds * probe.fps))
-    chunks = np.array_split(cand, min(need, cand.size))
+    # One stretch of the free runtime per slot, cut at evenly chosen windows of a greedy
+    # packing, so every stretch holds a window that ends before the next stretch begins.
+    packed = _packed_windows(cand, n)
+    stretches = min(need, packed.size)
+    bounds = packed[(np.arange(stretches) * packed.size) // stretches]
+    firsts = np.searchsorted(cand, bounds)
+    # a stretch's windows end before the next stretch begins
+    ends = [*np.searchsorted(cand, bounds[1:] - n, side="right").tolist(), cand.size]
     attempts: list[tuple[int, ...]] = []
-    for i, chunk in enumerate(chunks):
-        nxt = chunks[i + 1][0] if i + 1 < len(chunks) and chunks[i + 1].size else None
-        if nxt is not None:
-            chunk = chunk[chunk + n <= nxt]  # keep this stretch's windows off the next one's
-        if chunk.size == 0:
-            continue
+    for i0, i1 in zip(firsts.tolist(), ends, strict=True):
+        chunk = cand[i0:i1]
         step = max(n, min(step_pref, chunk.size // cfg.extraction.max_attempts))
         attempts.append(_nearby(chunk, int(rng.integers(chunk.size)), step,
                                 cfg.extraction.max_attempts))
-    geo = geometry(probe, cfg.extraction.reference_height)
     serve: list[list[tuple[str, str]]] = [[] for _ in attempts]
-    for cat in sorted(deficits):
+    for cat, fmts in fitting.items():
         k = min(deficits[cat], len(attempts))
-        fmts = fitting_formats(cfg, geo, cat)
         if k <= 0 or not fmts:
             continue
         chosen = np.sort(rng.choice(len(attempts), size=k, replace=False))
@@ -145,6 +163,21 @@ def place_round(cfg: Config, probe: VideoProbe, name: str, deficits: dict[str, i
         if formats:
             out.append(SlotPlan(first_slot + len(out), phase, rnd, starts, tuple(formats)))
     return out
+
+
+def _packed_windows(cand: np.ndarray, n: int) -> np.ndarray:
+    """Starts of the most disjoint windows among sorted free starts `cand` (greedy, left first)."""
+    runs = np.split(cand, np.flatnonzero(np.diff(cand) > 1) + 1)
+    out: list[np.ndarray] = []
+    edge = int(cand[0])
+    for run in runs:  # each run is contiguous: its windows are a grid from its first free start
+        first = max(int(run[0]), edge)
+        if first > int(run[-1]):
+            continue
+        grid = np.arange(first, int(run[-1]) + 1, n)
+        out.append(grid)
+        edge = int(grid[-1]) + n
+    return np.concatenate(out)
 
 
 def _nearby(chunk: np.ndarray, i0: int, step: int, limit: int) -> tuple[int, ...]:

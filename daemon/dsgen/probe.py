@@ -46,6 +46,9 @@ class VideoProbe:
     key_pts: np.ndarray  # int64 pts of keyframes, sorted
     colour: ColourInfo
     content: tuple[int, int, int, int]  # picture rectangle (x0, y0, x1, y1) inside the bars
+    # True when some frames carry no timestamp (MPEG-PS packing several frames per PES) and
+    # their pts were interpolated while indexing: readers must interpolate the same way.
+    pts_interpolated: bool = False
 
     @property
     def n_frames(self) -> int:
@@ -178,7 +181,7 @@ def _probe_open(container: Any, path: Path, size: int, mtime_ns: int, min_frames
                 ) -> VideoProbe:
     spath = str(path)
     stream = _video_stream(container, spath)
-    frame_pts, key_pts = _scan_index(container, stream)
+    frame_pts, key_pts, interpolated = _scan_index(container, stream)
     if frame_pts.shape[0] < min_frames:
         raise VideoError(spath, "probe", f"only {frame_pts.shape[0]} decodable frame(s); "
                          f"a clip needs {min_frames}", "use a longer video")
@@ -203,11 +206,29 @@ def _probe_open(container: Any, path: Path, size: int, mtime_ns: int, min_frames
     return VideoProbe(path=spath, size=size, mtime_ns=mtime_ns, stream_index=stream.index,
                       codec=cc.name, pix_fmt=first.format.name, width=width, height=height,
                       sar=sar, fps=fps, time_base=Fraction(stream.time_base),
-                      frame_pts=frame_pts, key_pts=key_pts, colour=info, content=content)
+                      frame_pts=frame_pts, key_pts=key_pts, colour=info, content=content,
+                      pts_interpolated=interpolated)
 
 
-def _scan_index(container: Any, stream: Any) -> tuple[np.ndarray, np.ndarray]:
-    """All frame pts (display order) and keyframe pts, from a demux-only pass (no decoding)."""
+def nominal_duration(stream: Any) -> int:
+    """One frame's duration in the stream's time-base ticks, from its rate (at least 1)."""
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    if not rate or rate <= 0 or not stream.time_base:
+        return 1
+    return max(1, round(1 / (Fraction(rate) * Fraction(stream.time_base))))
+
+
+def next_pts(prev_pts: int, prev_duration: int | None, nominal: int) -> int:
+    """The pts of a frame that has none: the previous frame's pts plus its duration.
+
+    The probe's decoding pass and ClipReader both use this on the same decoded frames, so
+    an interpolated pts names the same frame in the index and in a clip."""
+    return prev_pts + (prev_duration if prev_duration and prev_duration > 0 else nominal)
+
+
+def _scan_index(container: Any, stream: Any) -> tuple[np.ndarray, np.ndarray, bool]:
+    """All frame pts (display order) and keyframe pts, from a demux-only pass (no decoding);
+    the flag says whether some pts had to be interpolated."""
     pts: list[int] = []
     keys: list[int] = []
     missing = 0
@@ -220,25 +241,37 @@ def _scan_index(container: Any, stream: Any) -> tuple[np.ndarray, np.ndarray]:
         pts.append(packet.pts)
         if packet.is_keyframe:
             keys.append(packet.pts)
-    if missing > len(pts) // 100:
-        # Containers without per-packet pts (raw elementary streams, some MPEG-PS):
-        # the decoder's timestamps are the only truth, so decode once to index.
+    if missing:
+        # Packets without pts (raw elementary streams, MPEG-PS packing several small frames
+        # into one PES): a frame left out of the index would silently make a "consecutive"
+        # window skip it, so decode once and index every frame the decoder outputs.
         return _scan_by_decoding(container, stream)
-    return np.unique(np.asarray(pts, dtype=np.int64)), np.unique(np.asarray(keys, dtype=np.int64))
+    return (np.unique(np.asarray(pts, dtype=np.int64)),
+            np.unique(np.asarray(keys, dtype=np.int64)), False)
 
 
-def _scan_by_decoding(container: Any, stream: Any) -> tuple[np.ndarray, np.ndarray]:
+def _scan_by_decoding(container: Any, stream: Any) -> tuple[np.ndarray, np.ndarray, bool]:
     container.seek(0, stream=stream, backward=True, any_frame=False)
     stream.thread_type = "AUTO"
+    nominal = nominal_duration(stream)
     pts: list[int] = []
     keys: list[int] = []
+    prev: tuple[int, int | None] | None = None
+    interpolated = False
     for frame in container.decode(stream):
-        if frame.pts is None:
+        p = frame.pts
+        if p is None and prev is not None:
+            p = next_pts(prev[0], prev[1], nominal)
+            interpolated = True
+        if p is None:
+            prev = None  # before the first timestamp: nothing to count from (ClipReader agrees)
             continue
-        pts.append(frame.pts)
+        prev = (p, frame.duration)
+        pts.append(p)
         if frame.key_frame:
-            keys.append(frame.pts)
-    return np.unique(np.asarray(pts, dtype=np.int64)), np.unique(np.asarray(keys, dtype=np.int64))
+            keys.append(p)
+    return (np.unique(np.asarray(pts, dtype=np.int64)),
+            np.unique(np.asarray(keys, dtype=np.int64)), interpolated)
 
 
 def _first_frame(container: Any, stream: Any) -> Any:

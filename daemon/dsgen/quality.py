@@ -32,8 +32,13 @@ class ClipVerdict:
 
 
 def check_clip(lumas: list[np.ndarray], threshold: float, q: QualityCfg) -> ClipVerdict:
-    """Reject a clip that crosses a scene cut anywhere or holds a black or flat frame."""
-    diffs = [float(np.mean(np.abs(a - b))) for a, b in itertools.pairwise(lumas)]
+    """Reject a clip that crosses a scene cut anywhere or holds a black or flat frame.
+
+    `lumas` are luma planes on the 0–255 scale, float or integer (differences are taken in
+    float32, so integer planes never wrap around).
+    """
+    diffs = [float(np.mean(np.abs(np.subtract(a, b, dtype=np.float32))))
+             for a, b in itertools.pairwise(lumas)]
     worst = max(diffs) if diffs else 0.0
     means = [float(y.mean()) for y in lumas]
     stds = [float(y.std()) for y in lumas]
@@ -57,7 +62,12 @@ class CropVerdict:
 
 
 def check_crop(grey: np.ndarray, q: QualityCfg) -> CropVerdict:
-    """Reject a GT patch without texture (grey std) or without detail (Laplacian variance)."""
+    """Reject a GT patch without texture (grey std) or without detail (Laplacian variance).
+
+    `grey` is on the 0–255 scale, float or integer: it is measured as float32, because
+    skimage would rescale an integer image to 0–1 and every patch would look blurred.
+    """
+    grey = np.asarray(grey, dtype=np.float32)
     std = float(grey.std())
     if std < q.crop_min_std:
         return CropVerdict(LOW_TEXTURE, std, 0.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TextIO
+from typing import Any, TextIO
 
 BAR_WIDTH = 20
 
@@ -28,18 +28,27 @@ def bar(fraction: float, width: int = BAR_WIDTH) -> str:
 
 @dataclass
 class Reporter:
-    """Plain-line reporter (the live dashboard renders the same events elsewhere)."""
+    """Where engine events go: plain lines for people, or JSON events when `log` is set."""
 
     out: TextIO = field(default_factory=lambda: sys.stdout)
     quiet: bool = False
+    log: Any = None  # a structlog logger: every line becomes one JSON event
 
-    def line(self, text: str = "") -> None:
-        """One line, flushed (systemd and pipes see it at once)."""
+    def line(self, text: str = "", event: str | None = None, **fields: Any) -> None:
+        """One line, flushed (systemd and pipes see it at once); `event` names it for JSON."""
+        if self.log is not None:
+            if event is not None or text.strip():
+                self.log.info(event or "message", message=text.strip() or None, **fields)
+            return
         if not self.quiet:
             print(text, file=self.out, flush=True)
 
-    def warn(self, title: str, details: list[str], advice: list[str]) -> None:
+    def warn(self, title: str, details: list[str], advice: list[str], event: str = "warning",
+             **fields: Any) -> None:
         """A warning block as the predecessor showed them."""
+        if self.log is not None:
+            self.log.warning(event, message=title, details=details, advice=advice, **fields)
+            return
         self.line(f"⚠️  Warning: {title}")
         for d in details:
             self.line(f"    {d}")

@@ -220,6 +220,12 @@ class State:
             for c in categories:
                 db.execute("INSERT OR REPLACE INTO exhausted VALUES (?,?,?)", (video_id, c, reason))
 
+    def clear_exhausted(self, video_id: int, reasons: tuple[str, ...]) -> None:
+        """Forget exhaustion marks with these reasons (the file or its mount came back)."""
+        with self.tx() as db:
+            db.executemany("DELETE FROM exhausted WHERE video_id=? AND reason=?",
+                           [(video_id, r) for r in reasons])
+
     def add_slots(self, video_id: int, slots: list[SlotPlan]) -> None:
         """Record new slots of a video."""
         with self.tx() as db:
@@ -327,6 +333,11 @@ class State:
         with self.tx() as db:
             db.execute("UPDATE runs SET ended=?, status=? WHERE id=?",
                        (time.time(), status, run_id))
+
+    def last_sample_time(self) -> float | None:
+        """When the newest sample became durable."""
+        row = self.db.execute("SELECT MAX(created) FROM samples").fetchone()
+        return None if row[0] is None else float(row[0])
 
     def first_start(self) -> float | None:
         """When the first run started (for 'Total Time')."""

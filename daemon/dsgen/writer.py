@@ -66,10 +66,15 @@ def tmp_dir(cfg: Config) -> Path:
 
 
 def write_png(final: Path, image: np.ndarray, level: int, tmp: Path) -> int:
-    """Encode `image` as PNG under a temporary name, then rename to `final`; return its size."""
-    tmp.mkdir(parents=True, exist_ok=True)
+    """Encode `image` as PNG under a temporary name, then rename to `final`; return its size.
+
+    Any failure leaves no temporary file and nothing new under `final` (an existing file
+    there keeps its old content); a full disk (ENOSPC/EDQUOT, even while creating a folder)
+    is raised as DiskFull.
+    """
     part = tmp / f"{os.getpid()}-{next(_counter)}.png"
     try:
+        tmp.mkdir(parents=True, exist_ok=True)
         Image.fromarray(image).save(part, format="PNG", compress_level=level)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(part, final)

@@ -1,0 +1,96 @@
+"""Free space on the output filesystem: warn early, pause before a write can fail, resume later."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from typing import TYPE_CHECKING
+
+from dsgen.report import gb
+from dsgen.state import State
+
+if TYPE_CHECKING:
+    from dsgen.engine import Engine
+
+# Free space needed above the point where a write failed before extraction resumes:
+# without headroom a nearly full disk makes the engine retry and fail in a tight loop.
+RESUME_HEADROOM = 64 * 1024 * 1024
+
+
+class DiskGuard:
+    """Decides when the engine may write; the engine asks `paused` before dispatching."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.paused = False
+        self.resume_free = 0
+        self.warned_short = False
+        self._last = 0.0
+
+    def _usage(self) -> tuple[int, int] | None:
+        try:
+            u = shutil.disk_usage(self.engine.cfg.output_root)
+        except OSError:
+            return None
+        return u.free, u.total
+
+    def tick(self, st: State) -> None:
+        """Check free space every `disk.check_seconds` (every tick while paused)."""
+        now = time.monotonic()
+        if not self.paused and now - self._last < self.engine.cfg.disk.check_seconds:
+            return
+        self._last = now
+        usage = self._usage()
+        if usage is None:
+            return
+        free, total = usage
+        m = self.engine.metrics
+        if m is not None:
+            m.set_disk(free, total)
+        cfg, ui = self.engine.cfg, self.engine.ui
+        if gb(free) < cfg.disk.min_free_gb:
+            self.pause()
+            return
+        if self.paused:
+            if free < self.resume_free:
+                return
+            self.paused = False
+            if m is not None:
+                m.paused(False)
+            ui.line(f"✓ Disk space is back ({gb(free):.2f} GB free); resuming",
+                    event="disk_resumed", free_bytes=free)
+        needed = self.bytes_needed(st)
+        if needed > free and not self.warned_short:
+            self.warned_short = True
+            ui.warn("Low disk space", [f"Available: {gb(free):.1f} GB",
+                                       f"Estimated needed: {gb(needed):.1f} GB remaining"],
+                    ["Consider freeing up disk space"], event="disk_low", free_bytes=free,
+                    needed_bytes=needed)
+
+    def bytes_needed(self, st: State) -> int:
+        """Bytes still to write: samples still owed × the category's average sample size."""
+        need = 0
+        totals = st.category_totals()
+        for c in self.engine.cfg.categories:
+            n, b = totals.get(c.name, (0, 0))
+            if n:
+                need += int(b / n * max(0, c.target - n))
+        return need
+
+    def pause(self) -> None:
+        """Stop dispatching until the output filesystem has room again (never write a part)."""
+        if self.paused:
+            return
+        self.paused = True
+        usage = self._usage()
+        free = usage[0] if usage else 0
+        cfg = self.engine.cfg
+        self.resume_free = max(int(cfg.disk.min_free_gb * 1e9), free + RESUME_HEADROOM)
+        if self.engine.metrics is not None:
+            self.engine.metrics.paused(True)
+        self.engine.ui.warn(
+            "Disk full: extraction paused",
+            [f"Output: {cfg.output_root}", f"Available: {gb(free):.3f} GB",
+             f"Resuming when {gb(self.resume_free):.3f} GB are free"],
+            ["Nothing half-written was kept; free space and dsgen resumes by itself"],
+            event="disk_full", free_bytes=free, resume_bytes=self.resume_free)

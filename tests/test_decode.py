@@ -1,0 +1,370 @@
+"""dsgen.decode: ClipReader returns exactly the wanted frames, pixel for pixel.
+
+The reference for every clip is a plain sequential decode of the whole file with PyAV: the
+i-th frame it outputs is frame i. A clip must hand out the frames whose pts are
+frame_pts[start:start+n], in order, with the same decoded samples, however the reader got
+there (forward walk, seek, re-seek after landing late, skipping non-reference frames on the
+approach, frame threads). Nothing is mocked: the videos are really encoded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import random
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+
+from dsgen.decode import ClipError, ClipReader
+from dsgen.probe import VideoProbe, probe_video
+from dsgen.synth import SynthSpec, make_video
+
+N = 7  # frames per clip
+VIDEO_FIXTURES = ["h264_cuts", "hevc10_hdr", "mpeg2_anamorphic", "letterboxed", "odd_size"]
+# H.264 with B-frames in an MPEG program stream where most packets carry no pts.
+PS_SPARSE_PTS = SynthSpec("h264_ps_dec", "h264", 320, 240, 60, cuts=(30,), gop=24, bframes=2,
+                          container="mpg", seed=301)
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def digest(frame: Any) -> str:
+    """Identity of a decoded frame's samples (all planes, as to_ndarray gives them)."""
+    a = frame.to_ndarray()
+    return hashlib.sha1(f"{a.dtype}{a.shape}".encode() + a.tobytes()).hexdigest()
+
+
+@functools.cache
+def reference(path: str) -> tuple[str, ...]:
+    """Digests of every frame of a plain full sequential decode, in output order."""
+    with av.open(path) as c:
+        return tuple(digest(f) for f in c.decode(video=0))
+
+
+@functools.cache
+def probe_of(path: str) -> VideoProbe:
+    """The probe of a video (cached: probes are deterministic)."""
+    return probe_video(Path(path), N)
+
+
+def assert_exact(reader: ClipReader, start: int, n: int = N) -> None:
+    """The clip at `start` has the index's pts and the reference decode's samples."""
+    p = reader.probe
+    frames = reader.clip(start, n)
+    assert [f.pts for f in frames] == p.frame_pts[start:start + n].tolist(), start
+    got = [digest(f) for f in frames]
+    assert got == list(reference(p.path)[start:start + n]), f"pixels differ at start {start}"
+
+
+def walk(reader: ClipReader, starts: Iterable[int]) -> None:
+    """Request every window in the given order and check each one."""
+    for s in starts:
+        assert_exact(reader, s)
+
+
+@pytest.fixture(params=VIDEO_FIXTURES)
+def video(request: pytest.FixtureRequest) -> tuple[VideoProbe, SynthSpec]:
+    """Each synthetic video with its probe; the reference decode must match the index."""
+    path, spec = request.getfixturevalue(request.param)
+    p = probe_of(str(path))
+    assert len(reference(str(path))) == p.n_frames == spec.n_frames
+    return p, spec
+
+
+@pytest.fixture(scope="module")
+def ps_sparse(tmp_path_factory: pytest.TempPathFactory) -> VideoProbe:
+    """Probe of an MPEG-PS H.264 file whose pts the probe had to interpolate."""
+    path = make_video(tmp_path_factory.mktemp("decode_ps") / "h264_ps.mpg", PS_SPARSE_PTS)
+    return probe_of(str(path))
+
+
+@pytest.fixture(scope="module")
+def h264_ts(h264_cuts: tuple[Path, SynthSpec], tmp_path_factory: pytest.TempPathFactory
+            ) -> VideoProbe:
+    """The H.264 fixture remuxed (not re-encoded) to MPEG-TS: no index, seeks go by dts."""
+    src, _ = h264_cuts
+    dst = tmp_path_factory.mktemp("decode_ts") / "h264_cuts.ts"
+    with av.open(str(src)) as i, av.open(str(dst), "w", format="mpegts") as o:
+        out = o.add_stream_from_template(i.streams.video[0])
+        for packet in i.demux(video=0):
+            if packet.size == 0:
+                continue  # the demuxer's flush packet
+            packet.stream = out
+            o.mux(packet)
+    return probe_of(str(dst))
+
+
+@pytest.fixture(scope="module")
+def ts_one_missing_pts(h264_cuts: tuple[Path, SynthSpec],
+                       tmp_path_factory: pytest.TempPathFactory) -> VideoProbe:
+    """The H.264 fixture remuxed to MPEG-TS with the pts of packet 39 (frame 38) removed."""
+    src, _ = h264_cuts
+    dst = tmp_path_factory.mktemp("decode_hole") / "hole.ts"
+    with av.open(str(src)) as i, av.open(str(dst), "w", format="mpegts") as o:
+        out = o.add_stream_from_template(i.streams.video[0])
+        for k, packet in enumerate(pk for pk in i.demux(video=0) if pk.size):
+            if k == 39:
+                packet.pts = None
+            packet.stream = out
+            o.mux(packet)
+    return probe_of(str(dst))
+
+
+# ------------------------------------------------------------------------------ exactness
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_sorted_random_walk_is_exact(video: tuple[VideoProbe, SynthSpec], threads: int) -> None:
+    """Sorted random starts (the engine's forward walk, repeats and overlaps included) give
+    the exact frames and samples of a full decode, with slice and with frame threads."""
+    p, _ = video
+    rng = random.Random(p.n_frames * 31 + threads)
+    starts = sorted(rng.randrange(0, p.n_frames - N + 1) for _ in range(8))
+    reader = ClipReader(p, threads)
+    assert reader.stream.codec_context.thread_type.name == "AUTO"
+    assert reader.stream.codec_context.thread_count == threads
+    walk(reader, [*starts, p.n_frames - N])
+    reader.close()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_far_apart_backward_and_overlapping_requests_are_exact(
+        video: tuple[VideoProbe, SynthSpec], threads: int) -> None:
+    """Starts that force seeks (far apart, backward, overlapping the previous window, the
+    very end, the very start) still give the exact frames and samples."""
+    p, _ = video
+    last = p.n_frames - N
+    starts = [last, 0, last // 2, last // 2 - 3, last // 2 + 4, 1, last - 1, last, 2, 2]
+    reader = ClipReader(p, threads)
+    walk(reader, starts)
+    assert reader.seeks >= 6  # at least every backward step seeked
+    reader.close()
+
+
+def test_every_window_from_a_fresh_reader_is_exact(video: tuple[VideoProbe, SynthSpec]) -> None:
+    """A start every 4 frames (every keyframe, positions all over each GOP, the first and
+    the last GOP) works as the first request of a reader, i.e. straight after a seek."""
+    p, _ = video
+    for s in range(0, p.n_frames - N + 1, 4):
+        reader = ClipReader(p, 2)
+        assert_exact(reader, s)
+        reader.close()
+
+
+def test_adjacent_windows_walk_the_whole_video_with_one_seek(
+        video: tuple[VideoProbe, SynthSpec]) -> None:
+    """Back-to-back windows over the whole video are decoded in one forward pass: a single
+    seek (to the start), and no frame decoded twice."""
+    p, _ = video
+    reader = ClipReader(p, 2)
+    starts = list(range(0, p.n_frames - N + 1, N))
+    walk(reader, starts)
+    assert reader.seeks == 1
+    assert reader.frames_decoded <= starts[-1] + N + 4  # frames handed out + decoder lookahead
+    reader.close()
+
+
+def test_dts_seeking_container_lands_on_the_right_gop(h264_ts: VideoProbe) -> None:
+    """MPEG-TS has no index and seeks by dts, which lies before a keyframe's pts: seeking
+    to the keyframe's pts lands one packet after it. The reader must still give every
+    window exactly (first and last GOP included) and learn to aim before keyframes, so
+    later seeks cost one seek each."""
+    p = h264_ts
+    for s in (0, 23, 24, 40, 72, p.n_frames - N):
+        reader = ClipReader(p, 2)
+        assert_exact(reader, s)
+        reader.close()
+    reader = ClipReader(p, 2)
+    walk(reader, [50])  # lands after keyframe 48, re-seeks before it and keeps that lead
+    assert reader.seeks == 2
+    walk(reader, [75])  # keyframe 72 is ahead: one seek, aimed before it
+    assert reader.seeks == 3
+    seeks = reader.seeks
+    walk(reader, [30, 3, 60])  # three backward jumps: one seek each now
+    assert reader.seeks == seeks + 3
+    reader.close()
+
+
+def test_interpolated_pts_clips_are_exact(ps_sparse: VideoProbe) -> None:
+    """For a file whose pts the probe interpolated, clips (fresh, walked, backward) still
+    give frame i = the i-th frame of a full decode, and no frame is skipped on approach."""
+    p = ps_sparse
+    assert p.pts_interpolated and p.n_frames == PS_SPARSE_PTS.n_frames
+    reader = ClipReader(p, 2)
+    assert not reader.skip_nonref
+    walk(reader, [5, 12, 30, 53, 40, 0, 24, 47])
+    for s in (23, 36, 53):
+        fresh = ClipReader(p, 1)
+        assert_exact(fresh, s)
+        fresh.close()
+    reader.close()
+
+
+def test_frame_without_pts_is_never_skipped_inside_a_window(ts_one_missing_pts: VideoProbe
+                                                            ) -> None:
+    """Frame 38 has no pts in the file. Windows across it are exact (its pts is interpolated
+    as in the probe), and if an index ever lacks such a frame, a window across it raises
+    ClipError instead of returning 7 frames that are not consecutive."""
+    p = ts_one_missing_pts
+    assert p.n_frames == 96 and p.pts_interpolated
+    reader = ClipReader(p, 2)
+    walk(reader, [30, 34, 38, 20, 32])
+    reader.close()
+    # An index built as if packets without pts did not exist (frame 38 left out):
+    short = dataclasses.replace(p, frame_pts=p.frame_pts[p.frame_pts != p.frame_pts[38]],
+                                pts_interpolated=False)
+    reader = ClipReader(short, 2)
+    for s in (32, 35, 37):  # windows that would hide the gap
+        with pytest.raises(ClipError, match="without timestamp"):
+            reader.clip(s, N)
+    for s in (24, 31, 38):  # windows on either side of it are still exact
+        frames = reader.clip(s, N)
+        ref = reference(p.path)
+        offset = 0 if s + N <= 38 else 1
+        assert [digest(f) for f in frames] == list(ref[s + offset:s + offset + N])
+    reader.close()
+
+
+# ------------------------------------------------------------------------------ cost
+
+
+def test_forward_walk_seeks_only_when_the_next_keyframe_is_ahead(
+        h264_cuts: tuple[Path, SynthSpec]) -> None:
+    """Walking forward, the reader seeks only when the next window's keyframe lies beyond
+    the newest decoded frame: windows in the same GOP, or whose GOP decoding already
+    reached, cost no seek; a window in a later GOP does."""
+    p = probe_of(str(h264_cuts[0]))  # GOP 24: keyframes at 0, 24, 48, 72
+    reader = ClipReader(p, 2)
+    steps = [(1, 1), (9, 1), (16, 1),  # one GOP: the first seek only
+             (23, 1),  # runs into the next GOP: still walking
+             (40, 1),  # keyframe 24 was decoded already (frame 28 was shown): walk on
+             (50, 2),  # keyframe 48 is beyond the last decoded frame 46: seek
+             (57, 2), (64, 2),  # same GOP as before: walk
+             (80, 3)]  # keyframe 72 beyond frame 70: seek
+    for start, seeks in steps:
+        assert_exact(reader, start)
+        assert reader.seeks == seeks, start
+    reader.close()
+
+
+def test_walk_versus_seek_per_clip(video: tuple[VideoProbe, SynthSpec]) -> None:
+    """On the same sorted windows, the forward walk needs fewer seeks and decodes no more
+    frames than seeking afresh for every clip, and returns the same frames."""
+    p, spec = video
+    starts = list(range(2, p.n_frames - N + 1, max(N, spec.gop // 3)))
+    walker = ClipReader(p, 2)
+    walk(walker, starts)
+    seeks = frames = 0
+    for s in starts:
+        fresh = ClipReader(p, 2)
+        assert_exact(fresh, s)
+        seeks, frames = seeks + fresh.seeks, frames + fresh.frames_decoded
+        fresh.close()
+    assert walker.seeks < seeks
+    assert walker.frames_decoded <= frames
+    walker.close()
+
+
+@pytest.mark.parametrize("name", ["h264_cuts", "hevc10_hdr", "mpeg2_anamorphic"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_nonref_skipping_decodes_fewer_frames_and_never_one_in_the_window(
+        name: str, threads: int, request: pytest.FixtureRequest) -> None:
+    """skip_frame=NONREF on the approach to a window makes the decoder output fewer frames
+    than DEFAULT for windows late in a GOP, and never drops a frame inside the window:
+    the frames are identical to the full decode, with slice and frame threads."""
+    path, spec = request.getfixturevalue(name)
+    p = probe_of(str(path))
+    starts = [k + spec.gop - N - 1 for k in range(0, p.n_frames - spec.gop + 1, spec.gop)]
+    decoded = {}
+    for skip in (True, False):
+        total = 0
+        for s in starts:
+            reader = ClipReader(p, threads)
+            reader.skip_nonref = skip
+            assert_exact(reader, s)
+            total += reader.frames_decoded
+            reader.close()
+        decoded[skip] = total
+    assert decoded[True] < decoded[False]
+
+
+# ------------------------------------------------------------------------------ errors
+
+
+def test_out_of_range_windows_raise_clip_error(h264_cuts: tuple[Path, SynthSpec]) -> None:
+    """Windows that do not fit in the index raise ClipError, and the reader stays usable."""
+    p = probe_of(str(h264_cuts[0]))
+    reader = ClipReader(p, 1)
+    for start, n in ((-1, N), (p.n_frames - N + 1, N), (p.n_frames, N), (0, 0),
+                     (0, p.n_frames + 1)):
+        with pytest.raises(ClipError):
+            reader.clip(start, n)
+    assert_exact(reader, p.n_frames - N)
+    reader.close()
+
+
+def test_truncated_fixture_windows(bad_files: dict[str, Path]) -> None:
+    """The truncated fixture: every window inside its shorter index is exact, every later
+    window raises ClipError."""
+    p = probe_of(str(bad_files["truncated"]))
+    assert len(reference(p.path)) == p.n_frames
+    reader = ClipReader(p, 2)
+    walk(reader, range(p.n_frames - N + 1))
+    for s in range(p.n_frames - N + 1, 48 - N + 1):
+        with pytest.raises(ClipError):
+            reader.clip(s, N)
+    reader.close()
+
+
+@pytest.mark.parametrize("name", ["h264_cuts", "hevc10_hdr", "mpeg2_anamorphic"])
+def test_file_truncated_after_probing_raises_clip_error(
+        name: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """If the file lost its end after probing, windows past the cut raise ClipError (never
+    another exception, never wrong frames) and windows before it stay exact."""
+    path, _ = request.getfixturevalue(name)
+    full = probe_of(str(path))
+    cut = tmp_path / f"cut{path.suffix}"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    p = dataclasses.replace(full, path=str(cut))
+    ok = failed = 0
+    for order in (1, -1):
+        reader = ClipReader(p, 2)
+        for s in list(range(0, p.n_frames - N + 1, 9))[::order]:
+            try:
+                frames = reader.clip(s, N)
+            except ClipError:
+                failed += 1
+                continue
+            ok += 1
+            assert [f.pts for f in frames] == p.frame_pts[s:s + N].tolist()
+            assert [digest(f) for f in frames] == list(reference(str(path))[s:s + N])
+        reader.close()
+    assert ok and failed
+
+
+def test_a_failed_window_does_not_make_later_seeks_costlier(
+        h264_cuts: tuple[Path, SynthSpec], tmp_path: Path) -> None:
+    """Re-seeking earlier to rescue a window past a file's damaged end must not stick: a
+    later window right after a keyframe still costs what it costs a fresh reader."""
+    path, _ = h264_cuts
+    full = probe_of(str(path))
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    p = dataclasses.replace(full, path=str(cut))
+    fresh = ClipReader(p, 1)
+    assert [f.pts for f in fresh.clip(25, N)] == p.frame_pts[25:25 + N].tolist()
+    cost = fresh.frames_decoded
+    fresh.close()
+    reader = ClipReader(p, 1)
+    with pytest.raises(ClipError):
+        reader.clip(p.n_frames - N, N)
+    before = reader.frames_decoded
+    assert [f.pts for f in reader.clip(25, N)] == p.frame_pts[25:25 + N].tolist()
+    assert reader.frames_decoded - before == cost
+    reader.close()
