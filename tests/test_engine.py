@@ -309,22 +309,28 @@ def _samples_in(state_dir: Path) -> int:
         return 0
 
 
-@pytest.mark.slow
-def test_kill_9_at_five_moments_then_resume_gives_the_identical_dataset(
-        tmp_path: Path, long_videos: tuple[Path, Path]) -> None:
-    """kill -9 at five random moments + resume = byte-identical dataset to one clean run."""
-    text = KILL_CONFIG % long_videos
-    for name in ("clean", "killed"):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "dsgen.toml").write_text(text)
-    proc = _cli(tmp_path / "clean" / "dsgen.toml")
+@pytest.fixture(scope="module")
+def clean_long(tmp_path_factory: pytest.TempPathFactory, long_videos: tuple[Path, Path]
+               ) -> dict[str, str]:
+    """The dataset of one uninterrupted `dsgen run` over the long videos: name → sha256."""
+    d = tmp_path_factory.mktemp("clean")
+    (d / "dsgen.toml").write_text(KILL_CONFIG % long_videos)
+    proc = _cli(d / "dsgen.toml")
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
-    cfg_clean = load_config(tmp_path / "clean" / "dsgen.toml")
-    expected = dataset_files(cfg_clean.output_root)
-    total = 75
-    assert sum(1 for f in expected if "/GT/" in f) == total
+    expected = dataset_files(load_config(d / "dsgen.toml").output_root)
+    assert sum(1 for f in expected if "/GT/" in f) == 75
+    return expected
 
+
+@pytest.mark.slow
+def test_kill_9_at_five_moments_then_resume_gives_the_identical_dataset(
+        tmp_path: Path, long_videos: tuple[Path, Path], clean_long: dict[str, str]) -> None:
+    """kill -9 at five random moments + resume = byte-identical dataset to one clean run."""
+    expected = clean_long
+    total = 75
+    (tmp_path / "killed").mkdir()
+    (tmp_path / "killed" / "dsgen.toml").write_text(KILL_CONFIG % long_videos)
     cfg_path = tmp_path / "killed" / "dsgen.toml"
     cfg = load_config(cfg_path)
     rng = random.Random(20261126)
@@ -481,3 +487,38 @@ def test_full_disk_pauses_without_corruption_and_resumes_when_space_returns(
         assert _samples_in(cfg.state_dir) == 75
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def _workers_of(pid: int) -> list[int]:
+    """PIDs of a dsgen process's pool workers (spawned children running spawn_main)."""
+    out = []
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        try:
+            cmd = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in cmd:
+            out.append(int(child))
+    return out
+
+
+@pytest.mark.slow
+def test_a_killed_worker_loses_nothing_and_the_run_finishes_identically(
+        tmp_path: Path, long_videos: tuple[Path, Path], clean_long: dict[str, str]) -> None:
+    """SIGKILL one worker mid-run: the pool is rebuilt, its clips redone, same dataset."""
+    cfg_path = tmp_path / "dsgen.toml"
+    cfg_path.write_text(KILL_CONFIG % long_videos)
+    cfg = load_config(cfg_path)
+    proc = _cli(cfg_path)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and _samples_in(cfg.state_dir) < 20:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    workers = _workers_of(proc.pid)
+    assert workers, "no worker process found"
+    os.kill(workers[0], signal.SIGKILL)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    assert "A worker process died" in out
+    assert dataset_files(cfg.output_root) == clean_long
+    assert _samples_in(cfg.state_dir) == 75

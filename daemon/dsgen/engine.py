@@ -365,6 +365,8 @@ class Engine:
 
     def _new_phase(self, st: State) -> bool:
         amounts = new_phase(self.cfg, st, self.videos, self.cfg_by_id)
+        for per in amounts.values():
+            self.finished_videos.difference_update(per)  # they have work again
         if st.phase() > 0:
             for cat, per in amounts.items():
                 self.ui.line(f"→ {cat.upper()}: {sum(per.values())} more samples planned on "
@@ -555,6 +557,8 @@ class Engine:
             self.metrics.worker_failure("died")
         lost = [(kind, payload), *self.inflight.values()]
         self.inflight.clear()
+        for task in self.ready:  # queued, never started: simply no longer reserved
+            self.busy.difference_update((task.video_id, s.slot_id) for s in task.slots)
         self.ready.clear()
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)

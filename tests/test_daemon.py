@@ -1,0 +1,214 @@
+"""`dsgen daemon` as systemd runs it: a real notify socket, a watched folder, SIGHUP, SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from dsgen.synth import SynthSpec, make_video
+
+ROOT = Path(__file__).resolve().parents[1]
+
+DAEMON_CONFIG = """\
+output_root = "out"
+state_dir = "state"
+workers = 2
+segment_slots = 4
+status_seconds = 0.5
+
+[metrics]
+port = {port}
+
+[daemon]
+rescan_seconds = 1.0
+idle_seconds = 0.2
+
+[formats.tiny]
+width = 96
+height = 96
+scale = 3
+
+[categories.alpha]
+target = {target}
+formats = {{ tiny = 1.0 }}
+
+[[watch]]
+path = "incoming"
+categories = ["alpha"]
+settle_seconds = 0.5
+"""
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def promtool() -> str | None:
+    """promtool from PATH or .ci/bin (installed by .ci/install-tools)."""
+    found = shutil.which("promtool")
+    local = ROOT / ".ci" / "bin" / "promtool"
+    return found or (str(local) if local.exists() else None)
+
+
+class NotifyListener:
+    """A real AF_UNIX datagram socket standing in for systemd's $NOTIFY_SOCKET."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
+        self.path = path
+        self.messages: list[str] = []
+
+    def wait_for(self, needle: str, timeout: float) -> str:
+        """Receive until a datagram contains `needle`; return it."""
+        deadline = time.monotonic() + timeout
+        for m in self.messages:
+            if needle in m:
+                return m
+        while time.monotonic() < deadline:
+            try:
+                data = self.sock.recv(4096).decode()
+            except TimeoutError:
+                continue
+            self.messages.append(data)
+            if needle in data:
+                return data
+        raise AssertionError(f"no {needle!r} within {timeout}s; got {self.messages}")
+
+
+def samples(state_dir: Path, video: str | None = None) -> int:
+    """Durable samples (of one video, or all)."""
+    try:
+        db = sqlite3.connect(f"file:{state_dir / 'dsgen.sqlite3'}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error:
+        return 0
+    try:
+        if video is None:
+            return int(db.execute("SELECT COUNT(*) FROM samples").fetchone()[0])
+        return int(db.execute("SELECT COUNT(*) FROM samples s JOIN videos v ON v.id=s.video_id"
+                              " WHERE v.name=?", (video,)).fetchone()[0])
+    except sqlite3.Error:
+        return 0
+    finally:
+        db.close()
+
+
+def wait_until(cond: object, timeout: float, what: str, proc: subprocess.Popen[str]) -> None:
+    """Poll `cond()` until true; fail with the daemon's exit if it died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callable(cond) and cond():
+            return
+        assert proc.poll() is None, f"daemon exited with {proc.returncode} waiting for {what}"
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def daemon_dir(tmp_path: Path) -> Iterator[Path]:
+    """A work dir with the incoming folder and two source videos made elsewhere."""
+    (tmp_path / "incoming").mkdir()
+    (tmp_path / "src").mkdir()
+    for name, seed in (("first", 301), ("second", 302)):
+        make_video(tmp_path / "src" / f"{name}.mkv",
+                   SynthSpec(name, "h264", 640, 360, 240, cuts=(120,), gop=24, seed=seed))
+    yield tmp_path
+
+
+@pytest.mark.slow
+def test_daemon_notify_watch_reload_metrics_and_clean_stop(daemon_dir: Path) -> None:
+    """READY; mv and rsync-style arrivals processed; SIGHUP target; /metrics true; SIGTERM."""
+    port = free_port()
+    cfg = daemon_dir / "dsgen.toml"
+    cfg.write_text(DAEMON_CONFIG.format(port=port, target=10))
+    listener = NotifyListener(daemon_dir / "notify.sock")
+    env = dict(os.environ, NOTIFY_SOCKET=str(listener.path), PYTHONUNBUFFERED="1")
+    log = (daemon_dir / "daemon.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "dsgen.cli", "daemon", "--config", str(cfg)],
+                            stdout=log, stderr=subprocess.STDOUT, text=True, env=env)
+    state = daemon_dir / "state"
+    try:
+        listener.wait_for("READY=1", 60)
+        # 1. moved in with mv (a rename within the filesystem).
+        os.rename(daemon_dir / "src" / "first.mkv", daemon_dir / "incoming" / "first.mkv")
+        wait_until(lambda: samples(state) == 10, 120, "10 samples from the moved video", proc)
+        # 2. written rsync-style: a hidden temporary name, written in pieces, then renamed.
+        data = (daemon_dir / "src" / "second.mkv").read_bytes()
+        part = daemon_dir / "incoming" / ".second.mkv.Xy12Ab"
+        with part.open("wb") as f:
+            for i in range(0, len(data), 64 * 1024):
+                f.write(data[i:i + 64 * 1024])
+                f.flush()
+                time.sleep(0.05)
+        os.rename(part, daemon_dir / "incoming" / "second.mkv")
+        wait_until(lambda: "second" in (daemon_dir / "daemon.log").read_text(), 30,
+                   "the rsync-style video to be found", proc)
+        time.sleep(1.0)
+        assert samples(state) == 10  # targets met: the new video waits for a reason to work
+        # 3. SIGHUP with a raised target: both videos now get work.
+        cfg.write_text(DAEMON_CONFIG.format(port=port, target=24))
+        proc.send_signal(signal.SIGHUP)
+        reloading = listener.wait_for("RELOADING=1", 30)
+        assert "MONOTONIC_USEC=" in reloading
+        wait_until(lambda: samples(state) == 24, 120, "24 samples after the reload", proc)
+        assert samples(state, "second") > 0
+        assert samples(state, "first") + samples(state, "second") == 24
+        # 4. /metrics agrees with the state and the files, and promtool accepts it.
+        time.sleep(1.0)
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+        values = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                  for fam in text_string_to_metric_families(text.decode())
+                  for s in fam.samples}
+        gts = list((daemon_dir / "out").rglob("GT/*/*.png"))
+        assert len(gts) == 24
+        assert values[("dsgen_samples", (("category", "alpha"),))] == 24
+        assert values[("dsgen_category_target_samples", (("category", "alpha"),))] == 24
+        assert values[("dsgen_samples_written_total",
+                       (("category", "alpha"), ("format", "tiny")))] == 24
+        assert values[("dsgen_config_reload_success", ())] == 1
+        ok = values[("dsgen_clip_attempts_total", (("reason", "ok"),))]
+        assert ok >= 24
+        tool = promtool()
+        if tool is None:
+            if os.environ.get("CI"):
+                pytest.fail("promtool missing in CI (.ci/install-tools installs it)")
+            print("promtool not installed: skipping `promtool check metrics`")
+        else:
+            check = subprocess.run([tool, "check", "metrics"], input=text, capture_output=True)
+            assert check.returncode == 0, check.stdout + check.stderr
+            assert not check.stdout.strip() and not check.stderr.strip(), check.stdout
+        # 5. SIGTERM: STOPPING, a clean exit within systemd's stop timeout.
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        assert time.monotonic() - t0 < 60
+        listener.wait_for("STOPPING=1", 5)
+        assert proc.returncode == 143
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+    lines = (daemon_dir / "daemon.log").read_text().splitlines()
+    events = [json.loads(line) for line in lines]
+    names = {e["event"] for e in events}
+    assert {"video_found", "video_started", "reloaded", "stopped"} <= names, names
+    finished = [e for e in events if e["event"] == "video_finished"]
+    assert finished and all("video" in e and "success_rate" in e for e in finished)
+    assert listener.wait_for("STATUS=", 1)
