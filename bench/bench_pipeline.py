@@ -173,9 +173,11 @@ class BenchEngine(Engine):
         self.results: list[TaskResult] = []
         self.probe_done: float | None = None
 
-    def _make_tasks(self, st: Any, ready: Any, *args: Any) -> None:
+    def _make_tasks(self, st: Any, *args: Any) -> None:
+        # Older engines passed the ready deque in; newer ones keep it as self.ready.
+        ready = args[0] if args else self.ready
         before = len(ready)
-        super()._make_tasks(st, ready, *args)
+        super()._make_tasks(st, *args)
         self.submitted.extend(list(ready)[before:])
 
     def _handle(self, st: Any, kind: str, payload: Any, result: Any, *args: Any) -> None:
@@ -550,7 +552,13 @@ def machine_info() -> dict[str, str]:
     osname = ""
     with contextlib.suppress(OSError):
         osname = platform.freedesktop_os_release().get("PRETTY_NAME", "")
-    return {"cpu": cpu, "cores": str(os.cpu_count()), "ram": mem, "os": osname,
+    import dsgen
+
+    src = Path(dsgen.__file__).resolve().parent
+    rev = subprocess.run(["git", "-C", str(src), "describe", "--always", "--dirty"],
+                         capture_output=True, text=True, check=False).stdout.strip()
+    return {"dsgen": f"{src} ({rev or 'not a git checkout'})",
+            "cpu": cpu, "cores": str(os.cpu_count()), "ram": mem, "os": osname,
             "python": platform.python_version(), "pyav": av.__version__,
             "pyav_ffmpeg": ".".join(map(str, av.library_versions["libavcodec"])),
             "pillow": PIL.__version__, "numpy": np.__version__}

@@ -741,7 +741,7 @@ def encode(
     ctx_tags: dict[str, int] | None = None,
     frames: list[av.VideoFrame] | None = None,
 ) -> Path:
-    """Encode a few frames (grey unless given) into a tiny MP4 with PyAV."""
+    """Encode a few frames (grey unless given) into a tiny MP4/MKV with PyAV."""
     with av.open(str(path), "w") as out:
         stream = out.add_stream(codec, rate=25, options=options or {})
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
@@ -799,7 +799,7 @@ def test_colour_info_hevc_hdr10_reads_maxcll(tmp_path: Path) -> None:
     frame's CONTENT_LIGHT_LEVEL side data; without a frame the peak is the default."""
     opts = x265(f"{HDR10}:hdr10=1:master-display={MASTER}L(40000000,50):max-cll=1000,400")
     without, info, _ = probe(
-        encode(tmp_path / "h.mp4", "libx265", "yuv420p10le", 64, 48, options=opts)
+        encode(tmp_path / "h.mkv", "libx265", "yuv420p10le", 64, 48, options=opts)
     )
     assert (info.matrix, info.full_range, info.bit_depth, info.transfer) == (
         "bt2020",
@@ -818,7 +818,7 @@ def test_colour_info_hevc_mastering_peak_without_maxcll(tmp_path: Path) -> None:
     """With MaxCLL 0 (unknown) the peak comes from the mastering display max luminance."""
     opts = x265(f"{HDR10}:hdr10=1:master-display={MASTER}L(40000000,50):max-cll=0,0")
     _, info, frame = probe(
-        encode(tmp_path / "m.mp4", "libx265", "yuv420p10le", 64, 48, options=opts)
+        encode(tmp_path / "m.mkv", "libx265", "yuv420p10le", 64, 48, options=opts)
     )
     assert colour.hdr_metadata(frame)[1] == pytest.approx(4000.0)
     assert info.peak_nits == pytest.approx(4000.0) and info.peak_source == "mastering"
@@ -827,7 +827,7 @@ def test_colour_info_hevc_mastering_peak_without_maxcll(tmp_path: Path) -> None:
 def test_colour_info_hevc_pq_without_metadata_defaults_to_1000(tmp_path: Path) -> None:
     """PQ without any HDR10 static metadata uses the documented 1000-nit default."""
     _, info, _ = probe(
-        encode(tmp_path / "p.mp4", "libx265", "yuv420p10le", 64, 48, options=x265(HDR10))
+        encode(tmp_path / "p.mkv", "libx265", "yuv420p10le", 64, 48, options=x265(HDR10))
     )
     assert info.transfer == "pq" and info.peak_nits == 1000.0 and info.peak_source == "default"
 
@@ -835,7 +835,7 @@ def test_colour_info_hevc_pq_without_metadata_defaults_to_1000(tmp_path: Path) -
 def test_colour_info_hevc_hlg(tmp_path: Path) -> None:
     """HLG (arib-std-b67) reads as hlg with the nominal 1000-nit peak."""
     opts = x265("colorprim=bt2020:transfer=arib-std-b67:colormatrix=bt2020nc")
-    _, info, _ = probe(encode(tmp_path / "l.mp4", "libx265", "yuv420p10le", 64, 48, options=opts))
+    _, info, _ = probe(encode(tmp_path / "l.mkv", "libx265", "yuv420p10le", 64, 48, options=opts))
     assert info.transfer == "hlg" and info.peak_source == "nominal"
     assert "HLG (peak 1000 nits) → tone-mapped" in info.describe()
 
@@ -859,7 +859,7 @@ def test_colour_info_untagged_matrix_with_bt2020_primaries(tmp_path: Path) -> No
     """A 10-bit stream tagged only with BT.2020 primaries gets the bt2020 matrix (guessed)."""
     _, info, _ = probe(
         encode(
-            tmp_path / "b.mp4", "libx265", "yuv420p10le", 64, 48, options=x265("colorprim=bt2020")
+            tmp_path / "b.mkv", "libx265", "yuv420p10le", 64, 48, options=x265("colorprim=bt2020")
         )
     )
     assert info.matrix == "bt2020" and not info.matrix_tagged and info.transfer == "sdr"
@@ -879,7 +879,7 @@ def test_hdr10_stream_end_to_end(tmp_path: Path) -> None:
     c = np.full((16, 64), 512, np.uint16)
     src = make_frame("yuv420p10le", [y, c, c])
     opts = x265(f"{HDR10}:hdr10=1:master-display={MASTER}L(10000000,1):max-cll=1000,400:lossless=1")
-    p = encode(tmp_path / "e.mp4", "libx265", "yuv420p10le", 128, 32, options=opts, frames=[src])
+    p = encode(tmp_path / "e.mkv", "libx265", "yuv420p10le", 128, 32, options=opts, frames=[src])
     _, info, frame = probe(p)
     assert np.array_equal(plane_views(frame)[0], y)
     box = (3, 5, 120, 20)

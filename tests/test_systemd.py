@@ -177,7 +177,7 @@ def test_sysusers_dry_run(tmp_path: Path) -> None:
 
 
 def test_sysusers_creates_the_expected_account(tmp_path: Path) -> None:
-    """Applied to an empty root in tmp_path, the file gives a nologin system user, home state_dir."""
+    """Applied to an empty tmp root, the file gives a nologin system user homed in state_dir."""
     tool = _tool("systemd-sysusers", ci_required=False)
     (tmp_path / "etc").mkdir()
     res = _run(tool, f"--root={tmp_path}", SYSUSERS)

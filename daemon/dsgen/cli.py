@@ -173,6 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("file")
     imp.set_defaults(func=_cmd_config_import)
 
+    from dsgen.monitor import add_parsers as add_monitor_parsers
+
+    add_monitor_parsers(sub)  # `dsgen monitor`, `dsgen status`
+
     man = sub.add_parser("manifest", help="export per-sample provenance as JSON lines")
     man.add_argument("--config", "-c", required=True)
     man.add_argument("--output", "-o", help="file to write (default: stdout)")

@@ -69,6 +69,7 @@ class Engine:
         self.stop_signal = 0
         self.wake = threading.Event()  # set by signals and folder events: re-check now
         self.reload_requested = threading.Event()
+        self.user_paused = threading.Event()  # 'p' in the live dashboard
         self.counters = Counters()
         self.ctx = multiprocessing.get_context("spawn")
         self.stop_event = self.ctx.Event()
@@ -102,6 +103,17 @@ class Engine:
         self.stopping.set()
         self.stop_event.set()
         self.wake.set()
+
+    def toggle_pause(self) -> bool:
+        """Pause or resume dispatching (running clips finish); True when now paused."""
+        if self.user_paused.is_set():
+            self.user_paused.clear()
+            self.ui.line("▶ Resumed", event="resumed")
+        else:
+            self.user_paused.set()
+            self.ui.line("⏸ Paused: running clips finish, no new work starts", event="paused")
+        self.wake.set()
+        return self.user_paused.is_set()
 
     def install_signals(self) -> None:
         """Ctrl+C / SIGTERM → graceful stop (a second Ctrl+C stops at once); SIGHUP → reload."""
@@ -341,10 +353,11 @@ class Engine:
                                                  - self._last["scan"] >= self.cfg.daemon
                                                  .rescan_seconds):
                     self._scan_watched(st)
-                if not self.disk.paused and not self.idle:
+                held = self.disk.paused or self.user_paused.is_set()
+                if not held and not self.idle:
                     self._fill(st)
                 if not self.inflight:
-                    if self.disk.paused or self.idle:
+                    if held or self.idle:
                         self.wake.wait(self.cfg.daemon.idle_seconds)
                         continue
                     if self._new_phase(st):

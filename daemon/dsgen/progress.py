@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter as Tally
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dsgen.extract import SlotResult, TaskResult
 from dsgen.quality import OK
 from dsgen.report import bar, gb, human_time
 from dsgen.state import State
-from dsgen.status import write_status
+from dsgen.status import iso_time, write_status
 
 if TYPE_CHECKING:
     from dsgen.engine import Engine
@@ -173,10 +174,53 @@ class Progress:
         self._last_status = now
         assert e.state is not None
         try:
-            write_status(e.cfg, e.state, e.status, self.counters.started, list(e.videos))
+            write_status(e.cfg, e.state, e.status, self.counters.started, list(e.videos),
+                         self.live(e.state))
         except OSError as err:
             e.ui.line(f"⚠️  Status file not written: {err}", event="status_file_error",
                       error=str(err))
+
+    def live(self, st: State) -> dict[str, Any]:
+        """What only the running process knows: workers, current videos, rates, events."""
+        e, k = self.engine, self.counters
+        current = []
+        busy_videos = sorted({vid for vid, _ in e.busy})
+        for vid in busy_videos:
+            v = e.videos.get(vid)
+            if v is None:
+                continue
+            total, pending, _, _ = st.slot_stats(vid)
+            outcomes = st.outcome_counts(vid)
+            tried = sum(outcomes.values())
+            current.append({
+                "index": list(e.videos).index(vid), "name": v.name, "path": v.path,
+                "slots_done": total - pending, "slots_planned": total,
+                "samples": sum(n for (qv, _), n in st.achieved().items() if qv == vid),
+                "success_rate": round(outcomes.get(OK, 0) / tried, 4) if tried else None,
+                "status": "running",
+            })
+        rate = k.rate_per_min()
+        remaining = sum(max(0, c.target - self.totals.get(c.name, 0)) for c in e.cfg.categories)
+        return {
+            "pid": os.getpid(),
+            "mode": "daemon" if e.daemon else "run",
+            "state": "paused" if (e.disk.paused or e.user_paused.is_set()) else e.status,
+            "paused_reason": ("disk full" if e.disk.paused else
+                              "by user" if e.user_paused.is_set() else None),
+            "workers": e.cfg.worker_count,
+            "workers_busy": len([1 for kind, _ in e.inflight.values() if kind == "task"]),
+            "current_videos": current,
+            "performance": {
+                "patches_per_min": round(rate, 3),
+                "success_rate": round(k.attempts_ok / k.attempts, 4) if k.attempts else None,
+                "retry_rate": round(1 - k.slots / k.attempts, 4) if k.attempts else None,
+                "average_attempts": round(k.attempts / k.slots, 3) if k.slots else None,
+                "samples_this_run": k.samples,
+            },
+            "eta_seconds": round(remaining / rate * 60) if rate > 0 else None,
+            "events": [{"time": iso_time(t), "title": title, "details": details}
+                       for t, title, details in list(e.ui.events)[-20:]],
+        }
 
     def resume_lines(self, st: State) -> None:
         """`📍 Resuming from video N (name)` and `→ Last frame: done/planned`."""

@@ -13,12 +13,14 @@ from dsgen.state import State
 from dsgen.writer import write_text_atomic
 
 
-def _iso(ts: float) -> str:
+def iso_time(ts: float) -> str:
+    """A Unix time as ISO 8601 UTC (seconds)."""
     return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds")
 
 
 def status_document(cfg: Config, st: State, status: str, started: float,
-                    video_ids: list[int]) -> dict[str, Any]:
+                    video_ids: list[int], live: dict[str, Any] | None = None
+                    ) -> dict[str, Any]:
     """The status as the predecessor's monitor and users' scripts read it (plus dsgen extras)."""
     videos = {v.id: v for v in st.videos()}
     achieved = st.achieved()
@@ -59,8 +61,8 @@ def status_document(cfg: Config, st: State, status: str, started: float,
             per_cat_videos[cat] = per_cat_videos.get(cat, 0) + 1
     return {
         "version": f"dsgen {__version__}",
-        "started_at": _iso(started),
-        "last_update": _iso(time.time()),
+        "started_at": iso_time(started),
+        "last_update": iso_time(time.time()),
         "workers": cfg.worker_count,
         "status": status,
         "progress": {
@@ -79,10 +81,12 @@ def status_document(cfg: Config, st: State, status: str, started: float,
         },
         "video_checkpoints": checkpoints,
         "state_db": str(st.path),
+        "dsgen": live or {},
     }
 
 
-def write_status(cfg: Config, st: State, status: str, started: float, video_ids: list[int]) -> None:
+def write_status(cfg: Config, st: State, status: str, started: float, video_ids: list[int],
+                 live: dict[str, Any] | None = None) -> None:
     """Write the status file atomically (readers never see a partial file)."""
-    doc = status_document(cfg, st, status, started, video_ids)
+    doc = status_document(cfg, st, status, started, video_ids, live)
     write_text_atomic(cfg.status_path, json.dumps(doc, indent=2) + "\n")

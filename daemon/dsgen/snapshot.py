@@ -1,0 +1,698 @@
+"""What a dashboard shows, read without disturbing the run: status file, state (read-only),
+psutil, or a remote daemon's /metrics. Field meanings: docs/status.md."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import socket
+import sqlite3
+import time
+import urllib.request
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+from prometheus_client.parser import text_string_to_metric_families
+
+from dsgen.config import Config
+from dsgen.errors import StateError
+from dsgen.quality import OK
+from dsgen.state import DB_NAME, State
+
+SCHEMA = "dsgen.status/1"
+# A writer is presumed dead when its status file is older than this many status periods
+# (plus a grace for a slow disk or a long start-up step): a crashed run shows STOPPED.
+STALE_PERIODS = 3.0
+STALE_GRACE_SECONDS = 10.0
+DEFAULT_STATUS_SECONDS = 5.0  # the config default, for --state-dir without a config
+DEFAULT_STATUS_FILE = ".generator_status.json"
+# CPU % needs two readings; a one-shot `dsgen status` waits this long between them.
+PRIME_SECONDS = 0.25
+# Remote rates are measured over scrapes this recent (the engine's own rate window).
+RATE_WINDOW_SECONDS = 600.0
+HTTP_TIMEOUT_SECONDS = 3.0
+EVENTS_KEPT = 20  # newest events a snapshot carries
+FAILED_STATES = ("failed", "missing", "changed")  # videos that will give nothing more
+# Status-file states → dashboard status (stale or dead-pid checks come first).
+FILE_STATES = {"finished": "FINISHED", "interrupted": "STOPPED", "paused": "PAUSED",
+               "idle": "IDLE", "running": "RUNNING", "initialized": "RUNNING"}
+
+
+@dataclass(frozen=True)
+class CategoryView:
+    """One category's progress."""
+
+    name: str
+    images: int
+    target: int | None
+    bytes: int
+    videos_done: int | None
+    videos_total: int | None
+
+    @property
+    def fraction(self) -> float | None:
+        """images / target (None without a target)."""
+        return None if not self.target else self.images / self.target
+
+
+@dataclass(frozen=True)
+class VideoView:
+    """A video being extracted right now."""
+
+    index: int
+    name: str
+    path: str
+    slots_done: int
+    slots_planned: int
+    samples: int
+    samples_target: int
+    success_rate: float | None
+    status: str
+
+
+@dataclass(frozen=True)
+class FailedVideo:
+    """A video that gives nothing more, and why."""
+
+    name: str
+    status: str
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class Checkpoints:
+    """Videos by checkpoint state."""
+
+    total: int = 0
+    done: int = 0
+    in_progress: int = 0
+    pending: int = 0
+    failed: int = 0
+    failures: tuple[FailedVideo, ...] = ()
+
+
+@dataclass(frozen=True)
+class Performance:
+    """Rates of this run and the resources of the dsgen process tree."""
+
+    patches_per_min: float | None = None
+    success_rate: float | None = None
+    retry_rate: float | None = None
+    average_attempts: float | None = None
+    samples_this_run: int | None = None
+    cpu_percent: float | None = None  # summed over processes: 200 = two cores busy
+    cpu_count: int | None = None
+    memory_bytes: int | None = None
+    memory_total_bytes: int | None = None
+    disk_read_bps: float | None = None
+    disk_write_bps: float | None = None
+    processes: int | None = None
+
+
+@dataclass(frozen=True)
+class Disk:
+    """The dataset's size and room left on the output filesystem."""
+
+    used_bytes: int = 0
+    free_bytes: int | None = None
+    total_bytes: int | None = None
+    needed_bytes: int | None = None
+    min_free_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    """A line worth seeing: a warning, or (live) what the engine printed."""
+
+    time: float
+    level: str  # "warning" | "info"
+    text: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a dashboard shows, at one moment."""
+
+    source: str  # "local" | "http"
+    where: str  # status file path or metrics URL
+    status: str  # RUNNING | PAUSED | STOPPING | STOPPED | FINISHED | IDLE
+    reason: str | None
+    taken_at: float
+    mode: str | None = None
+    pid: int | None = None
+    version: str | None = None
+    started_at: float | None = None
+    last_update: float | None = None
+    stale_after_seconds: float | None = None
+    total_videos: int = 0
+    completed_videos: int = 0
+    current_index: int | None = None
+    workers: int | None = None
+    workers_busy: int | None = None
+    eta_seconds: float | None = None
+    categories: tuple[CategoryView, ...] = ()
+    current: tuple[VideoView, ...] = ()
+    checkpoints: Checkpoints = field(default_factory=Checkpoints)
+    performance: Performance = field(default_factory=Performance)
+    disk: Disk = field(default_factory=Disk)
+    events: tuple[Event, ...] = ()
+    output_root: str | None = None
+    state_db: str | None = None
+
+    @property
+    def remaining_videos(self) -> int:
+        """Videos neither done nor failed."""
+        return max(0, self.total_videos - self.completed_videos)
+
+    @property
+    def update_age(self) -> float | None:
+        """Seconds since the writer last updated the status."""
+        return None if self.last_update is None else max(0.0, self.taken_at - self.last_update)
+
+    @property
+    def stale(self) -> bool:
+        """The status is older than a live writer would leave it."""
+        age, limit = self.update_age, self.stale_after_seconds
+        return age is not None and limit is not None and age > limit
+
+    @property
+    def elapsed_seconds(self) -> float | None:
+        """Time of this run (frozen at the last update once it stopped)."""
+        if self.started_at is None:
+            return None
+        end = self.taken_at if self.status in ("RUNNING", "PAUSED", "IDLE", "STOPPING") else (
+            self.last_update or self.taken_at)
+        return max(0.0, end - self.started_at)
+
+    @property
+    def images(self) -> int:
+        """Samples of all categories."""
+        return sum(c.images for c in self.categories)
+
+    @property
+    def target(self) -> int:
+        """Targets of all categories."""
+        return sum(c.target or 0 for c in self.categories)
+
+
+def to_json(snap: Snapshot) -> dict[str, Any]:
+    """The stable `dsgen status --json` object (schema dsgen.status/1, docs/status.md)."""
+    doc = asdict(snap)
+    doc.update(remaining_videos=snap.remaining_videos, elapsed_seconds=snap.elapsed_seconds,
+               update_age_seconds=snap.update_age, images=snap.images, target=snap.target)
+    for c, view in zip(doc["categories"], snap.categories, strict=True):
+        c["fraction"] = view.fraction
+    return {"schema": SCHEMA, **doc}
+
+
+# -- local ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LocalSource:
+    """Where a local run keeps its status file and state, and what the config says."""
+
+    state_dir: Path | None
+    output_root: Path | None
+    status_path: Path | None
+    status_seconds: float = DEFAULT_STATUS_SECONDS
+    targets: tuple[tuple[str, int], ...] = ()  # config order
+    video_names: tuple[str, ...] = ()  # config order
+    min_free_gb: float | None = None
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> LocalSource:
+        """Everything from the config."""
+        return cls(cfg.state_dir, cfg.output_root, cfg.status_path, cfg.status_seconds,
+                   tuple((c.name, c.target) for c in cfg.categories),
+                   tuple(v.name for v in cfg.videos), cfg.disk.min_free_gb)
+
+    @classmethod
+    def from_dirs(cls, state_dir: Path | None, output_root: Path | None = None) -> LocalSource:
+        """Without a config: the output root comes from the state's identity if not given."""
+        if output_root is None and state_dir is not None:
+            output_root = _identity_root(state_dir)
+        status = output_root / DEFAULT_STATUS_FILE if output_root is not None else None
+        return cls(state_dir, output_root, status)
+
+
+def _identity_root(state_dir: Path) -> Path | None:
+    """The output_root recorded in the state (meta 'identity')."""
+    if not (state_dir / DB_NAME).exists():
+        return None
+    try:
+        st = State(state_dir, readonly=True)
+    except StateError:
+        return None
+    try:
+        ident = st.get_meta("identity")
+        return Path(json.loads(ident)["root"]) if ident else None
+    except (sqlite3.Error, ValueError, KeyError):
+        return None
+    finally:
+        st.close()
+
+
+class TreeSampler:
+    """CPU, memory and disk I/O of a process and its descendants, between two readings."""
+
+    def __init__(self) -> None:
+        self._procs: dict[int, psutil.Process] = {}
+        self._io: dict[int, tuple[int, int]] = {}
+        self._time = 0.0
+
+    def sample(self, pid: int, prime: bool = True) -> Performance:
+        """Figures since the previous reading (the first waits PRIME_SECONDS when `prime`)."""
+        try:
+            root = psutil.Process(pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return Performance()
+        if not self._procs and prime:
+            self._read(tree)
+            time.sleep(PRIME_SECONDS)
+        return self._read(tree)
+
+    def _read(self, tree: list[psutil.Process]) -> Performance:
+        now = time.monotonic()
+        dt = now - self._time if self._time else 0.0
+        procs, io = {}, {}
+        cpu = 0.0
+        rss = 0
+        read_bps = write_bps = 0.0
+        io_ok = False
+        for p in tree:
+            proc = self._procs.get(p.pid, p)
+            try:
+                with proc.oneshot():
+                    c = proc.cpu_percent(None)
+                    mem = proc.memory_info().rss
+            except psutil.Error:
+                continue
+            procs[p.pid] = proc
+            if p.pid in self._procs:
+                cpu += c
+            rss += mem
+            try:
+                counters = proc.io_counters()
+            except (psutil.Error, AttributeError, NotImplementedError):
+                continue
+            io_ok = True
+            io[p.pid] = (counters.read_bytes, counters.write_bytes)
+            old = self._io.get(p.pid)
+            if old is not None and dt > 0:
+                read_bps += max(0, io[p.pid][0] - old[0]) / dt
+                write_bps += max(0, io[p.pid][1] - old[1]) / dt
+        primed = bool(self._procs)
+        self._procs, self._io, self._time = procs, io, now
+        return Performance(cpu_percent=round(cpu, 1) if primed else None,
+                           cpu_count=psutil.cpu_count() or 1, memory_bytes=rss,
+                           memory_total_bytes=psutil.virtual_memory().total,
+                           disk_read_bps=read_bps if io_ok and primed else None,
+                           disk_write_bps=write_bps if io_ok and primed else None,
+                           processes=len(procs))
+
+
+def _ts(text: Any) -> float | None:
+    """ISO 8601 → Unix time."""
+    try:
+        return datetime.fromisoformat(str(text)).timestamp()
+    except ValueError:
+        return None
+
+
+def pid_alive(pid: int, started_at: float | None) -> bool:
+    """The pid runs and is not a later process that reused the number."""
+    try:
+        p = psutil.Process(pid)
+        if p.status() == psutil.STATUS_ZOMBIE:
+            return False
+        # started_at is written after the process started (and rounded down to the second).
+        return started_at is None or p.create_time() <= started_at + 2.0
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:
+        return True  # exists, but not ours to inspect
+
+
+@dataclass
+class _Db:
+    """What one short read transaction of the state gives."""
+
+    videos: list[tuple[int, str, str, str, str | None]] = field(default_factory=list)
+    slots: dict[int, tuple[int, int]] = field(default_factory=dict)  # vid → (total, pending)
+    samples: dict[tuple[int, str], tuple[int, int]] = field(default_factory=dict)
+    quotas: dict[tuple[int, str], int] = field(default_factory=dict)
+    tried: dict[int, tuple[int, int]] = field(default_factory=dict)  # vid → (tried, ok)
+
+
+def read_db(db: sqlite3.Connection) -> _Db:
+    """Aggregates only (never the probe blobs), in one short read transaction."""
+    out = _Db()
+    db.execute("BEGIN")
+    try:
+        out.videos = list(db.execute("SELECT id, name, path, status, reason FROM videos "
+                                     "ORDER BY id"))
+        out.slots = {r[0]: (int(r[1]), int(r[2])) for r in db.execute(
+            "SELECT video_id, COUNT(*), SUM(done=0) FROM slots GROUP BY video_id")}
+        out.samples = {(r[0], r[1]): (int(r[2]), int(r[3])) for r in db.execute(
+            "SELECT video_id, category, COUNT(*), COALESCE(SUM(bytes), 0) FROM samples"
+            " GROUP BY video_id, category")}
+        out.quotas = {(r[0], r[1]): int(r[2]) for r in db.execute(
+            "SELECT video_id, category, SUM(amount) FROM quotas GROUP BY video_id, category")}
+        out.tried = {r[0]: (int(r[1]), int(r[2])) for r in db.execute(
+            "SELECT video_id, COUNT(*), SUM(outcome=?) FROM attempts GROUP BY video_id", (OK,))}
+    finally:
+        db.execute("COMMIT")
+    return out
+
+
+class LocalReader:
+    """Reads a local run again and again; keeps one read-only connection and a CPU sampler.
+
+    Use it from one thread only (sqlite3 connections must not cross threads).
+    """
+
+    def __init__(self, source: LocalSource) -> None:
+        self.source = source
+        self._state: State | None = None
+        self.sampler = TreeSampler()
+
+    def close(self) -> None:
+        """Close the read-only connection."""
+        if self._state is not None:
+            self._state.close()
+            self._state = None
+
+    def _db(self) -> _Db | None:
+        sd = self.source.state_dir
+        if self._state is None:
+            if sd is None or not (sd / DB_NAME).exists():
+                return None
+            try:
+                self._state = State(sd, readonly=True)
+            except StateError:
+                return None
+        try:
+            return read_db(self._state.db)
+        except sqlite3.Error:
+            self.close()  # e.g. the file was replaced: reopen next time
+            return None
+
+    def _doc(self) -> dict[str, Any] | None:
+        path = self.source.status_path
+        if path is None:
+            return None
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    def read(self, *, live: Mapping[str, Any] | None = None,
+             events: Iterable[Event] | None = None, own: bool = False) -> Snapshot:
+        """A snapshot; `live` overrides the status file's live block, `own` = we are the run."""
+        now = time.time()
+        src = self.source
+        doc = self._doc() or {}
+        blk: Mapping[str, Any] = live if live is not None else (doc.get("dsgen") or {})
+        db = self._db() or _Db()
+        started = _ts(doc.get("started_at")) if not own else live_started(blk)
+        last = now if own else _ts(doc.get("last_update"))
+        stale_after = STALE_PERIODS * src.status_seconds + STALE_GRACE_SECONDS
+        status, reason = self._status(doc, blk, own, last, now, stale_after, started)
+        pid = blk.get("pid") if isinstance(blk.get("pid"), int) else None
+
+        # Videos in the run's order: the status file's list, else the config's, else the state's.
+        by_name = {v[1]: v for v in db.videos}
+        names = [c.get("name", "") for _, c in sorted(
+            (doc.get("video_checkpoints") or {}).items(), key=lambda kv: int(kv[0]))]
+        names = names or list(src.video_names) or list(by_name)
+        states: dict[str, str] = {}
+        failures = []
+        for name in names:
+            row = by_name.get(name)
+            total, pending = db.slots.get(row[0], (0, 0)) if row else (0, 0)
+            if row is not None and row[3] in FAILED_STATES:
+                states[name] = "failed"
+                failures.append(FailedVideo(name, row[3], row[4]))
+            elif total and not pending:
+                states[name] = "done"
+            else:
+                states[name] = "in_progress" if total else "pending"
+        tally = {k: sum(1 for s in states.values() if s == k)
+                 for k in ("done", "in_progress", "pending", "failed")}
+        checkpoints = Checkpoints(len(names), tally["done"], tally["in_progress"],
+                                  tally["pending"], tally["failed"], tuple(failures))
+        categories = self._categories(doc, db, names, by_name, states)
+        current = self._current(blk, db, names, by_name, states, live is not None or own)
+        perf = self._performance(blk, pid, status, own)
+        disk = self._disk(categories)
+        remaining = sum(max(0, (c.target or 0) - c.images) for c in categories)
+        eta: float | None = None
+        if status == "FINISHED" or (categories and not remaining):
+            eta = 0.0
+        elif status in ("RUNNING", "STOPPING") and perf.patches_per_min:
+            eta = remaining / perf.patches_per_min * 60
+        evs = tuple(events) if events is not None else tuple(
+            Event(_ts(e.get("time")) or 0.0, "warning",
+                  e.get("title", "") + (": " + "; ".join(e["details"]) if e.get("details")
+                                        else "")) for e in blk.get("events", []))
+        index = next((i for i, n in enumerate(names) if states[n] == "in_progress"), None)
+        if current:
+            index = current[0].index
+        return Snapshot(
+            source="local", where=str(src.status_path), status=status, reason=reason,
+            taken_at=now, mode=blk.get("mode"), pid=pid,
+            version=doc.get("version"), started_at=started, last_update=last,
+            stale_after_seconds=stale_after, total_videos=len(names),
+            completed_videos=checkpoints.done + checkpoints.failed, current_index=index,
+            workers=blk.get("workers", doc.get("workers")), workers_busy=blk.get("workers_busy"),
+            eta_seconds=eta, categories=categories, current=current, checkpoints=checkpoints,
+            performance=perf, disk=disk, events=evs[-EVENTS_KEPT:],
+            output_root=str(src.output_root) if src.output_root else None,
+            state_db=str(src.state_dir / DB_NAME) if src.state_dir else None)
+
+    def _status(self, doc: Mapping[str, Any], blk: Mapping[str, Any], own: bool,
+                last: float | None, now: float, stale_after: float, started: float | None
+                ) -> tuple[str, str | None]:
+        if own:
+            state = str(blk.get("state", "running"))
+            if blk.get("stopping"):
+                return "STOPPING", "in-flight clips finish, then progress is saved"
+            return FILE_STATES.get(state, "RUNNING"), blk.get("paused_reason")
+        if not doc:
+            return "STOPPED", "no status file yet (never run here?)"
+        file_status = str(doc.get("status", ""))
+        if file_status == "finished":
+            return "FINISHED", None
+        if file_status == "interrupted":
+            return "STOPPED", "interrupted; run again to resume"
+        pid = blk.get("pid")
+        host = blk.get("host")
+        if isinstance(pid, int) and (host is None or host == socket.gethostname()) and (
+                not pid_alive(pid, started)):
+            return "STOPPED", f"process {pid} is gone (crashed or killed); run again to resume"
+        if last is not None and now - last > stale_after:
+            return "STOPPED", f"no status update for {now - last:.0f} s (writer dead or hung?)"
+        state = str(blk.get("state") or file_status)
+        return FILE_STATES.get(state, "RUNNING"), blk.get("paused_reason")
+
+    def _categories(self, doc: Mapping[str, Any], db: _Db, names: list[str],
+                    by_name: Mapping[str, tuple[int, str, str, str, str | None]],
+                    states: Mapping[str, str]) -> tuple[CategoryView, ...]:
+        targets = dict(self.source.targets) or {
+            k: int(v.get("target", 0)) for k, v in (doc.get("category_stats") or {}).items()}
+        cats = list(targets) + sorted({c for _, c in db.samples} - set(targets))
+        ids = {by_name[n][0]: n for n in names if n in by_name}
+        out = []
+        for cat in cats:
+            planned = {v for (v, c), q in db.quotas.items() if c == cat and q > 0 and v in ids}
+            n = sum(k for (_, c), (k, _) in db.samples.items() if c == cat)
+            size = sum(b for (_, c), (_, b) in db.samples.items() if c == cat)
+            done = sum(1 for v in planned if states.get(ids[v]) in ("done", "failed"))
+            out.append(CategoryView(cat, n, targets.get(cat), size, done if planned else 0,
+                                    len(planned)))
+        return tuple(out)
+
+    def _current(self, blk: Mapping[str, Any], db: _Db, names: list[str],
+                 by_name: Mapping[str, tuple[int, str, str, str, str | None]],
+                 states: Mapping[str, str], have_live: bool) -> tuple[VideoView, ...]:
+        wanted = [str(c.get("name")) for c in blk.get("current_videos", [])]
+        if not wanted and not have_live and not blk:  # an old status file: first in progress
+            wanted = [n for n in names if states.get(n) == "in_progress"][:1]
+        out = []
+        for name in wanted:
+            row = by_name.get(name)
+            if row is None:
+                continue
+            total, pending = db.slots.get(row[0], (0, 0))
+            tried, ok = db.tried.get(row[0], (0, 0))
+            out.append(VideoView(
+                names.index(name) if name in names else -1, name, row[2], total - pending,
+                total, sum(k for (v, _), (k, _) in db.samples.items() if v == row[0]),
+                sum(q for (v, _), q in db.quotas.items() if v == row[0]),
+                ok / tried if tried else None, "running"))
+        return tuple(out)
+
+    def _performance(self, blk: Mapping[str, Any], pid: int | None, status: str, own: bool
+                     ) -> Performance:
+        p = blk.get("performance") or {}
+        res = Performance()
+        if pid is not None and status not in ("STOPPED", "FINISHED") and (
+                own or blk.get("host") in (None, socket.gethostname())):
+            res = self.sampler.sample(pid)
+        return Performance(p.get("patches_per_min"), p.get("success_rate"), p.get("retry_rate"),
+                           p.get("average_attempts"), p.get("samples_this_run"),
+                           res.cpu_percent, res.cpu_count, res.memory_bytes,
+                           res.memory_total_bytes, res.disk_read_bps, res.disk_write_bps,
+                           res.processes)
+
+    def _disk(self, categories: tuple[CategoryView, ...]) -> Disk:
+        used = sum(c.bytes for c in categories)
+        need = sum(int(c.bytes / c.images * max(0, (c.target or 0) - c.images))
+                   for c in categories if c.images)
+        free = total = None
+        root = self.source.output_root
+        if root is not None:
+            try:
+                u = shutil.disk_usage(root)
+                free, total = u.free, u.total
+            except OSError:
+                pass
+        min_free = (int(self.source.min_free_gb * 1e9) if self.source.min_free_gb is not None
+                    else None)
+        return Disk(used, free, total, need, min_free)
+
+
+def live_started(blk: Mapping[str, Any]) -> float | None:
+    """The run's start time from a live block (Unix seconds)."""
+    v = blk.get("started")
+    return float(v) if isinstance(v, (int, float)) else None
+
+
+def from_local(cfg: Config | LocalSource) -> Snapshot:
+    """One snapshot of a local run (status file + state read-only + psutil)."""
+    src = cfg if isinstance(cfg, LocalSource) else LocalSource.from_config(cfg)
+    reader = LocalReader(src)
+    try:
+        return reader.read()
+    finally:
+        reader.close()
+
+
+# -- remote --------------------------------------------------------------------------------
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+# Remote run states → dashboard status.
+RUN_STATES = {"running": "RUNNING", "initialized": "RUNNING", "idle": "IDLE", "paused": "PAUSED",
+              "stopping": "STOPPING", "interrupted": "STOPPED", "finished": "FINISHED"}
+
+
+def parse_metrics(text: str) -> Samples:
+    """Exposition text → {(sample name, labels): value}."""
+    out: Samples = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out[(s.name, frozenset(s.labels.items()))] = float(s.value)
+    return out
+
+
+def _val(m: Samples, name: str, **labels: str) -> float | None:
+    v = m.get((name, frozenset(labels.items())))
+    return None if v is None or math.isnan(v) else v
+
+
+def _by(m: Samples, name: str, label: str) -> dict[str, float]:
+    return {dict(k)[label]: v for (n, k), v in m.items() if n == name and label in dict(k)}
+
+
+class HttpReader:
+    """Scrapes a daemon's /metrics; keeps recent scrapes so rates come from deltas."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url if url.rstrip("/").endswith("/metrics") else url.rstrip("/") + "/metrics"
+        self.history: deque[tuple[float, float, float, float, float]] = deque()
+
+    def read(self) -> Snapshot:
+        """One snapshot; STOPPED with the error when the endpoint does not answer."""
+        now = time.time()
+        try:
+            with urllib.request.urlopen(self.url, timeout=HTTP_TIMEOUT_SECONDS) as r:
+                m = parse_metrics(r.read().decode("utf-8"))
+        except (OSError, ValueError) as e:
+            return Snapshot("http", self.url, "STOPPED", f"unreachable: {e}", now)
+        attempts = _by(m, "dsgen_clip_attempts_total", "reason")
+        tried, ok = sum(attempts.values()), attempts.get(OK, 0.0)
+        written = sum(v for (n, _), v in m.items() if n == "dsgen_samples_written_total")
+        cpu = _val(m, "process_cpu_seconds_total") or 0.0
+        self.history.append((now, tried, ok, written, cpu))
+        while len(self.history) > 2 and now - self.history[0][0] > RATE_WINDOW_SECONDS:
+            self.history.popleft()
+        t0, tried0, ok0, written0, cpu0 = self.history[0]
+        started = _val(m, "process_start_time_seconds")
+        if len(self.history) < 2:  # one scrape: averages over the process's life
+            t0, tried0, ok0, written0, cpu0 = (started or now), 0.0, 0.0, 0.0, 0.0
+        span = max(1e-9, now - t0)
+        d_tried = tried - tried0
+        rs = _by(m, "dsgen_run_state", "dsgen_run_state")
+        state = next((k for k, v in rs.items() if v == 1), "running")
+        status = "PAUSED" if _val(m, "dsgen_paused") == 1 else RUN_STATES.get(state, "RUNNING")
+        videos = {k: int(v) for k, v in _by(m, "dsgen_videos", "state").items()}
+        failed = sum(videos.get(s, 0) for s in FAILED_STATES)
+        ck = Checkpoints(sum(videos.values()), videos.get("done", 0),
+                         videos.get("in_progress", 0),
+                         videos.get("new", 0) + videos.get("ready", 0), failed)
+        targets = _by(m, "dsgen_category_target_samples", "category")
+        samples = _by(m, "dsgen_samples", "category")
+        sizes = _by(m, "dsgen_output_bytes", "category")
+        cats = tuple(CategoryView(c, int(samples.get(c, 0)), int(t), int(sizes.get(c, 0)),
+                                  None, None) for c, t in targets.items())
+        workers = _by(m, "dsgen_workers", "state")
+        eta_ts = _val(m, "dsgen_estimated_completion_timestamp_seconds")
+        perf = Performance(
+            patches_per_min=(written - written0) / span * 60,
+            success_rate=(ok - ok0) / d_tried if d_tried > 0 else (ok / tried if tried else None),
+            samples_this_run=int(written),
+            cpu_percent=round((cpu - cpu0) / span * 100, 1) if len(self.history) > 1 else None,
+            cpu_count=None, memory_bytes=_int(_val(m, "process_resident_memory_bytes")),
+            processes=1)
+        used = int(sum(sizes.values()))
+        need = sum(int(sizes.get(c.name, 0) / c.images * max(0, (c.target or 0) - c.images))
+                   for c in cats if c.images)
+        disk = Disk(used, _int(_val(m, "dsgen_filesystem_free_bytes")),
+                    _int(_val(m, "dsgen_filesystem_size_bytes")), need)
+        return Snapshot(
+            "http", self.url, status, None, now, mode="daemon", version=next(
+                (dict(k).get("version") for (n, k) in m if n == "dsgen_build_info"), None),
+            started_at=started, last_update=now, total_videos=ck.total,
+            completed_videos=ck.done + ck.failed,
+            workers=int(sum(workers.values())) if workers else None,
+            workers_busy=int(workers["busy"]) if "busy" in workers else None,
+            eta_seconds=max(0.0, eta_ts - now) if eta_ts is not None else None,
+            categories=cats, checkpoints=ck, performance=perf, disk=disk)
+
+
+def _int(v: float | None) -> int | None:
+    return None if v is None else int(v)
+
+
+_readers: dict[str, HttpReader] = {}
+
+
+def from_http(url: str) -> Snapshot:
+    """A snapshot of a remote daemon from its /metrics (rates from this process's scrapes)."""
+    reader = _readers.setdefault(url, HttpReader(url))
+    return reader.read()
+
+
+def own_pid() -> int:
+    """This process (a live dashboard reads its own tree)."""
+    return os.getpid()
