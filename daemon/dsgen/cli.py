@@ -98,6 +98,13 @@ def _summary(cfg: Config) -> list[str]:
     lines.append(f"videos: {len(cfg.videos)} configured, {found} readable, total duration "
                  f"{total / 3600:.2f} h")
     lines.extend(problems)
+    for w in cfg.watch:
+        cats = ", ".join(c for c, _ in w.categories)
+        there = "" if w.path.is_dir() else "  ⚠ folder not found"
+        lines.append(f"watch: {w.path} → {cats} ({'recursive' if w.recursive else 'top level'}, "
+                     f"{'polling' if w.poll else 'inotify'}){there}")
+    if cfg.metrics.enabled:
+        lines.append(f"metrics: http://{cfg.metrics.address}:{cfg.metrics.port}/metrics")
     return lines
 
 
