@@ -27,6 +27,7 @@ from dsgen.config import (
     FormatCfg,
     QualityCfg,
     VideoCfg,
+    WatchCfg,
     load_config,
     slugify,
 )
@@ -154,8 +155,12 @@ def test_example_config_loads_with_documented_values() -> None:
     assert cfg.videos[1].slug == "Avatar_2009"
     defaults = Config(source=EXAMPLE, output_root=cfg.output_root, state_dir=cfg.state_dir)
     for f in dataclasses.fields(Config):
-        if f.name not in ("source", "formats", "categories", "videos"):
+        if f.name not in ("source", "formats", "categories", "videos", "watch"):
             assert getattr(cfg, f.name) == getattr(defaults, f.name), f.name
+    # The example's watched folder spells out every WatchCfg default but path/categories.
+    (w,) = cfg.watch
+    assert w.categories == (("general", 1.0),)
+    assert w == dataclasses.replace(WatchCfg(path=w.path), categories=w.categories)
 
 
 def test_valid_config_values_and_types(tmp_path: Path) -> None:

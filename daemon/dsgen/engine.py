@@ -90,6 +90,7 @@ class Engine:
         self.probing: set[int] = set()
         self.ready: deque[Task] = deque()
         self.idle = False  # nothing to do until something changes (daemon)
+        self._probe_started: dict[int, float] = {}
         self._last = {"status": 0.0, "progress": 0.0, "scan": 0.0, "watchdog": 0.0}
         self._cfg_mtime = _mtime(cfg.source)
 
@@ -442,6 +443,7 @@ class Engine:
                 continue
             if v.probe is None:
                 self.probing.add(vid)
+                self._probe_started[vid] = time.monotonic()
                 fut = self.pool.submit(probe_task, v.path, self.cfg.extraction.frames_per_clip)
                 self.inflight[fut] = ("probe", vid)
                 continue
@@ -500,6 +502,9 @@ class Engine:
 
     def _handle_probe(self, st: State, vid: int, result: VideoProbe | VideoError) -> None:
         self.probing.discard(vid)
+        started = self._probe_started.pop(vid, None)
+        if self.metrics is not None and started is not None:
+            self.metrics.stage("probe", time.monotonic() - started)
         v = self.videos[vid]
         if isinstance(result, VideoError):
             st.upsert_video(v.name, v.path, "failed", stage=result.stage, reason=result.reason)
@@ -639,6 +644,7 @@ class Engine:
             self._last["progress"] = now
             self.progress.progress_line(st)
         self.disk.tick(st)
+        self.progress.worker_metrics()
         self.progress.write_status()
         if self.cfg.daemon.reload_on_change and self.daemon:
             m = _mtime(self.cfg.source)

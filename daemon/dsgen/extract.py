@@ -20,7 +20,7 @@ from dsgen.patches import Geometry, geometry, grey, gt_patch, lr_frame, lr_stack
 from dsgen.plan import SlotPlan, name_key, rng_for
 from dsgen.probe import VideoProbe
 from dsgen.quality import DECODE_ERROR, OK, check_clip, check_crop
-from dsgen.writer import DiskFull, sample_files, tmp_dir, write_png
+from dsgen.writer import DiskFull, encode_png, sample_files, tmp_dir, write_png
 
 # Luma subsampling for the clip gates: Y[::4, ::4] costs 0.4 ms (1080p) and tracks
 # the full-plane mean |ΔY| closely; measured in ../shared/notes/decoding-facts.md.
@@ -131,7 +131,7 @@ def _reader(probe: VideoProbe, threads: int) -> ClipReader:
 def run_task(task: Task) -> TaskResult:
     """Walk the task's slots in position order, write every sample that passes, report all."""
     res = TaskResult(task.video_id, [SlotResult(s.slot_id) for s in task.slots])
-    secs = dict.fromkeys(("decode", "quality", "patch", "encode"), 0.0)
+    secs = dict.fromkeys(("decode", "quality", "patch", "encode", "write"), 0.0)
     res.seconds = secs
     try:
         reader = _reader(task.probe, task.threads)
@@ -219,14 +219,16 @@ def _make_samples(task: Task, geo: Geometry, slot: SlotPlan, out: SlotResult, pe
         images = _layout_images(cfg, gts, lrs)
         secs["patch"] += time.perf_counter() - t1
         t2 = time.perf_counter()
-        cat = cfg.category(cat_name)
-        paths = sample_files(cfg, cat, fmt, task.slug, slot.slot_id)
+        encoded = [encode_png(image, cfg.png_compression) for image in images]
+        t3 = time.perf_counter()
+        secs["encode"] += t3 - t2
+        paths = sample_files(cfg, cfg.category(cat_name), fmt, task.slug, slot.slot_id)
         files = []
         tmp = tmp_dir(cfg)
-        for path, image in zip(paths, images, strict=True):
-            size = write_png(path, image, cfg.png_compression, tmp)
+        for path, data in zip(paths, encoded, strict=True):
+            size = write_png(path, data, cfg.png_compression, tmp)
             files.append((os.path.relpath(path, cfg.output_root), size))
-        secs["encode"] += time.perf_counter() - t2
+        secs["write"] += time.perf_counter() - t3
         pts = tuple(int(f.pts) for f in frames)
         out.samples.append(Sample(slot.slot_id, cat_name, fmt_name, tuple(files), start, pts,
                                   box, {"scene_diff": round(scene_diff, 3),

@@ -93,8 +93,12 @@ class Progress:
         """Busy and idle workers."""
         m = self.engine.metrics
         if m is not None:
-            m.set_workers(len(self.engine.inflight), self.engine.cfg.worker_count)
-            m.run_state(self.engine.status if not self.engine.disk.paused else "paused")
+            e = self.engine
+            busy = sum(1 for kind, _ in e.inflight.values() if kind in ("task", "probe"))
+            m.set_workers(busy, e.cfg.worker_count)
+            paused = e.disk.paused or e.user_paused.is_set()
+            m.paused(paused)
+            m.run_state("paused" if paused else e.status)
 
     def task_metrics(self, res: TaskResult) -> None:
         """Per-stage times and decoding work of a finished task."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import io
 import itertools
 import json
 import os
@@ -65,17 +66,26 @@ def tmp_dir(cfg: Config) -> Path:
     return cfg.output_root / TMP_DIR
 
 
-def write_png(final: Path, image: np.ndarray, level: int, tmp: Path) -> int:
-    """Encode `image` as PNG under a temporary name, then rename to `final`; return its size.
+def encode_png(image: np.ndarray, level: int) -> bytes:
+    """PNG bytes of an RGB image (Pillow releases the GIL while compressing)."""
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG", compress_level=level)
+    return buf.getvalue()
+
+
+def write_png(final: Path, image: np.ndarray | bytes, level: int, tmp: Path) -> int:
+    """Write `image` (array, or PNG bytes from `encode_png`) under a temporary name, then
+    rename it to `final`; return its size.
 
     Any failure leaves no temporary file and nothing new under `final` (an existing file
     there keeps its old content); a full disk (ENOSPC/EDQUOT, even while creating a folder)
     is raised as DiskFull.
     """
+    data = image if isinstance(image, bytes) else encode_png(image, level)
     part = tmp / f"{os.getpid()}-{next(_counter)}.png"
     try:
         tmp.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(image).save(part, format="PNG", compress_level=level)
+        part.write_bytes(data)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(part, final)
     except OSError as e:
@@ -83,7 +93,7 @@ def write_png(final: Path, image: np.ndarray, level: int, tmp: Path) -> int:
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
             raise DiskFull(str(final)) from None
         raise
-    return final.stat().st_size
+    return len(data)
 
 
 def remove_files(paths: Iterable[Path]) -> None:
