@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import errno
-import io
+import struct
+import zlib
 import itertools
 import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
+import deflate
 import numpy as np
-from PIL import Image
 
 from dsgen.config import CategoryCfg, Config, FormatCfg
 
@@ -22,6 +23,10 @@ BUCKET_FILES = 10_000
 TMP_DIR = ".dsgen-tmp"
 DATASET_JSON = "dataset.json"
 META_INFO = "meta_info.txt"
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_COLOUR_TYPES = {1: 0, 3: 2}  # channels → PNG colour type: greyscale, truecolour
+PNG_FILTER_UP = 2  # each byte minus the one above: one numpy subtraction, compresses well
 
 _counter = itertools.count()
 
@@ -67,10 +72,29 @@ def tmp_dir(cfg: Config) -> Path:
 
 
 def encode_png(image: np.ndarray, level: int) -> bytes:
-    """PNG bytes of an RGB image (Pillow releases the GIL while compressing)."""
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG", compress_level=level)
-    return buf.getvalue()
+    """PNG bytes of an 8-bit RGB (or grey) image: "Up" filter, deflate by libdeflate at `level`.
+
+    3× faster than Pillow's encoder at the same level with files no larger (measured in
+    bench/bench_png.py): PNG encoding is the largest cost after decoding at 1080p.
+    """
+    if image.ndim == 2:
+        image = image[..., None]
+    h, w, c = image.shape
+    if c not in PNG_COLOUR_TYPES:
+        raise ValueError(f"{c} channels: dsgen writes grey or RGB PNGs")
+    rows = np.ascontiguousarray(image, dtype=np.uint8).reshape(h, w * c)
+    filtered = np.empty((h, w * c + 1), dtype=np.uint8)
+    filtered[:, 0] = PNG_FILTER_UP
+    filtered[0, 1:] = rows[0]
+    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])  # wraps mod 256, as PNG wants
+    idat = bytes(deflate.zlib_compress(filtered.tobytes(), max(level, 0)))
+    header = struct.pack(">IIBBBBB", w, h, 8, PNG_COLOUR_TYPES[c], 0, 0, 0)
+    return b"".join((PNG_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", idat),
+                     _chunk(b"IEND", b"")))
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def write_png(final: Path, image: np.ndarray | bytes, level: int, tmp: Path) -> int:
