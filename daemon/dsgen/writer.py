@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import errno
-import struct
-import zlib
 import itertools
 import json
 import os
+import struct
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
