@@ -50,6 +50,10 @@ def _serve(args: argparse.Namespace, daemon: bool) -> int:
     engine = Engine(cfg, reporter, daemon=daemon, metrics=metrics, notifier=notifier)
     engine.install_signals()
     try:
+        if not daemon and fmt == "text" and not args.no_tui and sys.stdout.isatty():
+            from dsgen.tui import run_with_dashboard
+
+            return run_with_dashboard(engine)
         return engine.run()
     finally:
         if metrics is not None:
@@ -164,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "for humans")
         cmd.add_argument("--log-level", default="info",
                          choices=("debug", "info", "warning", "error"))
+        cmd.add_argument("--no-tui", action="store_true",
+                         help="plain lines instead of the live dashboard (automatic when "
+                              "stdout is not a terminal)")
         cmd.set_defaults(func=func)
 
     demo = sub.add_parser("demo", help="make synthetic videos and run the full pipeline on them")

@@ -407,12 +407,20 @@ class Engine:
 
     def _drain(self, st: State) -> None:
         """Stopping: workers finish their current attempt and return what is complete."""
-        for fut in list(self.inflight):
-            kind, payload = self.inflight.pop(fut)
-            try:
-                self._handle(st, kind, payload, fut.result(timeout=STOP_WAIT_SECONDS))
-            except Exception:
-                self._discard(payload)
+        self.status = "stopping"
+        deadline = time.monotonic() + STOP_WAIT_SECONDS
+        while self.inflight and time.monotonic() < deadline:
+            self.progress.write_status()  # monitors keep seeing a live process
+            done, _ = wait(list(self.inflight), timeout=1.0, return_when=FIRST_COMPLETED)
+            for fut in done:
+                kind, payload = self.inflight.pop(fut)
+                try:
+                    self._handle(st, kind, payload, fut.result())
+                except Exception:  # unrecorded work is simply redone next time
+                    self._discard(payload)
+        for _kind, payload in self.inflight.values():
+            self._discard(payload)
+        self.inflight.clear()
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self.cfg.worker_count, mp_context=self.ctx,

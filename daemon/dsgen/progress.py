@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections import Counter as Tally
 from dataclasses import dataclass, field
@@ -207,12 +208,13 @@ class Progress:
         remaining = sum(max(0, c.target - self.totals.get(c.name, 0)) for c in e.cfg.categories)
         return {
             "pid": os.getpid(),
+            "host": socket.gethostname(),
             "mode": "daemon" if e.daemon else "run",
             "state": "paused" if (e.disk.paused or e.user_paused.is_set()) else e.status,
             "paused_reason": ("disk full" if e.disk.paused else
                               "by user" if e.user_paused.is_set() else None),
             "workers": e.cfg.worker_count,
-            "workers_busy": len([1 for kind, _ in e.inflight.values() if kind == "task"]),
+            "workers_busy": min(e.cfg.worker_count, len(e.inflight)),
             "current_videos": current,
             "performance": {
                 "patches_per_min": round(rate, 3),

@@ -3,23 +3,19 @@ psutil, or a remote daemon's /metrics. Field meanings: docs/status.md."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-import math
-import os
 import shutil
 import socket
 import sqlite3
 import time
-import urllib.request
-from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import psutil
-from prometheus_client.parser import text_string_to_metric_families
 
 from dsgen.config import Config
 from dsgen.errors import StateError
@@ -35,9 +31,6 @@ DEFAULT_STATUS_SECONDS = 5.0  # the config default, for --state-dir without a co
 DEFAULT_STATUS_FILE = ".generator_status.json"
 # CPU % needs two readings; a one-shot `dsgen status` waits this long between them.
 PRIME_SECONDS = 0.25
-# Remote rates are measured over scrapes this recent (the engine's own rate window).
-RATE_WINDOW_SECONDS = 600.0
-HTTP_TIMEOUT_SECONDS = 3.0
 EVENTS_KEPT = 20  # newest events a snapshot carries
 FAILED_STATES = ("failed", "missing", "changed")  # videos that will give nothing more
 # Status-file states → dashboard status (stale or dead-pid checks come first).
@@ -245,15 +238,12 @@ class LocalSource:
 
 def _identity_root(state_dir: Path) -> Path | None:
     """The output_root recorded in the state (meta 'identity')."""
-    if not (state_dir / DB_NAME).exists():
-        return None
     try:
         st = State(state_dir, readonly=True)
     except StateError:
         return None
     try:
-        ident = st.get_meta("identity")
-        return Path(json.loads(ident)["root"]) if ident else None
+        return Path(json.loads(st.get_meta("identity") or "")["root"])
     except (sqlite3.Error, ValueError, KeyError):
         return None
     finally:
@@ -284,10 +274,7 @@ class TreeSampler:
         now = time.monotonic()
         dt = now - self._time if self._time else 0.0
         procs, io = {}, {}
-        cpu = 0.0
-        rss = 0
-        read_bps = write_bps = 0.0
-        io_ok = False
+        cpu, rss, read_bps, write_bps, io_ok = 0.0, 0, 0.0, 0.0, False
         for p in tree:
             proc = self._procs.get(p.pid, p)
             try:
@@ -326,6 +313,11 @@ def _ts(text: Any) -> float | None:
         return datetime.fromisoformat(str(text)).timestamp()
     except ValueError:
         return None
+
+
+# The status file's performance figures (the rest of Performance comes from psutil).
+RATE_FIELDS = ("patches_per_min", "success_rate", "retry_rate", "average_attempts",
+               "samples_this_run")
 
 
 def pid_alive(pid: int, started_at: float | None) -> bool:
@@ -424,7 +416,7 @@ class LocalReader:
         doc = self._doc() or {}
         blk: Mapping[str, Any] = live if live is not None else (doc.get("dsgen") or {})
         db = self._db() or _Db()
-        started = _ts(doc.get("started_at")) if not own else live_started(blk)
+        started = blk.get("started") if own else _ts(doc.get("started_at"))
         last = now if own else _ts(doc.get("last_update"))
         stale_after = STALE_PERIODS * src.status_seconds + STALE_GRACE_SECONDS
         status, reason = self._status(doc, blk, own, last, now, stale_after, started)
@@ -465,6 +457,9 @@ class LocalReader:
             Event(_ts(e.get("time")) or 0.0, "warning",
                   e.get("title", "") + (": " + "; ".join(e["details"]) if e.get("details")
                                         else "")) for e in blk.get("events", []))
+        workers, busy = blk.get("workers", doc.get("workers")), blk.get("workers_busy")
+        if isinstance(workers, int) and isinstance(busy, int):
+            busy = min(busy, workers)  # the engine keeps one task queued beyond the workers
         index = next((i for i, n in enumerate(names) if states[n] == "in_progress"), None)
         if current:
             index = current[0].index
@@ -474,7 +469,7 @@ class LocalReader:
             version=doc.get("version"), started_at=started, last_update=last,
             stale_after_seconds=stale_after, total_videos=len(names),
             completed_videos=checkpoints.done + checkpoints.failed, current_index=index,
-            workers=blk.get("workers", doc.get("workers")), workers_busy=blk.get("workers_busy"),
+            workers=workers, workers_busy=busy,
             eta_seconds=eta, categories=categories, current=current, checkpoints=checkpoints,
             performance=perf, disk=disk, events=evs[-EVENTS_KEPT:],
             output_root=str(src.output_root) if src.output_root else None,
@@ -544,38 +539,22 @@ class LocalReader:
 
     def _performance(self, blk: Mapping[str, Any], pid: int | None, status: str, own: bool
                      ) -> Performance:
-        p = blk.get("performance") or {}
         res = Performance()
         if pid is not None and status not in ("STOPPED", "FINISHED") and (
                 own or blk.get("host") in (None, socket.gethostname())):
             res = self.sampler.sample(pid)
-        return Performance(p.get("patches_per_min"), p.get("success_rate"), p.get("retry_rate"),
-                           p.get("average_attempts"), p.get("samples_this_run"),
-                           res.cpu_percent, res.cpu_count, res.memory_bytes,
-                           res.memory_total_bytes, res.disk_read_bps, res.disk_write_bps,
-                           res.processes)
+        rates = {k: v for k, v in (blk.get("performance") or {}).items() if k in RATE_FIELDS}
+        return replace(res, **rates)
 
     def _disk(self, categories: tuple[CategoryView, ...]) -> Disk:
         used = sum(c.bytes for c in categories)
         need = sum(int(c.bytes / c.images * max(0, (c.target or 0) - c.images))
                    for c in categories if c.images)
         free = total = None
-        root = self.source.output_root
-        if root is not None:
-            try:
-                u = shutil.disk_usage(root)
-                free, total = u.free, u.total
-            except OSError:
-                pass
-        min_free = (int(self.source.min_free_gb * 1e9) if self.source.min_free_gb is not None
-                    else None)
-        return Disk(used, free, total, need, min_free)
-
-
-def live_started(blk: Mapping[str, Any]) -> float | None:
-    """The run's start time from a live block (Unix seconds)."""
-    v = blk.get("started")
-    return float(v) if isinstance(v, (int, float)) else None
+        with contextlib.suppress(OSError, TypeError):  # TypeError: no output root known
+            total, _, free = shutil.disk_usage(self.source.output_root)  # type: ignore[arg-type]
+        gb = self.source.min_free_gb
+        return Disk(used, free, total, need, None if gb is None else int(gb * 1e9))
 
 
 def from_local(cfg: Config | LocalSource) -> Snapshot:
@@ -590,109 +569,9 @@ def from_local(cfg: Config | LocalSource) -> Snapshot:
 
 # -- remote --------------------------------------------------------------------------------
 
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-# Remote run states → dashboard status.
-RUN_STATES = {"running": "RUNNING", "initialized": "RUNNING", "idle": "IDLE", "paused": "PAUSED",
-              "stopping": "STOPPING", "interrupted": "STOPPED", "finished": "FINISHED"}
-
-
-def parse_metrics(text: str) -> Samples:
-    """Exposition text → {(sample name, labels): value}."""
-    out: Samples = {}
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            out[(s.name, frozenset(s.labels.items()))] = float(s.value)
-    return out
-
-
-def _val(m: Samples, name: str, **labels: str) -> float | None:
-    v = m.get((name, frozenset(labels.items())))
-    return None if v is None or math.isnan(v) else v
-
-
-def _by(m: Samples, name: str, label: str) -> dict[str, float]:
-    return {dict(k)[label]: v for (n, k), v in m.items() if n == name and label in dict(k)}
-
-
-class HttpReader:
-    """Scrapes a daemon's /metrics; keeps recent scrapes so rates come from deltas."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url if url.rstrip("/").endswith("/metrics") else url.rstrip("/") + "/metrics"
-        self.history: deque[tuple[float, float, float, float, float]] = deque()
-
-    def read(self) -> Snapshot:
-        """One snapshot; STOPPED with the error when the endpoint does not answer."""
-        now = time.time()
-        try:
-            with urllib.request.urlopen(self.url, timeout=HTTP_TIMEOUT_SECONDS) as r:
-                m = parse_metrics(r.read().decode("utf-8"))
-        except (OSError, ValueError) as e:
-            return Snapshot("http", self.url, "STOPPED", f"unreachable: {e}", now)
-        attempts = _by(m, "dsgen_clip_attempts_total", "reason")
-        tried, ok = sum(attempts.values()), attempts.get(OK, 0.0)
-        written = sum(v for (n, _), v in m.items() if n == "dsgen_samples_written_total")
-        cpu = _val(m, "process_cpu_seconds_total") or 0.0
-        self.history.append((now, tried, ok, written, cpu))
-        while len(self.history) > 2 and now - self.history[0][0] > RATE_WINDOW_SECONDS:
-            self.history.popleft()
-        t0, tried0, ok0, written0, cpu0 = self.history[0]
-        started = _val(m, "process_start_time_seconds")
-        if len(self.history) < 2:  # one scrape: averages over the process's life
-            t0, tried0, ok0, written0, cpu0 = (started or now), 0.0, 0.0, 0.0, 0.0
-        span = max(1e-9, now - t0)
-        d_tried = tried - tried0
-        rs = _by(m, "dsgen_run_state", "dsgen_run_state")
-        state = next((k for k, v in rs.items() if v == 1), "running")
-        status = "PAUSED" if _val(m, "dsgen_paused") == 1 else RUN_STATES.get(state, "RUNNING")
-        videos = {k: int(v) for k, v in _by(m, "dsgen_videos", "state").items()}
-        failed = sum(videos.get(s, 0) for s in FAILED_STATES)
-        ck = Checkpoints(sum(videos.values()), videos.get("done", 0),
-                         videos.get("in_progress", 0),
-                         videos.get("new", 0) + videos.get("ready", 0), failed)
-        targets = _by(m, "dsgen_category_target_samples", "category")
-        samples = _by(m, "dsgen_samples", "category")
-        sizes = _by(m, "dsgen_output_bytes", "category")
-        cats = tuple(CategoryView(c, int(samples.get(c, 0)), int(t), int(sizes.get(c, 0)),
-                                  None, None) for c, t in targets.items())
-        workers = _by(m, "dsgen_workers", "state")
-        eta_ts = _val(m, "dsgen_estimated_completion_timestamp_seconds")
-        perf = Performance(
-            patches_per_min=(written - written0) / span * 60,
-            success_rate=(ok - ok0) / d_tried if d_tried > 0 else (ok / tried if tried else None),
-            samples_this_run=int(written),
-            cpu_percent=round((cpu - cpu0) / span * 100, 1) if len(self.history) > 1 else None,
-            cpu_count=None, memory_bytes=_int(_val(m, "process_resident_memory_bytes")),
-            processes=1)
-        used = int(sum(sizes.values()))
-        need = sum(int(sizes.get(c.name, 0) / c.images * max(0, (c.target or 0) - c.images))
-                   for c in cats if c.images)
-        disk = Disk(used, _int(_val(m, "dsgen_filesystem_free_bytes")),
-                    _int(_val(m, "dsgen_filesystem_size_bytes")), need)
-        return Snapshot(
-            "http", self.url, status, None, now, mode="daemon", version=next(
-                (dict(k).get("version") for (n, k) in m if n == "dsgen_build_info"), None),
-            started_at=started, last_update=now, total_videos=ck.total,
-            completed_videos=ck.done + ck.failed,
-            workers=int(sum(workers.values())) if workers else None,
-            workers_busy=int(workers["busy"]) if "busy" in workers else None,
-            eta_seconds=max(0.0, eta_ts - now) if eta_ts is not None else None,
-            categories=cats, checkpoints=ck, performance=perf, disk=disk)
-
-
-def _int(v: float | None) -> int | None:
-    return None if v is None else int(v)
-
-
-_readers: dict[str, HttpReader] = {}
-
 
 def from_http(url: str) -> Snapshot:
     """A snapshot of a remote daemon from its /metrics (rates from this process's scrapes)."""
-    reader = _readers.setdefault(url, HttpReader(url))
-    return reader.read()
+    from dsgen.monitor import http_reader  # the remote reader lives beside its main user
 
-
-def own_pid() -> int:
-    """This process (a live dashboard reads its own tree)."""
-    return os.getpid()
+    return http_reader(url).read()
