@@ -614,6 +614,20 @@ def bench_video(key: str, spec: SynthSpec, args: argparse.Namespace, ffmpeg: str
     out["dsgen"]["steady"] = rates(steady, d["clips"], d["patches"])
     out["decode_only"] = dict(b, **rates(b["wall"], b["clips"], None, b["cpu"]))
 
+    if args.decode_orders:
+        # What-if: the same windows decoded in other orders (the bound only, nothing written).
+        flat = sorted(x for seq in seqs for x in seq)
+        half = (len(flat) + 1) // 2
+        variants = {"as dsgen tried them": seqs,
+                    "sorted inside each task": [sorted(x) for x in seqs],
+                    "one sorted pass per worker": [flat[:half], flat[half:]]}
+        out["decode_orders"] = {}
+        for label, v in variants.items():
+            o = run_decode_only(probe, v, workers, d["threads"])
+            log(f"  decode order '{label}': {o['frames_decoded']} frames, {o['seeks']} seeks, "
+                f"{o['wall']:.1f} s wall, {o['cpu']:.1f} s CPU")
+            out["decode_orders"][label] = o
+
     if ffmpeg is not None:
         starts = sorted(s for _, _, s, _ in d["_attempts"])
         limit = args.baseline_clips if args.baseline_clips is not None else (
@@ -691,17 +705,28 @@ def markdown(results: list[dict[str, Any]]) -> str:
             f"{fmt(q['dsgen_vs_predecessor_patches'], 1)} | "
             f"{fmt(q['cpu_predecessor_vs_dsgen'], 1)} | "
             f"{'met' if ok_d else 'MISSED'} / {'met' if ok_p else 'MISSED'} |")
+    names: list[str] = []
+    for r in results:  # the stages the worker reports (TaskResult.seconds), in its order
+        names += [k for k in r["dsgen"]["stages"] if k not in names]
     lines += ["", "dsgen worker stage seconds (sum over workers) and decode work:", "",
-              "| video | decode | quality | patch | encode | frames decoded (dsgen / bound) | "
-              "seeks (dsgen / bound) |", "|---|---:|---:|---:|---:|---:|---:|"]
+              "| video | " + " | ".join(names) + " | frames decoded (dsgen / bound) | "
+              "seeks (dsgen / bound) |", "|---|" + "---:|" * (len(names) + 2)]
     for r in results:
         d, b = r["dsgen"], r["decode_only"]
         s = d["stages"]
         tot = sum(s.values()) or 1.0
         cells = " | ".join(f"{s.get(k, 0.0):.1f} ({100 * s.get(k, 0.0) / tot:.0f}%)"
-                           for k in ("decode", "quality", "patch", "encode"))
+                           for k in names)
         lines.append(f"| {r['video']} | {cells} | {d['frames_decoded']} / "
                      f"{b['frames_decoded']} | {d['seeks']} / {b['seeks']} |")
+    if any("decode_orders" in r for r in results):
+        lines += ["", "Decode-only bound, same windows in other orders (what-if):", "",
+                  "| video | order | frames decoded | seeks | wall s | CPU s |",
+                  "|---|---|---:|---:|---:|---:|"]
+        for r in results:
+            for label, o in r.get("decode_orders", {}).items():
+                lines.append(f"| {r['video']} | {label} | {o['frames_decoded']} | {o['seeks']} | "
+                             f"{o['wall']:.1f} | {o['cpu']:.1f} |")
     for r in results:
         p = r.get("predecessor")
         if p:
@@ -735,6 +760,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--wait-quiet", type=float, default=120.0,
                     help="before each timed phase wait up to this many seconds for other "
                          "programs' CPU load to drop below 0.15 cores (default 120)")
+    ap.add_argument("--decode-orders", action="store_true",
+                    help="also time the bound with the same windows in other orders")
     ap.add_argument("--profile", action="store_true",
                     help="also cProfile run_task on one task in-process")
     ap.add_argument("--profile-top", type=int, default=25)

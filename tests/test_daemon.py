@@ -212,3 +212,48 @@ def test_daemon_notify_watch_reload_metrics_and_clean_stop(daemon_dir: Path) -> 
     finished = [e for e in events if e["event"] == "video_finished"]
     assert finished and all("video" in e and "success_rate" in e for e in finished)
     assert listener.wait_for("STATUS=", 1)
+
+
+@pytest.mark.slow
+def test_unmounted_library_marks_videos_unavailable_and_resumes_when_back(
+        daemon_dir: Path) -> None:
+    """A watched library on a real tmpfs is unmounted: unavailable, samples kept; back: resumed."""
+    lib = daemon_dir / "incoming"
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(lib)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"cannot mount a tmpfs in CI: {mounted.stderr.strip()}")
+        pytest.skip(f"needs root to mount a tmpfs: {mounted.stderr.strip()}")
+    port = free_port()
+    cfg = daemon_dir / "dsgen.toml"
+    cfg.write_text(DAEMON_CONFIG.format(port=port, target=8))
+    src = daemon_dir / "src" / "first.mkv"
+    shutil.copy2(src, lib / "first.mkv")
+    log_path = daemon_dir / "daemon.log"
+    log = log_path.open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "dsgen.cli", "daemon", "--config", str(cfg)],
+                            stdout=log, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    state = daemon_dir / "state"
+    try:
+        wait_until(lambda: samples(state) == 8, 120, "8 samples", proc)
+        subprocess.run(["umount", "-l", str(lib)], check=True)
+        wait_until(lambda: '"video_unavailable"' in log_path.read_text(), 30,
+                   "the video to be marked unavailable", proc)
+        assert samples(state) == 8  # its samples stay counted
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(lib)],
+                       check=True)
+        shutil.copy2(src, lib / "first.mkv")  # same size and mtime: the same video is back
+        wait_until(lambda: '"video_back"' in log_path.read_text(), 30, "the video back", proc)
+        cfg.write_text(DAEMON_CONFIG.format(port=port, target=14))
+        proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: samples(state, "first") == 14, 120, "14 samples after return", proc)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        assert proc.returncode == 143
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+        subprocess.run(["umount", "-l", str(lib)], check=False, capture_output=True)

@@ -306,8 +306,10 @@ class Engine:
         for path, vc in list(self.watched.items()):
             if path in present:
                 continue
-            root_ok = any(roots.get(w.path, False) for w in self.cfg.watch
-                          if path.is_relative_to(w.path))
+            root = next((w.path for w in self.cfg.watch if path.is_relative_to(w.path)), None)
+            # A root that is gone, or that lost every file at once, is an unmounted library.
+            root_ok = root is not None and roots.get(root, False) and any(
+                p.is_relative_to(root) for p in present)
             vid = next((i for i, c in self.cfg_by_id.items() if c.name == vc.name), None)
             if vid is not None:
                 if root_ok:
@@ -319,6 +321,15 @@ class Engine:
         if changed and not initial:
             self._sync_videos(st)
             self.idle = False
+
+    def _rescan(self, st: State) -> None:
+        """Daemon: reconcile watched folders; bring back videos whose file or mount returned."""
+        self._last["scan"] = time.monotonic()
+        self.wake.clear()
+        if self.watcher is not None:
+            self._scan_watched(st)
+        if any(v.status in RETURNABLE and Path(v.path).exists() for v in self.videos.values()):
+            self._sync_videos(st)
 
     def _rollback_unrecorded(self, st: State) -> None:
         """Delete files of slots that were never recorded (a crash between write and commit)."""
@@ -350,10 +361,9 @@ class Engine:
                     break
                 if self.reload_requested.is_set():
                     self._reload(st)
-                if self.watcher is not None and (self.wake.is_set() or time.monotonic()
-                                                 - self._last["scan"] >= self.cfg.daemon
-                                                 .rescan_seconds):
-                    self._scan_watched(st)
+                if self.daemon and (self.wake.is_set() or time.monotonic() - self._last["scan"]
+                                    >= self.cfg.daemon.rescan_seconds):
+                    self._rescan(st)
                 held = self.disk.paused or self.user_paused.is_set()
                 if not held and not self.idle:
                     self._fill(st)
@@ -498,7 +508,10 @@ class Engine:
                 self._record(st, task.video_id, slot)
             else:
                 remove_files(self.cfg.output_root / f for s in slot.samples for f, _ in s.files)
-        if res.error is not None:
+        if res.error is not None and not Path(task.probe.path).exists():
+            self._set_unavailable(st, task.video_id, "unavailable",
+                                  "the file disappeared (library unmounted?)")
+        elif res.error is not None:
             v = self.videos[task.video_id]
             self._warn_unusable(v.name, v.path, "decode", res.error, None)
             st.upsert_video(v.name, v.path, "failed", stage="decode", reason=res.error)
