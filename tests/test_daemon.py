@@ -162,7 +162,16 @@ def test_daemon_notify_watch_reload_metrics_and_clean_stop(daemon_dir: Path) -> 
                    "the rsync-style video to be found", proc)
         time.sleep(1.0)
         assert samples(state) == 10  # targets met: the new video waits for a reason to work
-        # 3. SIGHUP with a raised target: both videos now get work.
+        # 3. A bad config on SIGHUP keeps the old one running and says why.
+        cfg.write_text(DAEMON_CONFIG.format(port=port, target=24) + "\nbogus_key = 1\n")
+        proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: '"reload_failed"' in (daemon_dir / "daemon.log").read_text(), 30,
+                   "the failed reload to be reported", proc)
+        bad = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+        assert b"dsgen_config_reload_success 0.0" in bad
+        time.sleep(0.5)
+        assert samples(state) == 10
+        # 4. SIGHUP with a raised target: both videos now get work.
         cfg.write_text(DAEMON_CONFIG.format(port=port, target=24))
         proc.send_signal(signal.SIGHUP)
         reloading = listener.wait_for("RELOADING=1", 30)
@@ -170,7 +179,7 @@ def test_daemon_notify_watch_reload_metrics_and_clean_stop(daemon_dir: Path) -> 
         wait_until(lambda: samples(state) == 24, 120, "24 samples after the reload", proc)
         assert samples(state, "second") > 0
         assert samples(state, "first") + samples(state, "second") == 24
-        # 4. /metrics agrees with the state and the files, and promtool accepts it.
+        # 5. /metrics agrees with the state and the files, and promtool accepts it.
         time.sleep(1.0)
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
         values = {(s.name, tuple(sorted(s.labels.items()))): s.value
@@ -194,7 +203,7 @@ def test_daemon_notify_watch_reload_metrics_and_clean_stop(daemon_dir: Path) -> 
             check = subprocess.run([tool, "check", "metrics"], input=text, capture_output=True)
             assert check.returncode == 0, check.stdout + check.stderr
             assert not check.stdout.strip() and not check.stderr.strip(), check.stdout
-        # 5. SIGTERM: STOPPING, a clean exit within systemd's stop timeout.
+        # 6. SIGTERM: STOPPING, a clean exit within systemd's stop timeout.
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
