@@ -22,7 +22,6 @@ from PIL import Image
 from dsgen.colour import crop_rgb
 from dsgen.config import FormatCfg, SourceMode
 from dsgen.patches import (
-    GT_FILTER,
     LR_FILTERS,
     Geometry,
     fits,
@@ -286,7 +285,8 @@ def sdr_frames(h264_cuts: VideoFixture, sdr: VideoProbe) -> dict[int, Any]:
 def test_gt_patch_exact_size(sdr: VideoProbe, sdr_frames: dict[int, Any],
                              anamorphic: VideoProbe, anamorphic_frames: dict[int, Any]) -> None:
     """gt_patch is exactly the format's GT size (uint8 RGB): 1:1 crops are crop_rgb itself,
-    scaled crops are crop_rgb resized with the documented GT filter (Lanczos)."""
+    scaled crops are the crop downscaled with Lanczos (inside swscale): within a grey level or
+    two of Pillow's Lanczos resize of the full-size crop."""
     frame = sdr_frames[13]
     g = geometry(sdr, REF)
     f = fmt(96, 96)
@@ -300,8 +300,10 @@ def test_gt_patch_exact_size(sdr: VideoProbe, sdr_frames: dict[int, Any],
         gt = gt_patch(anamorphic_frames[3], box, f, anamorphic.colour)
         assert gt.shape == (f.height, f.width, 3) and gt.dtype == np.uint8
         src = crop_rgb(anamorphic_frames[3], box, anamorphic.colour)
-        want = np.asarray(Image.fromarray(src).resize((f.width, f.height), GT_FILTER))
-        assert np.array_equal(gt, want)
+        want = np.asarray(Image.fromarray(src).resize((f.width, f.height),
+                                                      Image.Resampling.LANCZOS))
+        diff = np.abs(gt.astype(np.int16) - want.astype(np.int16))
+        assert diff.mean() < 2.0, diff.mean()
 
 
 @pytest.mark.parametrize(("name", "pil"), [("area", Image.Resampling.BOX),

@@ -60,6 +60,7 @@ from av.video.frame import VideoFrame
 from av.video.plane import VideoPlane
 from av.video.reformatter import ColorRange, Colorspace, Interpolation, VideoReformatter
 from av.video.stream import VideoStream
+from PIL import Image
 
 Matrix = Literal["bt601", "bt709", "bt2020"]
 Transfer = Literal["sdr", "pq", "hlg"]
@@ -101,6 +102,9 @@ _SWS_FLAGS: Final = Interpolation.BILINEAR | Interpolation.ACCURATE_RND
 # One swscale thread: crops are small, dsgen parallelises across frames/processes and the
 # 2-core machine is already busy decoding; extra threads cost more CPU time than they save.
 _SWS_THREADS: Final = 1
+# Downscaling a crop to GT size inside the conversion: Lanczos, as the predecessor's
+# `scale=…:flags=lanczos`, with accurate rounding.
+_SWS_SCALE_FLAGS: Final = Interpolation.LANCZOS | Interpolation.ACCURATE_RND
 # Chroma samples kept beyond each crop edge so swscale's chroma interpolation sees the same
 # neighbours as in a whole-frame conversion (1 is not always enough, 2 is; measured).
 _CHROMA_MARGIN: Final = 2
@@ -526,17 +530,22 @@ def _reformatter() -> VideoReformatter:
     return ref
 
 
-def _sws_rgb(frame: VideoFrame, fmt: str, matrix: Matrix, full_range: bool) -> VideoFrame:
-    """Convert a (small) YUV frame to planar RGB with an explicit matrix and range."""
+def _sws_rgb(frame: VideoFrame, fmt: str, matrix: Matrix, full_range: bool,
+             size: tuple[int, int] | None = None) -> VideoFrame:
+    """Convert a (small) YUV frame to planar RGB with an explicit matrix and range (and scale
+    it to `size` with Lanczos in the same pass)."""
     cs = _SWS_COLORSPACE[matrix]
+    width, height = size if size is not None else (None, None)
     return _reformatter().reformat(
         frame,
+        width=width,
+        height=height,
         format=fmt,
         src_colorspace=cs,
         dst_colorspace=cs,
         src_color_range=ColorRange.JPEG if full_range else ColorRange.MPEG,
         dst_color_range=ColorRange.JPEG,
-        interpolation=_SWS_FLAGS,
+        interpolation=_SWS_FLAGS if size is None else _SWS_SCALE_FLAGS,
         threads=_SWS_THREADS,
     )
 
@@ -761,6 +770,38 @@ def crop_rgb(frame: VideoFrame, box: Box, info: ColourInfo) -> U8Array:
     g, b, r = (_plane_array(p, np.dtype("<u2"), rgb16.height, rgb16.width) for p in rgb16.planes)
     black, white = _gbrp16_levels(layout.planar, full)
     return _planes_to_rgb((r[rows, cols], g[rows, cols], b[rows, cols]), black, white, info)
+
+
+def crop_rgb_scaled(frame: VideoFrame, box: Box, info: ColourInfo, size: tuple[int, int]
+                    ) -> U8Array:
+    """The box scaled down to `size` (w, h) as uint8 RGB, scaling inside the swscale pass.
+
+    For a 4K source every GT crop is halved: converting and tone-mapping only the small
+    result instead of the full crop saves ~30 ms per 1080² crop. The box is aligned outward
+    to whole chroma samples (at most one pixel per edge); the filter is Lanczos.
+    """
+    x, y, w, h = _check_box(box, frame.width, frame.height)
+    layout = _YUV_LAYOUTS.get(frame.format.name)
+    if (w, h) == size or layout is None or layout.semi or layout.shift:
+        full_crop = crop_rgb(frame, (x, y, w, h), info)
+        if full_crop.shape[1::-1] == size:
+            return full_crop
+        return np.asarray(Image.fromarray(full_crop).resize(size, Image.Resampling.LANCZOS))
+    ax, ay = (1 << layout.sx) - 1, (1 << layout.sy) - 1
+    x0, y0 = x & ~ax, y & ~ay
+    x1 = min(frame.width, (x + w + ax) & ~ax)
+    y1 = min(frame.height, (y + h + ay) & ~ay)
+    small = _copy_planes(frame, layout, (x0, y0, x1, y1))
+    full = info.full_range or layout.full_range
+    if layout.bits == 8 and not info.is_hdr:
+        rgb8 = _sws_rgb(small, "gbrp", info.matrix, full, size)
+        g, b, r = (_plane_array(p, np.dtype(np.uint8), rgb8.height, rgb8.width)
+                   for p in rgb8.planes)
+        return _interleave(r, g, b)
+    rgb16 = _sws_rgb(small, "gbrp16le", info.matrix, full, size)
+    g, b, r = (_plane_array(p, np.dtype("<u2"), rgb16.height, rgb16.width) for p in rgb16.planes)
+    black, white = _gbrp16_levels(layout.planar, full)
+    return _planes_to_rgb((r, g, b), black, white, info)
 
 
 def _planes_to_rgb(

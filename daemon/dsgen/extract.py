@@ -141,7 +141,9 @@ def run_task(task: Task) -> TaskResult:
     before = (reader.frames_decoded, reader.seeks)
     n = task.cfg.extraction.frames_per_clip
     geo = geometry(task.probe, task.cfg.extraction.reference_height)
-    heap = [(s.starts[0], i, 0) for i, s in enumerate(task.slots) if s.starts]
+    # (pass, start, slot, attempt): one forward sweep per pass. A replacement position behind
+    # the reader waits for the next sweep instead of seeking back (and re-decoding a GOP).
+    heap = [(0, s.starts[0], i, 0) for i, s in enumerate(task.slots) if s.starts]
     heapq.heapify(heap)
     pending = {i: {c for c, _ in s.formats} for i, s in enumerate(task.slots)}
     for i, s in enumerate(task.slots):
@@ -151,7 +153,7 @@ def run_task(task: Task) -> TaskResult:
         if _stop is not None and _stop.is_set():
             res.stopped = True
             break
-        start, i, number = heapq.heappop(heap)
+        sweep, start, i, number = heapq.heappop(heap)
         slot, out = task.slots[i], res.slots[i]
         t0 = time.perf_counter()
         try:
@@ -177,7 +179,8 @@ def run_task(task: Task) -> TaskResult:
                     res.disk_full = True
                     break
         if pending[i] and number + 1 < len(slot.starts):
-            heapq.heappush(heap, (slot.starts[number + 1], i, number + 1))
+            nxt = slot.starts[number + 1]
+            heapq.heappush(heap, (sweep if nxt > start else sweep + 1, nxt, i, number + 1))
         else:
             for cat in pending[i]:
                 out.failed.setdefault(cat, out.attempts[-1].outcome)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from dsgen.colour import ColourInfo, crop_rgb
+from dsgen.colour import ColourInfo, crop_rgb, crop_rgb_scaled
 from dsgen.config import FormatCfg, LrFilter
 from dsgen.probe import VideoProbe
 
@@ -21,9 +21,6 @@ LR_FILTERS: dict[str, Image.Resampling] = {
     "bicubic": Image.Resampling.BICUBIC,
     "lanczos": Image.Resampling.LANCZOS,
 }
-# Normalising a source crop down to reference height: Lanczos, as the predecessor's
-# `scale=1920:1080:flags=lanczos` did for whole frames.
-GT_FILTER = Image.Resampling.LANCZOS
 
 
 @dataclass(frozen=True)
@@ -90,11 +87,9 @@ def pick_box(geo: Geometry, fmt: FormatCfg, rng: np.random.Generator) -> tuple[i
 def gt_patch(frame: Any, box: tuple[int, int, int, int], fmt: FormatCfg, info: ColourInfo
              ) -> np.ndarray:
     """The GT-size RGB patch of one frame: crop in the source, then downscale only the crop."""
-    rgb = crop_rgb(frame, box, info)
-    if rgb.shape[1] == fmt.width and rgb.shape[0] == fmt.height:
-        return rgb
-    img = Image.fromarray(rgb).resize((fmt.width, fmt.height), GT_FILTER)
-    return np.asarray(img)
+    if (box[2], box[3]) == (fmt.width, fmt.height):
+        return crop_rgb(frame, box, info)
+    return crop_rgb_scaled(frame, box, info, (fmt.width, fmt.height))
 
 
 def lr_frame(gt: np.ndarray, fmt: FormatCfg, lr_filter: LrFilter) -> np.ndarray:
