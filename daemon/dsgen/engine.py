@@ -217,7 +217,7 @@ class Engine:
 
     def _sync_videos(self, st: State) -> None:
         """Read every video's header; record missing and unusable ones with why."""
-        known = {v.name: v for v in st.videos()}
+        known = {v.name: v for v in st.videos(probes=False)}
         for vc in self.video_cfgs():
             row = known.get(vc.name)
             if row is not None and row.status in ("failed", "changed") and (
@@ -265,7 +265,7 @@ class Engine:
             st.clear_exhausted(row.id, RETURNABLE)
             self.ui.line(f"✓ Video is back: {vc.name}", event="video_back", video=vc.name)
             self.idle = False
-        status = "ready" if row is not None and row.probe is not None else "new"
+        status = "ready" if row is not None and st.has_probe(row.id) else "new"
         return st.upsert_video(vc.name, path, status, size=q.size, mtime_ns=q.mtime_ns,
                                duration=q.duration_s, fps=q.fps)
 
@@ -285,7 +285,7 @@ class Engine:
         st.mark_exhausted(vid, [c for c, _ in self.cfg_by_id[vid].categories], status)
         self.ui.line(f"→ Video {status}: {v.name} ({reason}); its samples stay counted",
                      event=f"video_{status}", video=v.name, reason=reason)
-        self.videos[vid] = next(r for r in st.videos() if r.id == vid)
+        self.videos[vid] = st.video(vid)
         self.idle = False
 
     def _scan_watched(self, st: State, initial: bool = False) -> None:
@@ -517,7 +517,7 @@ class Engine:
             st.upsert_video(v.name, v.path, "failed", stage="decode", reason=res.error)
             st.mark_exhausted(task.video_id, [c for c, _ in self.cfg_by_id[task.video_id]
                                               .categories], res.error)
-            self.videos[task.video_id] = next(r for r in st.videos() if r.id == task.video_id)
+            self.videos[task.video_id] = st.video(task.video_id)
         if res.disk_full:
             self.disk.pause()
 
@@ -541,7 +541,7 @@ class Engine:
             if self.ui.log is None:
                 self.ui.line(f"   Categories: {cats}")
                 self.ui.line(f"   {probe_summary(result)}")
-        self.videos[vid] = next(r for r in st.videos() if r.id == vid)
+        self.videos[vid] = st.video(vid)
         self.progress.video_metrics()
 
     def _record(self, st: State, vid: int, slot: SlotResult) -> None:

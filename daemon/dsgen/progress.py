@@ -289,7 +289,7 @@ class Progress:
         images = sum(n for n, _ in totals.values())
         size = sum(b for _, b in totals.values())
         started = st.first_start() or self.counters.started
-        done_videos = sum(1 for v in st.videos() if v.probe is not None)
+        done_videos = st.probed_count()
         short = [c.name for c in cfg.categories if totals.get(c.name, (0, 0))[0] < c.target]
         rule = "━" * 46
         ui.line()

@@ -149,11 +149,14 @@ class State:
 
     # -- videos ----------------------------------------------------------------------------
 
-    def videos(self) -> list[VideoRow]:
-        """All videos, in insertion order."""
+    def videos(self, probes: bool = True, video_id: int | None = None) -> list[VideoRow]:
+        """All videos (or one), in insertion order; `probes=False` skips the frame indexes
+        (megabytes per film) for callers that only need names and states."""
+        cols = "probe, arrays" if probes else "NULL, NULL"
+        where, args = ("WHERE id=?", (video_id,)) if video_id is not None else ("", ())
         rows = self.db.execute(
-            "SELECT id, name, path, size, mtime_ns, status, stage, reason, duration, fps, probe,"
-            " arrays FROM videos ORDER BY id").fetchall()
+            "SELECT id, name, path, size, mtime_ns, status, stage, reason, duration, fps,"
+            f" {cols} FROM videos {where} ORDER BY id", args).fetchall()
         out = []
         for r in rows:
             probe = VideoProbe.from_state(r[10], r[11]) if r[10] else None
@@ -182,6 +185,21 @@ class State:
                 " fps=COALESCE(?, fps), updated=? WHERE id=?",
                 (path, size, mtime_ns, status, stage, reason, duration, fps, time.time(), row[0]))
             return int(row[0])
+
+    def video(self, video_id: int) -> VideoRow:
+        """One video, with its probe."""
+        return self.videos(video_id=video_id)[0]
+
+    def has_probe(self, video_id: int) -> bool:
+        """Whether a video's frame index is stored."""
+        row = self.db.execute("SELECT probe IS NOT NULL FROM videos WHERE id=?",
+                              (video_id,)).fetchone()
+        return bool(row and row[0])
+
+    def probed_count(self) -> int:
+        """Videos whose frame index is stored."""
+        return int(self.db.execute("SELECT COUNT(*) FROM videos WHERE probe IS NOT NULL")
+                   .fetchone()[0])
 
     def set_probe(self, video_id: int, probe: VideoProbe) -> None:
         """Store the full probe (index, colour, bars) of a video."""

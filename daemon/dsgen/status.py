@@ -22,7 +22,7 @@ def status_document(cfg: Config, st: State, status: str, started: float,
                     video_ids: list[int], live: dict[str, Any] | None = None
                     ) -> dict[str, Any]:
     """The status as the predecessor's monitor and users' scripts read it (plus dsgen extras)."""
-    videos = {v.id: v for v in st.videos()}
+    videos = {v.id: v for v in st.videos(probes=False)}
     achieved = st.achieved()
     quotas = st.quotas()
     totals = st.category_totals()
