@@ -7,7 +7,6 @@ import os
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from dsgen.synth import SynthSpec, make_video
+from helpers import free_port, require_promtool, samples_in
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,20 +52,6 @@ settle_seconds = 0.5
 """
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def promtool() -> str | None:
-    """promtool from PATH or .ci/bin (installed by .ci/install-tools)."""
-    found = shutil.which("promtool")
-    local = ROOT / ".ci" / "bin" / "promtool"
-    return found or (str(local) if local.exists() else None)
-
-
 class NotifyListener:
     """A real AF_UNIX datagram socket standing in for systemd's $NOTIFY_SOCKET."""
 
@@ -91,23 +77,6 @@ class NotifyListener:
             if needle in data:
                 return data
         raise AssertionError(f"no {needle!r} within {timeout}s; got {self.messages}")
-
-
-def samples(state_dir: Path, video: str | None = None) -> int:
-    """Durable samples (of one video, or all)."""
-    try:
-        db = sqlite3.connect(f"file:{state_dir / 'dsgen.sqlite3'}?mode=ro", uri=True, timeout=5)
-    except sqlite3.Error:
-        return 0
-    try:
-        if video is None:
-            return int(db.execute("SELECT COUNT(*) FROM samples").fetchone()[0])
-        return int(db.execute("SELECT COUNT(*) FROM samples s JOIN videos v ON v.id=s.video_id"
-                              " WHERE v.name=?", (video,)).fetchone()[0])
-    except sqlite3.Error:
-        return 0
-    finally:
-        db.close()
 
 
 def wait_until(cond: object, timeout: float, what: str, proc: subprocess.Popen[str]) -> None:
@@ -148,7 +117,7 @@ def test_daemon_notify_watch_reload_metrics_and_clean_stop(daemon_dir: Path) -> 
         listener.wait_for("READY=1", 60)
         # 1. moved in with mv (a rename within the filesystem).
         os.rename(daemon_dir / "src" / "first.mkv", daemon_dir / "incoming" / "first.mkv")
-        wait_until(lambda: samples(state) == 10, 120, "10 samples from the moved video", proc)
+        wait_until(lambda: samples_in(state) == 10, 120, "10 samples from the moved video", proc)
         # 2. written rsync-style: a hidden temporary name, written in pieces, then renamed.
         data = (daemon_dir / "src" / "second.mkv").read_bytes()
         part = daemon_dir / "incoming" / ".second.mkv.Xy12Ab"
@@ -161,7 +130,7 @@ def test_daemon_notify_watch_reload_metrics_and_clean_stop(daemon_dir: Path) -> 
         wait_until(lambda: "second" in (daemon_dir / "daemon.log").read_text(), 30,
                    "the rsync-style video to be found", proc)
         time.sleep(1.0)
-        assert samples(state) == 10  # targets met: the new video waits for a reason to work
+        assert samples_in(state) == 10  # targets met: the new video waits for a reason to work
         # 3. A bad config on SIGHUP keeps the old one running and says why.
         cfg.write_text(DAEMON_CONFIG.format(port=port, target=24) + "\nbogus_key = 1\n")
         proc.send_signal(signal.SIGHUP)
@@ -170,15 +139,15 @@ def test_daemon_notify_watch_reload_metrics_and_clean_stop(daemon_dir: Path) -> 
         bad = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
         assert b"dsgen_config_reload_success 0.0" in bad
         time.sleep(0.5)
-        assert samples(state) == 10
+        assert samples_in(state) == 10
         # 4. SIGHUP with a raised target: both videos now get work.
         cfg.write_text(DAEMON_CONFIG.format(port=port, target=24))
         proc.send_signal(signal.SIGHUP)
         reloading = listener.wait_for("RELOADING=1", 30)
         assert "MONOTONIC_USEC=" in reloading
-        wait_until(lambda: samples(state) == 24, 120, "24 samples after the reload", proc)
-        assert samples(state, "second") > 0
-        assert samples(state, "first") + samples(state, "second") == 24
+        wait_until(lambda: samples_in(state) == 24, 120, "24 samples after the reload", proc)
+        assert samples_in(state, "second") > 0
+        assert samples_in(state, "first") + samples_in(state, "second") == 24
         # 5. /metrics agrees with the state and the files, and promtool accepts it.
         time.sleep(1.0)
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
@@ -194,15 +163,10 @@ def test_daemon_notify_watch_reload_metrics_and_clean_stop(daemon_dir: Path) -> 
         assert values[("dsgen_config_reload_success", ())] == 1
         ok = values[("dsgen_clip_attempts_total", (("reason", "ok"),))]
         assert ok >= 24
-        tool = promtool()
-        if tool is None:
-            if os.environ.get("CI"):
-                pytest.fail("promtool missing in CI (.ci/install-tools installs it)")
-            print("promtool not installed: skipping `promtool check metrics`")
-        else:
-            check = subprocess.run([tool, "check", "metrics"], input=text, capture_output=True)
-            assert check.returncode == 0, check.stdout + check.stderr
-            assert not check.stdout.strip() and not check.stderr.strip(), check.stdout
+        check = subprocess.run([require_promtool(), "check", "metrics"], input=text,
+                               capture_output=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+        assert not check.stdout.strip() and not check.stderr.strip(), check.stdout
         # 6. SIGTERM: STOPPING, a clean exit within systemd's stop timeout.
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)
@@ -246,18 +210,18 @@ def test_unmounted_library_marks_videos_unavailable_and_resumes_when_back(
                             env=dict(os.environ, PYTHONUNBUFFERED="1"))
     state = daemon_dir / "state"
     try:
-        wait_until(lambda: samples(state) == 8, 120, "8 samples", proc)
+        wait_until(lambda: samples_in(state) == 8, 120, "8 samples", proc)
         subprocess.run(["umount", "-l", str(lib)], check=True)
         wait_until(lambda: '"video_unavailable"' in log_path.read_text(), 30,
                    "the video to be marked unavailable", proc)
-        assert samples(state) == 8  # its samples stay counted
+        assert samples_in(state) == 8  # its samples stay counted
         subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(lib)],
                        check=True)
         shutil.copy2(src, lib / "first.mkv")  # same size and mtime: the same video is back
         wait_until(lambda: '"video_back"' in log_path.read_text(), 30, "the video back", proc)
         cfg.write_text(DAEMON_CONFIG.format(port=port, target=14))
         proc.send_signal(signal.SIGHUP)
-        wait_until(lambda: samples(state, "first") == 14, 120, "14 samples after return", proc)
+        wait_until(lambda: samples_in(state, "first") == 14, 120, "14 samples after return", proc)
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
         assert proc.returncode == 143

@@ -7,7 +7,6 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from dsgen.report import Reporter
 from dsgen.state import State
 from dsgen.synth import SynthSpec
 from dsgen.writer import TMP_DIR
+from helpers import samples_in
 
 VideoFixture = tuple[Path, SynthSpec]
 
@@ -298,17 +298,6 @@ def long_videos(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return make_video(d / "a.mkv", a), make_video(d / "b.mkv", b)
 
 
-def _samples_in(state_dir: Path) -> int:
-    try:
-        db = sqlite3.connect(f"file:{state_dir / 'dsgen.sqlite3'}?mode=ro", uri=True, timeout=5)
-        try:
-            return int(db.execute("SELECT COUNT(*) FROM samples").fetchone()[0])
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return 0
-
-
 @pytest.fixture(scope="module")
 def clean_long(tmp_path_factory: pytest.TempPathFactory, long_videos: tuple[Path, Path]
                ) -> dict[str, str]:
@@ -342,7 +331,7 @@ def test_kill_9_at_five_moments_then_resume_gives_the_identical_dataset(
         deadline = time.monotonic() + 120
         if threshold == 0:
             time.sleep(rng.uniform(0.3, 1.2))
-        while proc.poll() is None and _samples_in(cfg.state_dir) < threshold:
+        while proc.poll() is None and samples_in(cfg.state_dir) < threshold:
             assert time.monotonic() < deadline
             time.sleep(0.02)
         time.sleep(rng.uniform(0.0, 0.15))
@@ -355,7 +344,7 @@ def test_kill_9_at_five_moments_then_resume_gives_the_identical_dataset(
     assert proc.returncode == 0, final_out
     assert kills == 5
     assert dataset_files(cfg.output_root) == expected
-    assert _samples_in(cfg.state_dir) == total
+    assert samples_in(cfg.state_dir) == total
 
 
 @pytest.mark.slow
@@ -367,7 +356,7 @@ def test_sigint_stops_cleanly_and_resume_finishes(tmp_path: Path,
     cfg = load_config(cfg_path)
     proc = _cli(cfg_path)
     deadline = time.monotonic() + 120
-    while proc.poll() is None and _samples_in(cfg.state_dir) < 10:
+    while proc.poll() is None and samples_in(cfg.state_dir) < 10:
         assert time.monotonic() < deadline
         time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
@@ -388,7 +377,7 @@ def test_sigint_stops_cleanly_and_resume_finishes(tmp_path: Path,
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
     assert "📍 Resuming from video" in out
-    assert _samples_in(cfg.state_dir) == 75
+    assert samples_in(cfg.state_dir) == 75
 
 
 @pytest.mark.slow
@@ -484,7 +473,7 @@ def test_full_disk_pauses_without_corruption_and_resumes_when_space_returns(
         assert on_disk == recorded
         for png in on_disk:
             Image.open(png).load()
-        assert _samples_in(cfg.state_dir) == 75
+        assert samples_in(cfg.state_dir) == 75
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
@@ -511,7 +500,7 @@ def test_a_killed_worker_loses_nothing_and_the_run_finishes_identically(
     cfg = load_config(cfg_path)
     proc = _cli(cfg_path)
     deadline = time.monotonic() + 120
-    while proc.poll() is None and _samples_in(cfg.state_dir) < 20:
+    while proc.poll() is None and samples_in(cfg.state_dir) < 20:
         assert time.monotonic() < deadline
         time.sleep(0.02)
     workers = _workers_of(proc.pid)
@@ -521,4 +510,4 @@ def test_a_killed_worker_loses_nothing_and_the_run_finishes_identically(
     assert proc.returncode == 0, out
     assert "A worker process died" in out
     assert dataset_files(cfg.output_root) == clean_long
-    assert _samples_in(cfg.state_dir) == 75
+    assert samples_in(cfg.state_dir) == 75

@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from dsgen import __version__
 from dsgen.metrics import Metrics
 from dsgen.synth import SynthSpec, make_video
+from helpers import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 GRAFANA = REPO / "grafana"
@@ -410,13 +410,6 @@ RANGE_MACROS = {"__rate_interval": "15s", "__interval": "1s", "__range": "5m",
 INSTANT_MACROS = {"__rate_interval": "5m", "__interval": "5s", "__range": "5m",
                   "__range_s": "300"}
 TIMEOUT = 120.0
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def substitute(expr: str, values: dict[str, str]) -> str:

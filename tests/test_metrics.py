@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import subprocess
 import urllib.error
 import urllib.request
@@ -25,6 +23,7 @@ from dsgen.metrics import (
     Metrics,
 )
 from dsgen.quality import REASONS
+from helpers import require_promtool
 
 REPO = Path(__file__).resolve().parents[1]
 # Labels a dashboard may group by; anything else (a video name, a path) would be unbounded.
@@ -228,19 +227,8 @@ def test_names_units_and_labels_follow_the_conventions(metrics: Metrics) -> None
     assert "process_resident_memory_bytes" in fams  # the parent's own resources
 
 
-def promtool() -> str:
-    """promtool from PATH or .ci/bin (made by .ci/install-tools); skip locally, fail in CI."""
-    found = shutil.which("promtool") or shutil.which("promtool", path=str(REPO / ".ci/bin"))
-    if found:
-        return found
-    why = "promtool not found on PATH or in .ci/bin: run .ci/install-tools"
-    if os.environ.get("CI"):
-        pytest.fail(f"{why} (CI is set, so the lint must run)")
-    pytest.skip(why)
-
-
 def test_promtool_finds_no_problem(metrics: Metrics) -> None:
-    tool = promtool()
+    tool = require_promtool()
     drive(metrics)
     metrics.attempt("made_up_reason")
     text = scrape(metrics)
@@ -252,7 +240,7 @@ def test_promtool_finds_no_problem(metrics: Metrics) -> None:
 
 def test_promtool_does_report_problems() -> None:
     """The lint above is real: promtool flags a badly named metric (exit 3, a message)."""
-    tool = promtool()
+    tool = require_promtool()
     bad = "# HELP bad_count a counter\n# TYPE bad_count counter\nbad_count 1\n"
     p = subprocess.run([tool, "check", "metrics"], input=bad, capture_output=True, text=True,
                        timeout=60)

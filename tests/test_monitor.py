@@ -65,26 +65,6 @@ path = "{b}"
 categories = ["alpha", "beta"]
 """
 TOTAL = 75
-# What cli.py does for `dsgen run` on a terminal, for as long as it is not wired there yet.
-SHIM = """\
-import sys
-from pathlib import Path
-
-
-def main() -> int:
-    from dsgen.config import load_config
-    from dsgen.engine import Engine
-    from dsgen.report import Reporter
-    from dsgen.tui import run_with_dashboard
-
-    engine = Engine(load_config(Path(sys.argv[1])), Reporter())
-    engine.install_signals()
-    return run_with_dashboard(engine)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-"""
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
 
@@ -234,13 +214,9 @@ def test_monitor_beside_a_live_run_sees_it_grow_and_never_blocks_it(
     assert text.stdout.startswith("dsgen FINISHED — videos 2/2 done"), text.stdout
 
 
-def _run_command(shim: Path, cfg_path: Path) -> str:
-    """`dsgen run` once cli.py starts the dashboard on terminals, else the same via a shim."""
-    help_text = _dsgen("run", "--help").stdout
-    if "--no-tui" in help_text:
-        return f"{PY} -m dsgen.cli run --config {cfg_path}"
-    shim.write_text(SHIM)
-    return f"{PY} {shim} {cfg_path}"
+def _run_command(cfg_path: Path) -> str:
+    """`dsgen run` as a user types it in a terminal (it starts the live dashboard there)."""
+    return f"{PY} -m dsgen.cli run --config {cfg_path}"
 
 
 @pytest.mark.slow
@@ -249,7 +225,7 @@ def test_q_in_the_dashboard_exits_130_restores_the_terminal_and_resumes(
     """The live dashboard in a real terminal: q → 130, terminal sane; a rerun completes."""
     cfg_path = _config(tmp_path, long_videos)
     cfg = load_config(cfg_path)
-    cmd = _run_command(tmp_path / "run_dashboard.py", cfg_path)
+    cmd = _run_command(cfg_path)
     tmux.new("run", f"{cmd}; echo EXIT=$?; stty -a; exec bash --norc", 100, 45)
     deadline = time.monotonic() + 60
     while _samples(cfg.state_dir) < 5:
