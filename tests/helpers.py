@@ -6,6 +6,8 @@ import os
 import shutil
 import socket
 import sqlite3
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -46,3 +48,26 @@ def samples_in(state_dir: Path, video: str | None = None) -> int:
         return 0
     finally:
         db.close()
+
+
+def wait_for_samples(proc: subprocess.Popen[str], state_dir: Path, n: int,
+                     timeout: float = 120.0) -> None:
+    """Poll the state until it holds `n` samples or the process ends; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and samples_in(state_dir) < n:
+        assert time.monotonic() < deadline, f"fewer than {n} samples after {timeout} s"
+        time.sleep(0.02)
+
+
+def mount_tmpfs(where: Path, options: str) -> None:
+    """Mount a real tmpfs (`-o options`, e.g. "size=64m") at `where` (root only): skip
+    locally, fail in CI."""
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
+                          capture_output=True, text=True)
+    if done.returncode == 0:
+        return
+    why = f"cannot mount a tmpfs: {done.stderr.strip() or 'not permitted'} (needs root)"
+    if os.environ.get("CI"):
+        pytest.fail(why)
+    print(f"SKIP: {why}")
+    pytest.skip(why)

@@ -18,7 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from dsgen.synth import SynthSpec, make_video
-from helpers import free_port, require_promtool, samples_in
+from helpers import free_port, mount_tmpfs, require_promtool, samples_in
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -192,12 +192,7 @@ def test_unmounted_library_marks_videos_unavailable_and_resumes_when_back(
         daemon_dir: Path) -> None:
     """A watched library on a real tmpfs is unmounted: unavailable, samples kept; back: resumed."""
     lib = daemon_dir / "incoming"
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(lib)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        if os.environ.get("CI"):
-            pytest.fail(f"cannot mount a tmpfs in CI: {mounted.stderr.strip()}")
-        pytest.skip(f"needs root to mount a tmpfs: {mounted.stderr.strip()}")
+    mount_tmpfs(lib, "size=64m")
     port = free_port()
     cfg = daemon_dir / "dsgen.toml"
     cfg.write_text(DAEMON_CONFIG.format(port=port, target=8))
@@ -215,8 +210,7 @@ def test_unmounted_library_marks_videos_unavailable_and_resumes_when_back(
         wait_until(lambda: '"video_unavailable"' in log_path.read_text(), 30,
                    "the video to be marked unavailable", proc)
         assert samples_in(state) == 8  # its samples stay counted
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(lib)],
-                       check=True)
+        mount_tmpfs(lib, "size=64m")
         shutil.copy2(src, lib / "first.mkv")  # same size and mtime: the same video is back
         wait_until(lambda: '"video_back"' in log_path.read_text(), 30, "the video back", proc)
         cfg.write_text(DAEMON_CONFIG.format(port=port, target=14))

@@ -25,7 +25,7 @@ from dsgen.report import Reporter
 from dsgen.state import State
 from dsgen.synth import SynthSpec
 from dsgen.writer import TMP_DIR
-from helpers import samples_in
+from helpers import mount_tmpfs, samples_in, wait_for_samples
 
 VideoFixture = tuple[Path, SynthSpec]
 
@@ -328,12 +328,9 @@ def test_kill_9_at_five_moments_then_resume_gives_the_identical_dataset(
     kills = 0
     for threshold in thresholds:
         proc = _cli(cfg_path)
-        deadline = time.monotonic() + 120
         if threshold == 0:
             time.sleep(rng.uniform(0.3, 1.2))
-        while proc.poll() is None and samples_in(cfg.state_dir) < threshold:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        wait_for_samples(proc, cfg.state_dir, threshold)
         time.sleep(rng.uniform(0.0, 0.15))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
@@ -355,10 +352,7 @@ def test_sigint_stops_cleanly_and_resume_finishes(tmp_path: Path,
     cfg_path.write_text(KILL_CONFIG % long_videos)
     cfg = load_config(cfg_path)
     proc = _cli(cfg_path)
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and samples_in(cfg.state_dir) < 10:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_for_samples(proc, cfg.state_dir, 10)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, out
@@ -436,12 +430,7 @@ def test_full_disk_pauses_without_corruption_and_resumes_when_space_returns(
     """Output filesystem full (a real 1.5 MB tmpfs): pause, no partial file, resume on space."""
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1536k", "tmpfs", str(mnt)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        if os.environ.get("CI"):
-            pytest.fail(f"cannot mount a tmpfs in CI: {mounted.stderr.strip()}")
-        pytest.skip(f"needs root to mount a small tmpfs: {mounted.stderr.strip()}")
+    mount_tmpfs(mnt, "size=1536k")
     try:
         text = (KILL_CONFIG % long_videos).replace('output_root = "out"',
                                                    f'output_root = "{mnt}/out"')
@@ -499,10 +488,7 @@ def test_a_killed_worker_loses_nothing_and_the_run_finishes_identically(
     cfg_path.write_text(KILL_CONFIG % long_videos)
     cfg = load_config(cfg_path)
     proc = _cli(cfg_path)
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and samples_in(cfg.state_dir) < 20:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_for_samples(proc, cfg.state_dir, 20)
     workers = _workers_of(proc.pid)
     assert workers, "no worker process found"
     os.kill(workers[0], signal.SIGKILL)

@@ -39,6 +39,7 @@ from dsgen.writer import (
     write_meta_info,
     write_png,
 )
+from helpers import mount_tmpfs
 
 
 def make_cfg(root: Path, **top: Any) -> Config:
@@ -185,12 +186,7 @@ def test_write_png_other_errors_leave_nothing(tmp_path: Path) -> None:
 def tiny_fs(where: Path, options: str) -> Iterator[Path]:
     """A real tmpfs mounted at `where` (root only); skipped, with the reason, if not allowed."""
     where.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        reason = f"cannot mount a tmpfs ({done.stderr.strip() or 'not permitted'})"
-        print(f"SKIP: {reason}")
-        pytest.skip(reason)
+    mount_tmpfs(where, options)
     try:
         yield where
     finally:

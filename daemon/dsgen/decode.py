@@ -240,12 +240,3 @@ class ClipReader:
             return []
         raise ClipError(f"end of stream after {len(got)} of {len(want)} frames (truncated file?)")
 
-
-def frame_indices(probe: VideoProbe, start: int, n: int) -> list[int]:
-    """Frame indices of a window (for provenance)."""
-    return list(range(start, start + n))
-
-
-def window_pts(probe: VideoProbe, start: int, n: int) -> list[int]:
-    """pts of a window (for provenance)."""
-    return [int(p) for p in np.asarray(probe.frame_pts[start:start + n])]

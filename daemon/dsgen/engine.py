@@ -30,6 +30,7 @@ from dsgen.extract import Attempt, SlotResult, Task, TaskResult, init_worker, ru
 from dsgen.library import Library
 from dsgen.metrics import Metrics
 from dsgen.notify import Notifier
+from dsgen.patches import geometry, scale_note
 from dsgen.planner import USABLE, new_phase, plan_round
 from dsgen.probe import VideoProbe, probe_summary, probe_video
 from dsgen.progress import Counters, Progress
@@ -311,12 +312,10 @@ class Engine(Library):
     def _make_tasks(self, st: State) -> None:
         assert self.pool is not None
         threads = max(1, (os.cpu_count() or 1) // self.cfg.worker_count)
-        quotas = st.quotas()
+        with_quota = {vid for (vid, _), q in st.quotas().items() if q > 0}
         known = {c.name for c in self.cfg.categories}
         for vid, v in self.videos.items():
-            if v.status not in USABLE or vid in self.probing:
-                continue
-            if not any(q > 0 for (qv, _), q in quotas.items() if qv == vid):
+            if v.status not in USABLE or vid in self.probing or vid not in with_quota:
                 continue
             if v.probe is None:
                 self.probing.add(vid)
@@ -395,11 +394,13 @@ class Engine(Library):
             st.set_probe(vid, result)
             st.upsert_video(v.name, v.path, "ready")
             cats = " + ".join(f"{c}({w:g})" for c, w in self.cfg_by_id[vid].categories)
+            source = (f"{probe_summary(result)}; "
+                      f"{scale_note(geometry(result, self.cfg.extraction.reference_height))}")
             self.ui.line(f"🎬 Processing: {v.name}", event="video_started", video=v.name,
-                         categories=cats, source=probe_summary(result))
+                         categories=cats, source=source)
             if self.ui.log is None:
                 self.ui.line(f"   Categories: {cats}")
-                self.ui.line(f"   {probe_summary(result)}")
+                self.ui.line(f"   {source}")
         self.videos[vid] = st.video(vid)
         self.progress.video_metrics()
 

@@ -190,6 +190,7 @@ class Progress:
         e, k = self.engine, self.counters
         current = []
         busy_videos = sorted({vid for vid, _ in e.busy})
+        achieved = st.achieved() if busy_videos else {}
         for vid in busy_videos:
             v = e.videos.get(vid)
             if v is None:
@@ -200,7 +201,7 @@ class Progress:
             current.append({
                 "index": list(e.videos).index(vid), "name": v.name, "path": v.path,
                 "slots_done": total - pending, "slots_planned": total,
-                "samples": sum(n for (qv, _), n in st.achieved().items() if qv == vid),
+                "samples": sum(n for (qv, _), n in achieved.items() if qv == vid),
                 "success_rate": round(outcomes.get(OK, 0) / tried, 4) if tried else None,
                 "status": "running",
             })
