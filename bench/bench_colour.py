@@ -18,7 +18,8 @@ from collections.abc import Callable
 import av
 import numpy as np
 
-from dsgen.colour import ColourInfo, crop_rgb, luma_small, plane_views
+from dsgen.colour import crop_rgb, luma_small, plane_views
+from dsgen.model import ColourInfo
 
 BOX = (448, 252, 1024, 576)  # a 1024×576 crop away from the frame edges
 

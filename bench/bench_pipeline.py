@@ -65,8 +65,8 @@ from PIL import Image
 from dsgen.config import Config, load_config
 from dsgen.decode import ClipError, ClipReader
 from dsgen.engine import Engine
-from dsgen.extract import Task, TaskResult
-from dsgen.probe import VideoProbe
+from dsgen.extract import Task
+from dsgen.model import TaskResult, VideoProbe
 from dsgen.report import Reporter
 from dsgen.state import State
 from dsgen.synth import SynthSpec, make_video

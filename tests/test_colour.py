@@ -20,7 +20,8 @@ import pytest
 from av.video.reformatter import Interpolation
 
 from dsgen import colour
-from dsgen.colour import ColourInfo, colour_info, crop_rgb, luma_small, plane_views
+from dsgen.colour import colour_info, crop_rgb, luma_small, plane_views
+from dsgen.model import ColourInfo
 
 # swscale flags of an accurate whole-frame reference conversion (default flags are ±2.5 off).
 ACCURATE = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT

@@ -21,7 +21,8 @@ import av
 import pytest
 
 from dsgen.decode import ClipError, ClipReader
-from dsgen.probe import VideoProbe, probe_video
+from dsgen.model import VideoProbe
+from dsgen.probe import probe_video
 from dsgen.synth import SynthSpec, make_video
 
 N = 7  # frames per clip

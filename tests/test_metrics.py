@@ -22,7 +22,7 @@ from dsgen.metrics import (
     VIDEO_STATES,
     Metrics,
 )
-from dsgen.quality import REASONS
+from dsgen.model import REASONS
 from helpers import require_promtool
 
 REPO = Path(__file__).resolve().parents[1]

@@ -21,6 +21,7 @@ from PIL import Image
 
 from dsgen.colour import crop_rgb
 from dsgen.config import FormatCfg, SourceMode
+from dsgen.model import VideoProbe
 from dsgen.patches import (
     LR_FILTERS,
     Geometry,
@@ -34,7 +35,7 @@ from dsgen.patches import (
     scale_note,
     source_size,
 )
-from dsgen.probe import VideoProbe, probe_video
+from dsgen.probe import probe_video
 from dsgen.synth import SynthSpec
 
 VideoFixture = tuple[Path, SynthSpec]

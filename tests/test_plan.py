@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from dsgen.config import Config, config_from_dict
+from dsgen.model import SlotPlan, VideoProbe
 from dsgen.patches import fits, geometry
 from dsgen.plan import (
-    SlotPlan,
     allocate,
     capacity,
     fitting_formats,
@@ -32,7 +32,7 @@ from dsgen.plan import (
     start_range,
     usable_seconds,
 )
-from dsgen.probe import VideoProbe, probe_video
+from dsgen.probe import probe_video
 from dsgen.synth import SynthSpec
 
 VideoFixture = tuple[Path, SynthSpec]

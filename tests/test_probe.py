@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from dsgen.errors import VideoError
-from dsgen.probe import VideoProbe, probe_summary, probe_video, quick_probe
+from dsgen.model import VideoProbe
+from dsgen.probe import probe_summary, probe_video, quick_probe
 from dsgen.synth import SynthSpec, make_video
 
 VIDEO_FIXTURES = ["h264_cuts", "hevc10_hdr", "mpeg2_anamorphic", "letterboxed", "odd_size"]

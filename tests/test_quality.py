@@ -15,19 +15,10 @@ from PIL import Image, ImageFilter
 
 from dsgen.colour import crop_rgb, luma_small
 from dsgen.config import QualityCfg
+from dsgen.model import BLACK, FLAT, LOW_DETAIL, LOW_TEXTURE, OK, REASONS, SCENE_CUT
 from dsgen.patches import grey
 from dsgen.probe import probe_video
-from dsgen.quality import (
-    BLACK,
-    FLAT,
-    LOW_DETAIL,
-    LOW_TEXTURE,
-    OK,
-    REASONS,
-    SCENE_CUT,
-    check_clip,
-    check_crop,
-)
+from dsgen.quality import check_clip, check_crop
 from dsgen.synth import SynthSpec
 
 VideoFixture = tuple[Path, SynthSpec]

@@ -50,7 +50,7 @@ import struct
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -62,9 +62,7 @@ from av.video.reformatter import ColorRange, Colorspace, Interpolation, VideoRef
 from av.video.stream import VideoStream
 from PIL import Image
 
-Matrix = Literal["bt601", "bt709", "bt2020"]
-Transfer = Literal["sdr", "pq", "hlg"]
-PeakSource = Literal["maxcll", "mastering", "default", "nominal"]
+from dsgen.model import DEFAULT_PEAK_NITS, ColourInfo, Matrix, PeakSource, Transfer
 
 U8Array = npt.NDArray[np.uint8]
 F32Array = npt.NDArray[np.float32]
@@ -114,7 +112,6 @@ _MIN_WINDOW: Final = 16
 
 # --- Photometry -------------------------------------------------------------------------
 SDR_WHITE_NITS: Final = 100.0  # SDR target peak (BT.2390 / BT.1886 reference display)
-DEFAULT_PEAK_NITS: Final = 1000.0  # HDR10 peak when neither MaxCLL nor mastering data exist
 HLG_NOMINAL_PEAK_NITS: Final = 1000.0  # BT.2100 HLG reference display peak L_W
 PQ_MAX_NITS: Final = 10000.0  # ST 2084 absolute peak
 # SMPTE ST 2084 (PQ) constants, exact rationals from the standard.
@@ -137,36 +134,6 @@ _POW_FLOOR: Final = np.float32(1e-10)  # clip floor before pow: avoids numpy's s
 _BT709_XY: Final = ((0.640, 0.330), (0.300, 0.600), (0.150, 0.060))
 _BT2020_XY: Final = ((0.708, 0.292), (0.170, 0.797), (0.131, 0.046))
 _D65_XY: Final = (0.3127, 0.3290)
-
-
-@dataclass(frozen=True)
-class ColourInfo:
-    """How to turn a stream's samples into display RGB (matrix, range, depth, transfer)."""
-
-    matrix: Matrix
-    full_range: bool
-    bit_depth: int  # 8, 10, 12 (16 for a few exotic formats)
-    transfer: Transfer
-    peak_nits: float = DEFAULT_PEAK_NITS  # HDR source peak: MaxCLL, else mastering max, else 1000
-    matrix_tagged: bool = True  # False when the matrix was guessed for an untagged stream
-    peak_source: PeakSource = "default"
-
-    @property
-    def is_hdr(self) -> bool:
-        """True for PQ and HLG sources (the ones that get tone-mapped)."""
-        return self.transfer != "sdr"
-
-    def describe(self) -> str:
-        """One human line, e.g. for logs and the dataset manifest."""
-        matrix = self.matrix if self.matrix_tagged else f"{self.matrix} (untagged, guessed)"
-        rng = "full" if self.full_range else "limited"
-        head = f"{matrix} {rng} {self.bit_depth}-bit"
-        if not self.is_hdr:
-            return f"{head} SDR (no tone mapping)"
-        peak = f"peak {self.peak_nits:g} nits"
-        if self.peak_source != "nominal":
-            peak += f" from {self.peak_source}"
-        return f"{head} {self.transfer.upper()} ({peak}) → tone-mapped to BT.709 SDR"
 
 
 # =========================================================================================

@@ -10,7 +10,8 @@ import av
 import numpy as np
 
 from dsgen.errors import VideoError
-from dsgen.probe import VideoProbe, next_pts, nominal_duration
+from dsgen.model import VideoProbe
+from dsgen.probe import next_pts, nominal_duration
 
 # Re-seeks tried when a seek lands after the wanted frame (dts-seeking demuxer, sparse or
 # wrong index), each one aimed earlier than the last.

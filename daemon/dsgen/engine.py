@@ -26,16 +26,17 @@ from dsgen.errors import (
     StateError,
     VideoError,
 )
-from dsgen.extract import Attempt, SlotResult, Task, TaskResult, init_worker, run_task
+from dsgen.extract import Task, init_worker, run_task
 from dsgen.library import Library
 from dsgen.metrics import Metrics
+from dsgen.model import Attempt, SlotResult, TaskResult, VideoProbe, VideoRow
 from dsgen.notify import Notifier
 from dsgen.patches import geometry, scale_note
 from dsgen.planner import USABLE, new_phase, plan_round
-from dsgen.probe import VideoProbe, probe_summary, probe_video
+from dsgen.probe import probe_summary, probe_video
 from dsgen.progress import Counters, Progress
 from dsgen.report import Reporter
-from dsgen.state import State, VideoRow
+from dsgen.state import State
 from dsgen.watcher import FolderWatcher
 from dsgen.writer import clear_tmp, remove_files, write_descriptions, write_meta_info
 

@@ -7,7 +7,7 @@ import heapq
 import os
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,10 +16,19 @@ from dsgen.colour import luma_small
 from dsgen.config import Config
 from dsgen.decode import ClipError, ClipReader
 from dsgen.errors import VideoError
+from dsgen.model import (
+    DECODE_ERROR,
+    OK,
+    Attempt,
+    Sample,
+    SlotPlan,
+    SlotResult,
+    TaskResult,
+    VideoProbe,
+)
 from dsgen.patches import Geometry, geometry, grey, gt_patch, lr_frame, lr_stack, pick_box
-from dsgen.plan import SlotPlan, name_key, rng_for
-from dsgen.probe import VideoProbe
-from dsgen.quality import DECODE_ERROR, OK, check_clip, check_crop
+from dsgen.plan import name_key, rng_for
+from dsgen.quality import check_clip, check_crop
 from dsgen.writer import DiskFull, encode_png, sample_files, tmp_dir, write_png
 
 # Luma subsampling for the clip gates: Y[::4, ::4] costs 0.4 ms (1080p) and tracks
@@ -40,57 +49,6 @@ class Task:
     probe: VideoProbe
     slots: tuple[SlotPlan, ...]
     threads: int = 1
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One position tried for a slot and what the gates said."""
-
-    slot_id: int
-    number: int
-    start: int
-    outcome: str
-    scene_diff: float
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One durable sample: its files and where it came from."""
-
-    slot_id: int
-    category: str
-    format: str
-    files: tuple[tuple[str, int], ...]  # (path relative to output_root, bytes)
-    start: int  # first frame index of the clip
-    frame_pts: tuple[int, ...]
-    box: tuple[int, int, int, int]  # (x, y, w, h) in source coded pixels
-    metrics: dict[str, float]
-
-
-@dataclass
-class SlotResult:
-    """Everything one slot produced; `complete` slots are recorded, others are redone."""
-
-    slot_id: int
-    attempts: list[Attempt] = field(default_factory=list)
-    samples: list[Sample] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)  # category → last reason
-    complete: bool = False
-
-
-@dataclass
-class TaskResult:
-    """What a task returns to the parent, which alone records it."""
-
-    video_id: int
-    slots: list[SlotResult]
-    error: str | None = None  # the video could not be opened at all
-    disk_full: bool = False
-    stopped: bool = False
-    frames_decoded: int = 0
-    seeks: int = 0
-    seconds: dict[str, float] = field(default_factory=dict)  # stage → seconds
 
 
 _readers: dict[str, ClipReader] = {}  # per worker process: keep the decode position between tasks

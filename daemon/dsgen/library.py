@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING
 
 from dsgen.config import Config, VideoCfg
 from dsgen.errors import VideoError
+from dsgen.model import VideoRow
 from dsgen.probe import quick_probe
 from dsgen.report import Reporter
-from dsgen.state import State, VideoRow
+from dsgen.state import State
 from dsgen.watcher import FolderWatcher
 from dsgen.writer import remove_files, sample_files
 

@@ -32,7 +32,7 @@ from prometheus_client import (
 )
 
 from dsgen import __version__
-from dsgen.quality import REASONS
+from dsgen.model import REASONS, WORKER_CRASH
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ OTHER = "other"
 VIDEO_STATES = ("new", "ready", "in_progress", "done", "failed", "missing", "changed", "gone",
                 "unavailable")
 # Attempt outcomes: the quality gates' reasons plus a slot given up after killing workers.
-WORKER_CRASH = "worker_crash"
+
 ATTEMPT_REASONS = (*REASONS, WORKER_CRASH)
 # Timed stages: the worker's (TaskResult.seconds) plus the parent's write and probe.
 STAGES = ("decode", "quality", "patch", "encode", "write", "probe")

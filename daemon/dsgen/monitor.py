@@ -23,7 +23,7 @@ from rich.live import Live
 
 from dsgen.config import load_config
 from dsgen.errors import EXIT_OK, DsgenError
-from dsgen.quality import OK
+from dsgen.model import OK
 from dsgen.snapshot import (
     FAILED_STATES,
     CategoryView,

@@ -4,29 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
 
 from dsgen.config import Config, FormatCfg
+from dsgen.model import SlotPlan, VideoProbe
 from dsgen.patches import Geometry, fits, geometry
-from dsgen.probe import VideoProbe
 
 # Rounds of replacement slots a video gets before its deficit moves to other videos:
 # a round that yields nothing also ends it (the video cannot give more).
 MAX_ROUNDS = 8
-
-
-@dataclass(frozen=True)
-class SlotPlan:
-    """One sample slot: the positions to try, in order, and what it serves per category."""
-
-    slot_id: int
-    phase: int
-    round: int
-    starts: tuple[int, ...]  # first-frame indices of the windows to try, in trial order
-    formats: tuple[tuple[str, str], ...]  # (category, format) pairs this slot must produce
 
 
 def name_key(name: str) -> int:

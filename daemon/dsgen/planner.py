@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dsgen.config import Config, VideoCfg
+from dsgen.model import VideoRow
 from dsgen.patches import geometry
 from dsgen.plan import MAX_ROUNDS, capacity, fitting_formats, place_round, split_targets
 from dsgen.plan import usable_seconds as probe_seconds
-from dsgen.state import State, VideoRow
+from dsgen.state import State
 
 USABLE = ("new", "ready")
 

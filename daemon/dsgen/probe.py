@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ import numpy as np
 
 from dsgen.colour import ColourInfo, colour_info, luma_small
 from dsgen.errors import VideoError
+from dsgen.model import VideoProbe
 
 # Frames sampled across the runtime to find letterbox/pillarbox bars: enough to
 # see bright content in every row of a dark film, few enough to cost < 1 s.
@@ -25,67 +24,6 @@ BAR_LEVEL = 24.0
 BAR_MARGIN = 4
 # Bars larger than this share of a dimension are a dark video, not a letterbox.
 BAR_MAX_SHARE = 0.35
-
-
-@dataclass(frozen=True)
-class VideoProbe:
-    """Everything the planner and workers need to know about one video stream."""
-
-    path: str
-    size: int
-    mtime_ns: int
-    stream_index: int
-    codec: str
-    pix_fmt: str
-    width: int
-    height: int
-    sar: Fraction
-    fps: float
-    time_base: Fraction
-    frame_pts: np.ndarray  # int64, display order, one per frame: frame index = position
-    key_pts: np.ndarray  # int64 pts of keyframes, sorted
-    colour: ColourInfo
-    content: tuple[int, int, int, int]  # picture rectangle (x0, y0, x1, y1) inside the bars
-    # True when some frames carry no timestamp (MPEG-PS packing several frames per PES) and
-    # their pts were interpolated while indexing: readers must interpolate the same way.
-    pts_interpolated: bool = False
-
-    @property
-    def n_frames(self) -> int:
-        """Frames in the stream."""
-        return int(self.frame_pts.shape[0])
-
-    @property
-    def duration_s(self) -> float:
-        """Runtime in seconds (frame count over the average rate)."""
-        return self.n_frames / self.fps if self.fps > 0 else 0.0
-
-    def to_json(self) -> str:
-        """Everything but the pts arrays, as JSON (the arrays go to `arrays_blob`)."""
-        d: dict[str, Any] = {k: v for k, v in asdict(self).items()
-                             if k not in ("frame_pts", "key_pts", "colour")}
-        d["sar"] = [self.sar.numerator, self.sar.denominator]
-        d["time_base"] = [self.time_base.numerator, self.time_base.denominator]
-        d["colour"] = asdict(self.colour)
-        d["content"] = list(self.content)
-        return json.dumps(d, sort_keys=True)
-
-    def arrays_blob(self) -> bytes:
-        """The pts arrays, compact, for the state database."""
-        buf = io.BytesIO()
-        np.savez(buf, frame_pts=self.frame_pts, key_pts=self.key_pts)
-        return buf.getvalue()
-
-    @classmethod
-    def from_state(cls, text: str, blob: bytes) -> VideoProbe:
-        """Rebuild a probe stored with `to_json` + `arrays_blob`."""
-        d = json.loads(text)
-        arrays = np.load(io.BytesIO(blob))
-        d["sar"] = Fraction(*d["sar"])
-        d["time_base"] = Fraction(*d["time_base"])
-        d["colour"] = ColourInfo(**d["colour"])
-        d["content"] = tuple(d["content"])
-        return cls(frame_pts=arrays["frame_pts"], key_pts=arrays["key_pts"], **d)
 
 
 @dataclass(frozen=True)

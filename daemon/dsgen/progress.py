@@ -9,8 +9,7 @@ from collections import Counter as Tally
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dsgen.extract import SlotResult, TaskResult
-from dsgen.quality import OK
+from dsgen.model import OK, SlotResult, TaskResult
 from dsgen.report import bar, gb, human_time
 from dsgen.state import State
 from dsgen.status import iso_time, write_status

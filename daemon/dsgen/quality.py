@@ -9,16 +9,7 @@ import numpy as np
 from skimage.filters import laplace
 
 from dsgen.config import QualityCfg
-
-# Rejection reasons: bounded, stable names (used as metric labels and in the manifest).
-OK = "ok"
-SCENE_CUT = "scene_cut"
-BLACK = "black"
-FLAT = "flat"
-DECODE_ERROR = "decode_error"
-LOW_DETAIL = "low_detail"
-LOW_TEXTURE = "low_texture"
-REASONS = (OK, SCENE_CUT, BLACK, FLAT, DECODE_ERROR, LOW_DETAIL, LOW_TEXTURE)
+from dsgen.model import BLACK, FLAT, LOW_DETAIL, LOW_TEXTURE, OK, SCENE_CUT
 
 
 @dataclass(frozen=True)

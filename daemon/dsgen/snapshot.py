@@ -19,7 +19,7 @@ import psutil
 
 from dsgen.config import Config
 from dsgen.errors import StateError
-from dsgen.quality import OK
+from dsgen.model import OK
 from dsgen.state import DB_NAME, State
 
 SCHEMA = "dsgen.status/1"

@@ -7,14 +7,11 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dsgen.errors import StateError
-from dsgen.extract import SlotResult
-from dsgen.plan import SlotPlan
-from dsgen.probe import VideoProbe
+from dsgen.model import SlotPlan, SlotResult, VideoProbe, VideoRow
 
 DB_NAME = "dsgen.sqlite3"
 SCHEMA_VERSION = 1
@@ -70,23 +67,6 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE INDEX IF NOT EXISTS samples_cat ON samples (category);
 CREATE INDEX IF NOT EXISTS slots_pending ON slots (done, video_id);
 """
-
-
-@dataclass(frozen=True)
-class VideoRow:
-    """A video as the state knows it."""
-
-    id: int
-    name: str
-    path: str
-    size: int | None
-    mtime_ns: int | None
-    status: str
-    stage: str | None
-    reason: str | None
-    duration: float | None
-    fps: float | None
-    probe: VideoProbe | None
 
 
 class State:
