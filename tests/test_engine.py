@@ -19,6 +19,7 @@ from PIL import Image
 
 from dsgen.config import Config, load_config
 from dsgen.engine import Engine
+from dsgen.executor import LocalExecutor
 from dsgen.manifest import manifest_records
 from dsgen.patches import LR_FILTERS
 from dsgen.report import Reporter
@@ -497,3 +498,64 @@ def test_a_killed_worker_loses_nothing_and_the_run_finishes_identically(
     assert "A worker process died" in out
     assert dataset_files(cfg.output_root) == clean_long
     assert samples_in(cfg.state_dir) == 75
+
+
+def test_a_header_only_file_is_reported_once_and_the_run_finishes(
+        tmp_path: Path, videos: dict[str, VideoFixture]) -> None:
+    """The first 4,000 bytes of an MKV (a header, no decodable frame) next to good videos:
+    the run ends, the file is reported once with its reason, the targets are met."""
+    head = tmp_path / "head.mkv"
+    head.write_bytes(videos["h264"][0].read_bytes()[:4000])
+    good = {k: videos[k] for k in ("h264", "hevc")}
+    extra = video_block("header only", head, '["alpha"]')
+    code, cfg, out = run_engine(write_config(tmp_path, good, alpha=10, beta=4, extra=extra))
+    assert code == 0, out
+    assert out.count("Video: header only") == 1, out
+    assert "A worker process died" not in out
+    st = State(cfg.state_dir, readonly=True)
+    row = next(v for v in st.videos(probes=False) if v.name == "header only")
+    st.close()
+    assert row.status == "failed" and row.reason
+    assert load_state_totals(cfg) == {"alpha": 10, "beta": 4}
+
+
+def kill_worker(_: Any) -> Any:
+    """Stands in for the work of one video: its worker process dies at once."""
+    os._exit(9)
+
+
+class KillingExecutor(LocalExecutor):
+    """A real local pool where every task of the video named `bad` kills its worker."""
+
+    def submit(self, fn: Any, arg: Any) -> int:
+        """Swap the work of the bad video for a worker death."""
+        if getattr(arg, "name", None) == "bad":
+            return super().submit(kill_worker, arg)
+        return super().submit(fn, arg)
+
+
+@pytest.mark.slow
+def test_work_that_keeps_killing_its_worker_is_given_up_and_the_rest_goes_on(
+        tmp_path: Path, videos: dict[str, VideoFixture]) -> None:
+    """Every task of one video kills its worker: each slot is retried alone a bounded number
+    of times, then recorded as worker_crash; the other videos still meet the targets."""
+    import io
+
+    good = {k: videos[k] for k in ("h264", "hevc")}
+    extra = video_block("bad", videos["letterbox"][0], '["alpha"]')
+    cfg = load_config(write_config(tmp_path, good, alpha=12, beta=4, extra=extra))
+    buf = io.StringIO()
+    engine = Engine(cfg, Reporter(out=buf), executor_factory=KillingExecutor)
+    code = engine.run()
+    out = buf.getvalue()
+    st = State(cfg.state_dir, readonly=True)
+    bad = next(v for v in st.videos(probes=False) if v.name == "bad")
+    crashed = st.outcome_counts(bad.id)
+    slots, pending, _, _ = st.slot_stats(bad.id)
+    st.close()
+    assert "A worker process died" in out
+    assert slots and not pending  # every slot of the bad video was settled
+    assert crashed == {"worker_crash": slots}
+    assert code == 0, out
+    totals = load_state_totals(cfg)
+    assert totals == {"alpha": 12, "beta": 4}  # the bad video's share moved to the others

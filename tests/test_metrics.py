@@ -71,7 +71,7 @@ def drive(m: Metrics) -> None:
     m.stage("probe", 42.0)
     m.decoded(frames=70, seeks=3)
     m.worker_failure("died")
-    m.set_videos({"new": 2, "ready": 3, "missing": 1})
+    m.set_videos({"pending": 2, "in_progress": 3, "missing": 1})
     m.set_workers(busy=3, total=4)
     m.set_disk(free=5 * 10**9, size=100 * 10**9)
     m.eta(1_800_000_000.0)
@@ -141,7 +141,7 @@ def test_recorded_values_are_scraped(metrics: Metrics) -> None:
     assert v("dsgen_category_target_samples", category="general") == 100
     assert v("dsgen_category_target_samples", category="toon") == 40
     assert v("dsgen_last_success_timestamp_seconds") == 1_700_000_001.0
-    assert v("dsgen_videos", state="ready") == 3
+    assert v("dsgen_videos", state="in_progress") == 3
     assert v("dsgen_videos", state="missing") == 1
     assert v("dsgen_videos", state="failed") == 0
     assert v("dsgen_workers", state="busy") == 3
@@ -193,7 +193,7 @@ def test_reload_success_and_eta_reset(metrics: Metrics) -> None:
 def test_unknown_label_values_are_bounded(metrics: Metrics) -> None:
     metrics.attempt("made_up_reason")
     metrics.stage("/mnt/video/Avatar.mkv", 1.0)
-    metrics.set_videos({"ready": 1, "weird": 2})
+    metrics.set_videos({"done": 1, "weird": 2})
     metrics.run_state("dancing")
     metrics.worker_failure("exploded")
     text = scrape(metrics)

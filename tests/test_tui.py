@@ -288,7 +288,7 @@ def test_remote_snapshot_from_metrics_uses_deltas_between_scrapes() -> None:
         m.declare({"alpha": ["tiny"], "beta": ["tiny"]})
         m.set_targets({"alpha": 100, "beta": 40})
         m.set_samples("alpha", 10, 10_000_000)
-        m.set_videos({"done": 1, "in_progress": 2, "new": 3, "failed": 1})
+        m.set_videos({"done": 1, "in_progress": 2, "pending": 3, "failed": 1})
         m.set_workers(2, 4)
         m.set_disk(5 * 10**9, 100 * 10**9)
         m.attempt("ok", 8)
@@ -330,7 +330,7 @@ def test_live_dashboard_takes_engine_lines_and_prints_the_summary_after(
     engine = Engine(cfg, Reporter(out=out))
     screen = io.StringIO()
     console = Console(file=screen, force_terminal=True, width=100, height=60)
-    dash = LiveDashboard(engine, console, keyboard=False, interval=0.1)
+    dash = LiveDashboard(engine.run_state, engine.ui, console, keyboard=False, interval=0.1)
     dash.start()
     threading.Timer(0.3, dash.key, ("p",)).start()
     threading.Timer(0.6, dash.key, ("p",)).start()
@@ -359,13 +359,14 @@ def test_q_in_the_live_dashboard_stops_like_ctrl_c_and_the_rerun_completes(
     """'q': exit 130 with progress kept; a second run reaches every target exactly."""
     cfg = load_config(write_config(tmp_path, videos, alpha=12, beta=6))
     engine = Engine(cfg, Reporter(out=io.StringIO()))
-    dash = LiveDashboard(engine, Console(file=io.StringIO(), force_terminal=True),
+    dash = LiveDashboard(engine.run_state, engine.ui,
+                         Console(file=io.StringIO(), force_terminal=True),
                          keyboard=False, interval=0.1)
     dash.start()
 
     def press_q_after_the_first_sample() -> None:
         deadline = time.monotonic() + 60
-        while engine.counters.samples == 0 and time.monotonic() < deadline:
+        while engine.run_state.counters.samples == 0 and time.monotonic() < deadline:
             time.sleep(0.01)
         dash.key("q")
 

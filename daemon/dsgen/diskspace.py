@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import shutil
 import time
-from typing import TYPE_CHECKING
 
-from dsgen.report import gb
-from dsgen.state import State
-
-if TYPE_CHECKING:
-    from dsgen.engine import Engine
+from dsgen.metrics import Metrics
+from dsgen.report import Reporter, gb
+from dsgen.runstate import PAUSE_DISK, RunState
 
 # Free space needed above the point where a write failed before extraction resumes:
 # without headroom a nearly full disk makes the engine retry and fail in a tight loop.
@@ -18,48 +15,54 @@ RESUME_HEADROOM = 64 * 1024 * 1024
 
 
 class DiskGuard:
-    """Decides when the engine may write; the engine asks `paused` before dispatching."""
+    """Decides when the engine may write: it holds `PAUSE_DISK` in the run's pauses."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.paused = False
+    def __init__(self, run: RunState, ui: Reporter, metrics: Metrics | None) -> None:
+        self.run = run
+        self.ui = ui
+        self.metrics = metrics
         self.resume_free = 0
         self.warned_short = False
         self._last = 0.0
 
+    @property
+    def paused(self) -> bool:
+        """Paused because the output filesystem is full."""
+        return PAUSE_DISK in self.run.pauses
+
     def _usage(self) -> tuple[int, int] | None:
         try:
-            u = shutil.disk_usage(self.engine.cfg.output_root)
+            u = shutil.disk_usage(self.run.cfg.output_root)
         except OSError:
             return None
         return u.free, u.total
 
-    def tick(self, st: State) -> None:
+    def tick(self) -> None:
         """Check free space every `disk.check_seconds` (every tick while paused)."""
         now = time.monotonic()
-        if not self.paused and now - self._last < self.engine.cfg.disk.check_seconds:
+        if not self.paused and now - self._last < self.run.cfg.disk.check_seconds:
             return
         self._last = now
         usage = self._usage()
         if usage is None:
             return
         free, total = usage
-        m = self.engine.metrics
+        m = self.metrics
         if m is not None:
             m.set_disk(free, total)
-        cfg, ui = self.engine.cfg, self.engine.ui
+        cfg, ui = self.run.cfg, self.ui
         if gb(free) < cfg.disk.min_free_gb:
             self.pause()
             return
         if self.paused:
             if free < self.resume_free:
                 return
-            self.paused = False
+            self.run.pauses.discard(PAUSE_DISK)
             if m is not None:
-                m.paused(False)
+                m.paused(self.run.paused)
             ui.line(f"✓ Disk space is back ({gb(free):.2f} GB free); resuming",
                     event="disk_resumed", free_bytes=free)
-        needed = self.bytes_needed(st)
+        needed = self.bytes_needed()
         if needed > free and not self.warned_short:
             self.warned_short = True
             ui.warn("Low disk space", [f"Available: {gb(free):.1f} GB",
@@ -67,12 +70,12 @@ class DiskGuard:
                     ["Consider freeing up disk space"], event="disk_low", free_bytes=free,
                     needed_bytes=needed)
 
-    def bytes_needed(self, st: State) -> int:
+    def bytes_needed(self) -> int:
         """Bytes still to write: samples still owed × the category's average sample size."""
         need = 0
-        totals = st.category_totals()
-        for c in self.engine.cfg.categories:
-            n, b = totals.get(c.name, (0, 0))
+        run = self.run
+        for c in run.cfg.categories:
+            n, b = run.totals.get(c.name, 0), run.total_bytes.get(c.name, 0)
             if n:
                 need += int(b / n * max(0, c.target - n))
         return need
@@ -81,14 +84,14 @@ class DiskGuard:
         """Stop dispatching until the output filesystem has room again (never write a part)."""
         if self.paused:
             return
-        self.paused = True
+        self.run.pauses.add(PAUSE_DISK)
         usage = self._usage()
         free = usage[0] if usage else 0
-        cfg = self.engine.cfg
+        cfg = self.run.cfg
         self.resume_free = max(int(cfg.disk.min_free_gb * 1e9), free + RESUME_HEADROOM)
-        if self.engine.metrics is not None:
-            self.engine.metrics.paused(True)
-        self.engine.ui.warn(
+        if self.metrics is not None:
+            self.metrics.paused(True)
+        self.ui.warn(
             "Disk full: extraction paused",
             [f"Output: {cfg.output_root}", f"Available: {gb(free):.3f} GB",
              f"Resuming when {gb(self.resume_free):.3f} GB are free"],

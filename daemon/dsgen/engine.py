@@ -1,22 +1,25 @@
-"""The scheduler: dispatches work to the pool, records results, stops, reloads and waits cleanly."""
+"""The scheduler loop: dispatches work, records results, stops, reloads and waits cleanly.
+
+The loop owns one `RunState` (`self.run`); its helpers — `Library`, `Progress`, `DiskGuard`,
+`Dispatcher` — receive that and never the engine. Work runs behind the `Executor` seam;
+workers return encoded files and the parent alone writes them under final names
+(`_record`) and records them in the state.
+"""
 
 from __future__ import annotations
 
 import json
-import multiprocessing
-import os
 import signal
-import threading
 import time
-from collections import deque
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from dsgen import __version__
-from dsgen.config import Config, VideoCfg, load_config
+from dsgen import __version__, ledger
+from dsgen.config import Config, load_config
 from dsgen.diskspace import DiskGuard
+from dsgen.dispatch import Dispatcher
 from dsgen.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -26,110 +29,81 @@ from dsgen.errors import (
     StateError,
     VideoError,
 )
-from dsgen.extract import Task, init_worker, run_task
+from dsgen.executor import Done, Executor, make_executor
 from dsgen.library import Library
 from dsgen.metrics import Metrics
-from dsgen.model import Attempt, SlotResult, TaskResult, VideoProbe, VideoRow
+from dsgen.model import WORKER_CRASH, Attempt, SlotResult, TaskResult, VideoProbe
 from dsgen.notify import Notifier
 from dsgen.patches import geometry, scale_note
-from dsgen.planner import USABLE, new_phase, plan_round
-from dsgen.probe import probe_summary, probe_video
-from dsgen.progress import Counters, Progress
+from dsgen.planner import new_phase
+from dsgen.probe import probe_summary
+from dsgen.progress import Progress
 from dsgen.report import Reporter
+from dsgen.runstate import PROBE, ProbeWork, RunState, Work
 from dsgen.state import State
-from dsgen.watcher import FolderWatcher
-from dsgen.writer import clear_tmp, remove_files, write_descriptions, write_meta_info
+from dsgen.writer import (
+    DiskFull,
+    clear_tmp,
+    remove_files,
+    write_descriptions,
+    write_meta_info,
+    write_sample,
+)
 
-# A task that kills its worker this many times is given up (its slots marked failed).
+# A slot or probe that kills its worker (running alone) this many times is given up.
 MAX_TASK_CRASHES = 3
 # Seconds between progress lines in plain mode.
 PROGRESS_SECONDS = 10.0
 # Seconds a stopping run waits for a worker to finish its current clip.
 STOP_WAIT_SECONDS = 120.0
+# How long one poll of the executor waits for results before the loop's periodic work.
+POLL_SECONDS = 1.0
 
 
-def probe_task(path: str, min_frames: int) -> VideoProbe | VideoError:
-    """Worker-side full probe (index scan is I/O + demux heavy): returns the probe or the error."""
-    try:
-        return probe_video(Path(path), min_frames)
-    except VideoError as e:
-        return e
-
-
-class Engine(Library):
+class Engine:
     """Runs one config until its targets are met (`run`) or forever (`daemon=True`)."""
 
     def __init__(self, cfg: Config, reporter: Reporter | None = None, *, daemon: bool = False,
-                 metrics: Metrics | None = None, notifier: Notifier | None = None) -> None:
-        self.cfg = cfg
+                 metrics: Metrics | None = None, notifier: Notifier | None = None,
+                 executor_factory: Callable[[Config], Executor] = make_executor) -> None:
+        self.run_state = run = RunState(cfg, daemon)
+        self._executor_factory = executor_factory
         self.ui = reporter or Reporter()
-        self.daemon = daemon
         self.metrics = metrics
         self.notify = notifier or Notifier(environ={})
-        self.stopping = threading.Event()
-        self.stop_signal = 0
-        self.wake = threading.Event()  # set by signals and folder events: re-check now
-        self.reload_requested = threading.Event()
-        self.user_paused = threading.Event()  # 'p' in the live dashboard
-        self.counters = Counters()
-        self.ctx = multiprocessing.get_context("spawn")
-        self.stop_event = self.ctx.Event()
-        self.state: State | None = None
-        self.videos: dict[int, VideoRow] = {}
-        self.cfg_by_id: dict[int, VideoCfg] = {}
-        self.watched: dict[Path, VideoCfg] = {}
-        self.watcher: FolderWatcher | None = None
-        self.crashes: dict[tuple[int, int], int] = {}
-        self.finished_videos: set[int] = set()
-        self.status = "initialized"
-        self.disk = DiskGuard(self)
-        self.progress = Progress(self)
-        # Loop state (the parent owns it; workers only see Tasks).
-        self.pool: ProcessPoolExecutor | None = None
-        self.inflight: dict[Future[Any], tuple[str, Any]] = {}
-        self.busy: set[tuple[int, int]] = set()
-        self.probing: set[int] = set()
-        self.ready: deque[Task] = deque()
-        self.idle = False  # nothing to do until something changes (daemon)
-        self._probe_started: dict[int, float] = {}
-        self._last = {"status": 0.0, "progress": 0.0, "scan": 0.0, "watchdog": 0.0}
+        self.progress = Progress(run, self.ui, metrics, self.notify)
+        self.disk = DiskGuard(run, self.ui, metrics)
+        self.library = Library(run, self.ui, self.progress.video_metrics)
+        self.dispatch = Dispatcher(run, self.ui, self.progress)
+        self.executor: Executor | None = None
         self._cfg_mtime = _mtime(cfg.source)
+
+    @property
+    def cfg(self) -> Config:
+        """The configuration in force (reloads replace it)."""
+        return self.run_state.cfg
 
     # -- signals ---------------------------------------------------------------------------
 
     def request_stop(self, signum: int = signal.SIGINT) -> None:
         """Stop taking work; in-flight clips finish or are discarded; progress is kept."""
-        if self.stopping.is_set():
-            return
-        self.stop_signal = signum
-        self.stopping.set()
-        self.stop_event.set()
-        self.wake.set()
-
-    def toggle_pause(self) -> bool:
-        """Pause or resume dispatching (running clips finish); True when now paused."""
-        if self.user_paused.is_set():
-            self.user_paused.clear()
-            self.ui.line("▶ Resumed", event="resumed")
-        else:
-            self.user_paused.set()
-            self.ui.line("⏸ Paused: running clips finish, no new work starts", event="paused")
-        self.wake.set()
-        return self.user_paused.is_set()
+        self.run_state.request_stop(signum)
 
     def install_signals(self) -> None:
         """Ctrl+C / SIGTERM → graceful stop (a second Ctrl+C stops at once); SIGHUP → reload."""
+        run = self.run_state
+
         def handler(signum: int, _frame: Any) -> None:
-            if self.stopping.is_set() and signum == signal.SIGINT:
+            if run.stopping.is_set() and signum == signal.SIGINT:
                 raise KeyboardInterrupt
             self.ui.line()
             self.ui.line("Received shutdown signal. Saving progress...", event="stopping",
                          signal=signal.Signals(signum).name)
-            self.request_stop(signum)
+            run.request_stop(signum)
 
         def hup(_signum: int, _frame: Any) -> None:
-            self.reload_requested.set()
-            self.wake.set()
+            run.reload_requested.set()
+            run.wake.set()
         signal.signal(signal.SIGINT, handler)
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGHUP, hup)
@@ -138,58 +112,67 @@ class Engine(Library):
 
     def run(self) -> int:
         """Plan and extract until done (or forever as a daemon), then report; the exit code."""
-        cfg, ui = self.cfg, self.ui
+        ui, cfg = self.ui, self.cfg
         ui.line(f"🚀 Initializing dsgen {__version__}...", event="starting", version=__version__)
         ui.line(f"✓ Config loaded: {len(cfg.videos)} videos ({cfg.source})", event="config",
                 videos=len(cfg.videos), path=str(cfg.source))
+        # Workers start now: their imports overlap the header checks below.
+        self.executor = self._executor_factory(cfg)
         ui.line("✓ Creating output directories...")
         cfg.output_root.mkdir(parents=True, exist_ok=True)
         write_descriptions(cfg)
         ui.line("✓ Checking for existing checkpoints...")
-        self.state = st = State(cfg.state_dir)
-        self._check_identity(cfg, st)
+        st = State(cfg.state_dir)
+        self.progress.state_path = str(st.path)
+        try:
+            self._check_identity(cfg, st)
+            return self._run(st)
+        finally:
+            st.close()
+            if self.executor is not None:
+                self.executor.shutdown()
+
+    def _run(self, st: State) -> int:
+        run, ui, cfg = self.run_state, self.ui, self.cfg
         leftovers = clear_tmp(cfg)
         resumed = st.phase() >= 0
-        if cfg.watch:
-            self.watcher = FolderWatcher(cfg.watch, on_hint=self.wake.set)
-            self.watcher.start()
-            self._scan_watched(st, initial=True)
-        self._sync_videos(st)
-        self._rollback_unrecorded(st)
+        ledger.load(run, st)
+        self.library.start_watching(st)
+        self.library.sync(st)
+        self.library.rollback_unrecorded(st)
         if leftovers:
             ui.line(f"→ Removed {leftovers} temporary file(s) of an interrupted write")
-        self.progress.resume_lines(st) if resumed else ui.line(
-            "→ No checkpoint found, starting fresh", event="fresh_start")
+        if resumed:
+            self.progress.resume_lines()
+        else:
+            ui.line("→ No checkpoint found, starting fresh", event="fresh_start")
         self.progress.start_metrics(st)
         run_id = st.start_run()
-        self.status = "running"
+        run.status = "running"
         self.progress.write_status(force=True)
-        self.notify.ready(self.progress.status_line(st))
+        self.notify.ready(self.progress.status_line())
         try:
             self._loop(st)
         except KeyboardInterrupt:
-            self.request_stop(signal.SIGINT)
+            run.request_stop(signal.SIGINT)
         finally:
             self.notify.stopping()
-            if self.watcher is not None:
-                self.watcher.stop()
-            self.status = "interrupted" if self.stopping.is_set() else "finished"
+            self.library.stop_watching()
+            run.status = "interrupted" if run.stopping.is_set() else "finished"
             if self.cfg.layout == "basicsr":
                 write_meta_info(self.cfg, ((c, f, self._slug(n), s)
                                            for c, f, n, s in st.sample_keys()))
             self.progress.write_status(force=True)
-            st.end_run(run_id, self.status)
-        if self.stopping.is_set():
-            self.progress.shutdown_lines(st)
-            code = EXIT_TERMINATED if self.stop_signal == signal.SIGTERM else EXIT_INTERRUPTED
-        else:
-            short = self.progress.completion_lines(st)
-            code = EXIT_WARNING if short else EXIT_OK
-        st.close()
-        return code
+            st.end_run(run_id, run.status)
+        if run.stopping.is_set():
+            self.progress.shutdown_lines()
+            return EXIT_TERMINATED if run.stop_signal == signal.SIGTERM else EXIT_INTERRUPTED
+        short = self.progress.completion_lines(st)
+        return EXIT_WARNING if short else EXIT_OK
 
     def _slug(self, name: str) -> str:
-        return next((v.slug for v in self.cfg_by_id.values() if v.name == name), name)
+        return next((v.slug for v in self.run_state.cfg_by_id.values() if v.name == name),
+                    name)
 
     @staticmethod
     def _identity(cfg: Config) -> str:
@@ -212,46 +195,47 @@ class Engine(Library):
     # -- the loop --------------------------------------------------------------------------
 
     def _loop(self, st: State) -> None:
+        run = self.run_state
+        assert self.executor is not None
         if st.phase() < 0:
-            new_phase(self.cfg, st, self.videos, self.cfg_by_id)
-        self.pool = self._new_pool()
+            new_phase(run, st)
         try:
             while True:
                 self._tick(st)
-                if self.stopping.is_set():
+                if run.stopping.is_set():
                     break
-                if self.reload_requested.is_set():
+                if run.reload_requested.is_set():
                     self._reload(st)
-                if self.daemon and (self.wake.is_set() or time.monotonic() - self._last["scan"]
-                                    >= self.cfg.daemon.rescan_seconds):
-                    self._rescan(st)
-                held = self.disk.paused or self.user_paused.is_set()
-                if not held and not self.idle:
-                    self._fill(st)
-                if not self.inflight:
-                    if held or self.idle:
-                        self.wake.wait(self.cfg.daemon.idle_seconds)
+                if run.daemon and (run.wake.is_set() or time.monotonic() - run.last["scan"]
+                                   >= self.cfg.daemon.rescan_seconds):
+                    self.library.rescan(st)
+                if not run.paused and not run.idle:
+                    self.dispatch.fill(st, self.executor)
+                    self._record_orphans(st)
+                if not run.inflight:
+                    if run.paused or run.idle:
+                        run.wake.wait(self.cfg.daemon.idle_seconds)
                         continue
                     if self._new_phase(st):
                         continue
-                    if not self.daemon:
+                    if not run.daemon:
                         break
-                    self.idle = True
-                    self.status = "idle"
-                    self.progress.idle_line(st)
+                    run.idle = True
+                    run.status = "idle"
+                    self.progress.idle_line()
                     continue
-                self.status = "running"
-                self._collect(st)
+                run.status = "running"
+                self._collect(st, self.executor.poll(POLL_SECONDS))
             self._drain(st)
         finally:
-            if self.pool is not None:
-                self.pool.shutdown(wait=True, cancel_futures=True)
-            self._rollback_unrecorded(st)
+            self.executor.shutdown()
+            self.library.rollback_unrecorded(st)
 
     def _new_phase(self, st: State) -> bool:
-        amounts = new_phase(self.cfg, st, self.videos, self.cfg_by_id)
+        run = self.run_state
+        amounts = new_phase(run, st)
         for per in amounts.values():
-            self.finished_videos.difference_update(per)  # they have work again
+            run.finished.difference_update(per)  # they have work again
         if st.phase() > 0:
             for cat, per in amounts.items():
                 self.ui.line(f"→ {cat.upper()}: {sum(per.values())} more samples planned on "
@@ -259,231 +243,189 @@ class Engine(Library):
                              samples=sum(per.values()), videos=len(per))
         return bool(amounts)
 
-    def _collect(self, st: State) -> None:
-        """Wait briefly for results and record them."""
-        done, _ = wait(list(self.inflight), timeout=1.0, return_when=FIRST_COMPLETED)
-        for fut in done:
-            if fut not in self.inflight:
-                continue  # dropped by a pool rebuild in this same batch
-            kind, payload = self.inflight.pop(fut)
-            try:
-                result = fut.result()
-            except BrokenProcessPool:
-                self._recover(kind, payload)
-                return
-            except Exception as e:
-                self._task_failed(kind, payload, e)
+    def _collect(self, st: State, done: list[Done]) -> None:
+        """Record what finished; roll back and requeue what a dead worker lost."""
+        run = self.run_state
+        lost: list[Work] = []
+        for d in done:
+            work = run.inflight.pop(d.key, None)
+            if work is None:
                 continue
-            self._handle(st, kind, payload, result)
+            if d.lost:
+                lost.append(work)
+            elif d.error is not None:
+                self._work_failed(st, work, d.error)
+            else:
+                self._handle(st, work, d.result)
+        if lost:
+            self._lost(st, lost, alone=len(lost) == 1 and not run.inflight)
 
     def _drain(self, st: State) -> None:
         """Stopping: workers finish their current attempt and return what is complete."""
-        self.status = "stopping"
+        run = self.run_state
+        assert self.executor is not None
+        run.status = "stopping"
+        self.executor.request_stop()
         deadline = time.monotonic() + STOP_WAIT_SECONDS
-        while self.inflight and time.monotonic() < deadline:
+        while run.inflight and time.monotonic() < deadline:
             self.progress.write_status()  # monitors keep seeing a live process
-            done, _ = wait(list(self.inflight), timeout=1.0, return_when=FIRST_COMPLETED)
-            for fut in done:
-                kind, payload = self.inflight.pop(fut)
-                try:
-                    self._handle(st, kind, payload, fut.result())
-                except Exception:  # unrecorded work is simply redone next time
-                    self._discard(payload)
-        for _kind, payload in self.inflight.values():
-            self._discard(payload)
-        self.inflight.clear()
+            for d in self.executor.poll(POLL_SECONDS):
+                work = run.inflight.pop(d.key, None)
+                if work is not None and d.result is not None:
+                    self._handle(st, work, d.result)
+        run.inflight.clear()
 
-    def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=self.cfg.worker_count, mp_context=self.ctx,
-                                   initializer=init_worker, initargs=(self.stop_event,))
-
-    def _fill(self, st: State) -> None:
-        """Keep every worker busy (plus one queued task), videos in config order."""
-        assert self.pool is not None
-        limit = self.cfg.worker_count + 1
-        if len(self.inflight) >= limit:
-            return
-        if not self.ready:
-            self._make_tasks(st)
-        while self.ready and len(self.inflight) < limit:
-            task = self.ready.popleft()
-            self.inflight[self.pool.submit(run_task, task)] = ("task", task)
-        self.progress.worker_metrics()
-
-    def _make_tasks(self, st: State) -> None:
-        assert self.pool is not None
-        threads = max(1, (os.cpu_count() or 1) // self.cfg.worker_count)
-        with_quota = {vid for (vid, _), q in st.quotas().items() if q > 0}
-        known = {c.name for c in self.cfg.categories}
-        for vid, v in self.videos.items():
-            if v.status not in USABLE or vid in self.probing or vid not in with_quota:
-                continue
-            if v.probe is None:
-                self.probing.add(vid)
-                self._probe_started[vid] = time.monotonic()
-                fut = self.pool.submit(probe_task, v.path, self.cfg.extraction.frames_per_clip)
-                self.inflight[fut] = ("probe", vid)
-                continue
-            pending = [s for s in st.slots(vid, pending_only=True)
-                       if (vid, s.slot_id) not in self.busy]
-            if not pending and not any(b[0] == vid for b in self.busy):
-                pending = self._next_round(st, vid)
-            pending.sort(key=lambda s: s.starts[0] if s.starts else 0)
-            for s in pending:
-                if not any(c in known for c, _ in s.formats):  # category removed by a reload
-                    self._record(st, vid, SlotResult(s.slot_id, complete=True))
-            pending = [s for s in pending if any(c in known for c, _ in s.formats)]
-            size = self.cfg.segment_slots
-            for i in range(0, len(pending), size):
-                chunk = tuple(pending[i:i + size])
-                self.busy.update((vid, s.slot_id) for s in chunk)
-                self.ready.append(Task(self.cfg, vid, v.name, self.cfg_by_id[vid].slug, v.probe,
-                                       chunk, threads))
-            if len(self.ready) >= 2:
-                return
-
-    def _next_round(self, st: State, vid: int) -> list[Any]:
-        v = self.videos[vid]
-        out = plan_round(self.cfg, st, v, self.cfg_by_id[vid])
-        for note in out.notes:
-            self.ui.line(f"→ {v.name}: {note}", event="note", video=v.name, note=note)
-        if out.planned:
-            return list(st.slots(vid, pending_only=True))
-        self.progress.video_finished(st, vid)
-        return []
+    def _record_orphans(self, st: State) -> None:
+        while self.dispatch.orphans:
+            vid, res = self.dispatch.orphans.pop()
+            self._record(st, vid, res)
 
     # -- results ---------------------------------------------------------------------------
 
-    def _handle(self, st: State, kind: str, payload: Any, result: Any) -> None:
-        if kind == "probe":
-            self._handle_probe(st, payload, result)
+    def _handle(self, st: State, work: Work, result: Any) -> None:
+        if isinstance(work, ProbeWork):
+            self._handle_probe(st, work, result)
             return
-        task: Task = payload
-        res: TaskResult = result
+        run = self.run_state
+        task, res = work.task, result
+        assert isinstance(res, TaskResult)
         self.progress.task_metrics(res)
+        disk_full = False
         for slot in res.slots:
-            self.busy.discard((task.video_id, slot.slot_id))
-            if slot.complete:
-                self._record(st, task.video_id, slot)
-            else:
-                remove_files(self.cfg.output_root / f for s in slot.samples for f, _ in s.files)
+            run.busy.discard((task.video_id, slot.slot_id))
+            run.suspects.discard((task.video_id, slot.slot_id))
+            if slot.complete and not disk_full:
+                disk_full = not self._record(st, task.video_id, slot)
         if res.error is not None and not Path(task.probe.path).exists():
-            self._set_unavailable(st, task.video_id, "unavailable",
-                                  "the file disappeared (library unmounted?)")
+            self.library.set_unavailable(st, task.video_id, "unavailable",
+                                         "the file disappeared (library unmounted?)")
         elif res.error is not None:
-            v = self.videos[task.video_id]
-            self._warn_unusable(v.name, v.path, "decode", res.error, None)
-            st.upsert_video(v.name, v.path, "failed", stage="decode", reason=res.error)
-            st.mark_exhausted(task.video_id, [c for c, _ in self.cfg_by_id[task.video_id]
-                                              .categories], res.error)
-            self.videos[task.video_id] = st.video(task.video_id)
-        if res.disk_full:
+            v = run.videos[task.video_id]
+            self.library.warn_unusable(v.name, v.path, "decode", res.error, None)
+            self.library.set_status(st, task.video_id, "failed", "decode", res.error)
+            self.dispatch.forget_probe(task.video_id)
+        if disk_full:
             self.disk.pause()
 
-    def _handle_probe(self, st: State, vid: int, result: VideoProbe | VideoError) -> None:
-        self.probing.discard(vid)
-        started = self._probe_started.pop(vid, None)
-        if self.metrics is not None and started is not None:
-            self.metrics.stage("probe", time.monotonic() - started)
-        v = self.videos[vid]
+    def _handle_probe(self, st: State, work: ProbeWork, result: VideoProbe | VideoError
+                      ) -> None:
+        run = self.run_state
+        vid = work.video_id
+        run.suspects.discard((vid, PROBE))
+        if self.metrics is not None:
+            self.metrics.stage("probe", time.monotonic() - work.started)
+        v = run.videos[vid]
         if isinstance(result, VideoError):
-            st.upsert_video(v.name, v.path, "failed", stage=result.stage, reason=result.reason)
-            st.mark_exhausted(vid, [c for c, _ in self.cfg_by_id[vid].categories],
-                              f"{result.stage}: {result.reason}")
-            self._warn_unusable(v.name, v.path, result.stage, result.reason, result.hint)
-        else:
-            st.set_probe(vid, result)
-            st.upsert_video(v.name, v.path, "ready")
-            cats = " + ".join(f"{c}({w:g})" for c, w in self.cfg_by_id[vid].categories)
-            source = (f"{probe_summary(result)}; "
-                      f"{scale_note(geometry(result, self.cfg.extraction.reference_height))}")
-            self.ui.line(f"🎬 Processing: {v.name}", event="video_started", video=v.name,
-                         categories=cats, source=source)
-            if self.ui.log is None:
-                self.ui.line(f"   Categories: {cats}")
-                self.ui.line(f"   {source}")
-        self.videos[vid] = st.video(vid)
-        self.progress.video_metrics()
+            self.library.set_status(st, vid, "failed", result.stage, result.reason)
+            self.library.warn_unusable(v.name, v.path, result.stage, result.reason,
+                                       result.hint)
+            return
+        st.set_probe(vid, result)
+        self.library.set_status(st, vid, "ready")
+        cats = " + ".join(f"{c}({w:g})" for c, w in run.cfg_by_id[vid].categories)
+        source = (f"{probe_summary(result)}; "
+                  f"{scale_note(geometry(result, self.cfg.extraction.reference_height))}")
+        self.ui.line(f"🎬 Processing: {v.name}", event="video_started", video=v.name,
+                     categories=cats, source=source)
+        if self.ui.log is None:
+            self.ui.line(f"   Categories: {cats}")
+            self.ui.line(f"   {source}")
 
-    def _record(self, st: State, vid: int, slot: SlotResult) -> None:
-        """Make a complete slot durable; samples beyond a (lowered) target are dropped."""
+    def _record(self, st: State, vid: int, slot: SlotResult) -> bool:
+        """Write a complete slot's files and make it durable; False (nothing kept) on a full
+        disk. Samples beyond a (lowered) target are dropped."""
+        run = self.run_state
         targets = {c.name: c.target for c in self.cfg.categories}
         keep = []
+        taken: dict[str, int] = {}
         for s in slot.samples:
-            if self.progress.totals.get(s.category, 0) >= targets.get(s.category, 0):
-                remove_files(self.cfg.output_root / f for f, _ in s.files)
+            n = run.totals.get(s.category, 0) + taken.get(s.category, 0)
+            if n >= targets.get(s.category, 0):
                 slot.failed[s.category] = "target_reached"
-            else:
-                keep.append(s)
-                self.progress.totals[s.category] = self.progress.totals.get(s.category, 0) + 1
-        slot.samples = keep
-        st.record_slot(vid, slot)
+                continue
+            taken[s.category] = taken.get(s.category, 0) + 1
+            keep.append(s)
+        written: list[Path] = []
+        try:
+            for s in keep:
+                write_sample(self.cfg, [(f, b) for (f, _), b in zip(s.files, s.blobs,
+                                                                    strict=True)])
+                written.extend(self.cfg.output_root / f for f, _ in s.files)
+        except DiskFull:
+            remove_files(written)
+            return False
+        slot.samples = [replace(s, blobs=()) for s in keep]
+        ledger.record_slot(run, st, vid, slot)
         self.progress.slot_recorded(slot)
+        return True
 
-    def _task_failed(self, kind: str, payload: Any, err: BaseException) -> None:
-        """An unexpected worker error: report it, roll back, retry a bounded number of times."""
-        where = self.videos[payload].name if kind == "probe" else payload.name
+    def _work_failed(self, st: State, work: Work, err: BaseException) -> None:
+        """A worker raised (a bug, or input no check caught): report, requeue, bounded."""
+        run = self.run_state
+        vid = work.video_id if isinstance(work, ProbeWork) else work.task.video_id
+        where = run.videos[vid].name if vid in run.videos else str(vid)
         self.ui.warn("Internal error in a worker", [f"Video: {where}",
                                                     f"Error: {type(err).__name__}: {err}"],
                      ["The work is rolled back and retried; please report this as a bug"],
                      event="worker_error", video=where, error=f"{type(err).__name__}: {err}")
         if self.metrics is not None:
             self.metrics.worker_failure("error")
-        self._forget([(kind, payload)])
+        self._forget(st, [work], count=True, why=f"{type(err).__name__}: {err}")
 
-    def _discard(self, payload: Any) -> None:
-        if isinstance(payload, Task):
-            for s in payload.slots:
-                remove_files(self._slot_paths(payload.slug, s.slot_id, s.formats))
-
-    def _forget(self, lost: list[tuple[str, Any]]) -> None:
-        """Roll back lost work; it is pending in the state and will be dispatched again."""
-        for k, p in lost:
-            if k == "probe":
-                self.probing.discard(p)
-                continue
-            self._discard(p)
-            for s in p.slots:
-                key = (p.video_id, s.slot_id)
-                self.busy.discard(key)
-                self.crashes[key] = self.crashes.get(key, 0) + 1
-        self._give_up_crashing()
-
-    def _recover(self, kind: str, payload: Any) -> None:
-        """A worker died (OOM, kill): rebuild the pool and requeue its work (state has it)."""
+    def _lost(self, st: State, lost: list[Work], alone: bool) -> None:
+        """A worker died (OOM, kill, a crashing decoder): requeue its work, retried alone."""
         self.ui.warn("A worker process died", ["Its clips were not recorded and will be redone"],
                      ["Rebuilding the worker pool and continuing..."], event="worker_died")
         if self.metrics is not None:
             self.metrics.worker_failure("died")
-        lost = [(kind, payload), *self.inflight.values()]
-        self.inflight.clear()
-        for task in self.ready:  # queued, never started: simply no longer reserved
-            self.busy.difference_update((task.video_id, s.slot_id) for s in task.slots)
-        self.ready.clear()
-        if self.pool is not None:
-            self.pool.shutdown(wait=False, cancel_futures=True)
-        self._forget(lost)
-        self.pool = self._new_pool()
+        run = self.run_state
+        for task in run.ready:  # queued, never started: simply no longer reserved
+            run.busy.difference_update((task.video_id, s.slot_id) for s in task.slots)
+        run.ready.clear()
+        self._forget(st, lost, count=alone, why="it killed its worker process")
 
-    def _give_up_crashing(self) -> None:
-        """Slots whose tasks killed workers again and again are recorded as failed."""
-        assert self.state is not None
-        for (vid, slot_id), n in list(self.crashes.items()):
-            if n < MAX_TASK_CRASHES:
-                continue
-            for s in self.state.slots(vid, pending_only=True):
-                if s.slot_id == slot_id:
-                    res = SlotResult(slot_id, [Attempt(slot_id, 0, -1, "worker_crash", 0.0)],
-                                     failed={c: "worker_crash" for c, _ in s.formats},
-                                     complete=True)
-                    self._record(self.state, vid, res)
-            del self.crashes[(vid, slot_id)]
+    def _forget(self, st: State, works: list[Work], count: bool, why: str) -> None:
+        """Lost work is pending in the state and will be redone; its slots (or probe) become
+        suspects, run alone; counted failures beyond MAX_TASK_CRASHES give it up."""
+        run = self.run_state
+        for w in works:
+            if isinstance(w, ProbeWork):
+                keys = [(w.video_id, PROBE)]
+            else:
+                keys = [(w.task.video_id, s.slot_id) for s in w.task.slots]
+                run.busy.difference_update(keys)
+            for key in keys:
+                run.suspects.add(key)
+                if count:
+                    run.deaths[key] = run.deaths.get(key, 0) + 1
+                if run.deaths.get(key, 0) >= MAX_TASK_CRASHES:
+                    self._give_up(st, key, why)
+
+    def _give_up(self, st: State, key: tuple[int, int], why: str) -> None:
+        """A slot (or probe) that failed its worker again and again is recorded as failed."""
+        run = self.run_state
+        vid, slot_id = key
+        run.suspects.discard(key)
+        run.deaths.pop(key, None)
+        reason = f"{why} ({MAX_TASK_CRASHES} times)"
+        if slot_id == PROBE:
+            v = run.videos[vid]
+            self.library.warn_unusable(v.name, v.path, "probe", reason,
+                                       "the file is probably damaged; re-copy or remux it")
+            self.library.set_status(st, vid, "failed", "probe", reason)
+            return
+        for s in st.slots(vid, pending_only=True):
+            if s.slot_id == slot_id:
+                res = SlotResult(slot_id, [Attempt(slot_id, 0, -1, WORKER_CRASH, 0.0, reason)],
+                                 failed={c: WORKER_CRASH for c, _ in s.formats}, complete=True)
+                self._record(st, vid, res)
 
     # -- reload ----------------------------------------------------------------------------
 
     def _reload(self, st: State) -> None:
         """Validate the config file again and swap it in; a bad one keeps the old running."""
-        self.reload_requested.clear()
+        run = self.run_state
+        run.reload_requested.clear()
         self.notify.reloading()
         try:
             new = load_config(self.cfg.source)
@@ -495,56 +437,56 @@ class Engine(Library):
                          event="reload_failed", error=str(e))
             if self.metrics is not None:
                 self.metrics.reload(False)
-            self.notify.ready(self.progress.status_line(st))
+            self.notify.ready(self.progress.status_line())
             return
         old_watch = self.cfg.watch
-        self.cfg = new
+        run.cfg = new
         write_descriptions(new)
         if new.watch != old_watch:
-            if self.watcher is not None:
-                self.watcher.stop()
-            self.watched.clear()
-            self.watcher = FolderWatcher(new.watch, on_hint=self.wake.set) if new.watch else None
-            if self.watcher is not None:
-                self.watcher.start()
-                self._scan_watched(st, initial=True)
-        self._sync_videos(st)
-        self.idle = False
+            self.library.start_watching(st)
+        self.library.sync(st)
+        run.idle = False
         self.progress.start_metrics(st)
         if self.metrics is not None:
             self.metrics.reload(True)
         self.ui.line(f"✓ Config reloaded: {len(new.videos)} videos, targets "
                      + ", ".join(f"{c.name} {c.target}" for c in new.categories),
                      event="reloaded", targets={c.name: c.target for c in new.categories})
-        self.notify.ready(self.progress.status_line(st))
+        self.notify.ready(self.progress.status_line())
 
     # -- periodic --------------------------------------------------------------------------
 
     def _tick(self, st: State) -> None:
+        run = self.run_state
         now = time.monotonic()
-        if now - self._last["progress"] >= PROGRESS_SECONDS and not self.idle:
-            self._last["progress"] = now
-            self.progress.progress_line(st)
-        self.disk.tick(st)
+        if run.stopping.is_set() and self.executor is not None:
+            self.executor.request_stop()
+        if self.executor is not None:
+            run.workers = tuple((w.name, w.host, w.busy) for w in self.executor.workers())
+        if now - run.last["progress"] >= PROGRESS_SECONDS and not run.idle:
+            run.last["progress"] = now
+            self.progress.progress_line()
+        self.disk.tick()
         self.progress.worker_metrics()
         self.progress.write_status()
-        if self.cfg.daemon.reload_on_change and self.daemon:
+        if self.cfg.daemon.reload_on_change and run.daemon:
             m = _mtime(self.cfg.source)
             if m != self._cfg_mtime:
                 self._cfg_mtime = m
-                self.reload_requested.set()
+                run.reload_requested.set()
         interval = self.notify.watchdog_interval()
-        if interval is not None and now - self._last["watchdog"] >= interval and self.healthy():
-            self._last["watchdog"] = now
+        if interval is not None and now - run.last["watchdog"] >= interval and self.healthy():
+            run.last["watchdog"] = now
             self.notify.watchdog()
 
     def healthy(self) -> bool:
-        """Observer threads alive, pool usable, metrics server alive: what WATCHDOG=1 vouches."""
-        if self.watcher is not None and not self.watcher.alive():
+        """Observer threads alive, executor usable, metrics server alive: what WATCHDOG=1
+        vouches."""
+        if not self.library.alive():
             return False
         if self.metrics is not None and self.cfg.metrics.enabled and not self.metrics.alive():
             return False
-        return self.pool is not None
+        return self.executor is not None and self.executor.healthy()
 
 
 def _mtime(path: Path) -> int:
@@ -552,3 +494,4 @@ def _mtime(path: Path) -> int:
         return path.stat().st_mtime_ns
     except OSError:
         return 0
+

@@ -25,6 +25,19 @@ class DsgenError(Exception):
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message}\n  → {self.hint}"
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Subclasses take other constructor arguments than Exception.args: rebuild from the
+        # attributes, so every error crosses process boundaries (a worker's VideoError).
+        return (_restore, (type(self), dict(self.__dict__)))
+
+
+def _restore(cls: type[DsgenError], attrs: dict[str, object]) -> DsgenError:
+    """Unpickle a DsgenError of any subclass from its attributes."""
+    err = cls.__new__(cls)
+    Exception.__init__(err, attrs.get("message", ""))
+    err.__dict__.update(attrs)
+    return err
+
 
 class ConfigError(DsgenError):
     """The config file is missing, unreadable or has a bad key or value."""

@@ -1,4 +1,8 @@
-"""The worker: a pure, picklable function from (video, slots) to written samples and outcomes."""
+"""The worker: pure, picklable functions from (video, slots) to encoded samples and outcomes.
+
+Workers write nothing: they return each sample's PNG bytes, and the parent alone writes them
+under their final names and records them (so any executor, local or remote, will do).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,10 @@ import ctypes
 import heapq
 import os
 import signal
+import socket
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,8 +34,9 @@ from dsgen.model import (
 )
 from dsgen.patches import Geometry, geometry, grey, gt_patch, lr_frame, lr_stack, pick_box
 from dsgen.plan import name_key, rng_for
+from dsgen.probe import probe_video
 from dsgen.quality import check_clip, check_crop
-from dsgen.writer import DiskFull, encode_png, sample_files, tmp_dir, write_png
+from dsgen.writer import encode_png, sample_files
 
 # Luma subsampling for the clip gates: Y[::4, ::4] costs 0.4 ms (1080p) and tracks
 # the full-plane mean |ΔY| closely; measured in ../shared/notes/decoding-facts.md.
@@ -75,6 +82,22 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
+@dataclass(frozen=True)
+class ProbeRequest:
+    """A full probe to run in a worker."""
+
+    path: str
+    min_frames: int
+
+
+def probe_task(req: ProbeRequest) -> VideoProbe | VideoError:
+    """Worker-side full probe (index scan is I/O + demux heavy): the probe or the error."""
+    try:
+        return probe_video(Path(req.path), req.min_frames)
+    except VideoError as e:
+        return e
+
+
 def _reader(probe: VideoProbe, threads: int) -> ClipReader:
     r = _readers.get(probe.path)
     if r is None or r.probe.size != probe.size or r.probe.mtime_ns != probe.mtime_ns:
@@ -88,8 +111,9 @@ def _reader(probe: VideoProbe, threads: int) -> ClipReader:
 
 def run_task(task: Task) -> TaskResult:
     """Walk the task's slots in position order, write every sample that passes, report all."""
-    res = TaskResult(task.video_id, [SlotResult(s.slot_id) for s in task.slots])
-    secs = dict.fromkeys(("decode", "quality", "patch", "encode", "write"), 0.0)
+    res = TaskResult(task.video_id, [SlotResult(s.slot_id) for s in task.slots],
+                     worker=f"{socket.gethostname()}:{os.getpid()}")
+    secs = dict.fromkeys(("decode", "quality", "patch", "encode"), 0.0)
     res.seconds = secs
     try:
         reader = _reader(task.probe, task.threads)
@@ -114,6 +138,7 @@ def run_task(task: Task) -> TaskResult:
         sweep, start, i, number = heapq.heappop(heap)
         slot, out = task.slots[i], res.slots[i]
         t0 = time.perf_counter()
+        res.clips += 1
         try:
             frames = reader.clip(start, n)
         except ClipError as e:
@@ -130,12 +155,8 @@ def run_task(task: Task) -> TaskResult:
             out.attempts.append(Attempt(slot.slot_id, number, start, verdict.reason,
                                         verdict.scene_diff))
             if verdict.reason == OK:
-                try:
-                    _make_samples(task, geo, slot, out, pending[i], frames, start, number,
-                                  verdict.scene_diff, secs)
-                except DiskFull:
-                    res.disk_full = True
-                    break
+                _make_samples(task, geo, slot, out, pending[i], frames, start, number,
+                              verdict.scene_diff, secs)
         if pending[i] and number + 1 < len(slot.starts):
             nxt = slot.starts[number + 1]
             heapq.heappush(heap, (sweep if nxt > start else sweep + 1, nxt, i, number + 1))
@@ -181,20 +202,15 @@ def _make_samples(task: Task, geo: Geometry, slot: SlotPlan, out: SlotResult, pe
         secs["patch"] += time.perf_counter() - t1
         t2 = time.perf_counter()
         encoded = [encode_png(image, cfg.png_compression) for image in images]
-        t3 = time.perf_counter()
-        secs["encode"] += t3 - t2
+        secs["encode"] += time.perf_counter() - t2
         paths = sample_files(cfg, cfg.category(cat_name), fmt, task.slug, slot.slot_id)
-        files = []
-        tmp = tmp_dir(cfg)
-        for path, data in zip(paths, encoded, strict=True):
-            size = write_png(path, data, cfg.png_compression, tmp)
-            files.append((os.path.relpath(path, cfg.output_root), size))
-        secs["write"] += time.perf_counter() - t3
+        files = tuple((os.path.relpath(p, cfg.output_root), len(data))
+                      for p, data in zip(paths, encoded, strict=True))
         pts = tuple(int(f.pts) for f in frames)
-        out.samples.append(Sample(slot.slot_id, cat_name, fmt_name, tuple(files), start, pts,
+        out.samples.append(Sample(slot.slot_id, cat_name, fmt_name, files, start, pts,
                                   box, {"scene_diff": round(scene_diff, 3),
                                         "crop_std": round(cv.std, 3),
-                                        "detail": round(cv.detail, 3)}))
+                                        "detail": round(cv.detail, 3)}, tuple(encoded)))
         out.failed.pop(cat_name, None)
         pending.discard(cat_name)
 

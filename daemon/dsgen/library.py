@@ -2,61 +2,77 @@
 
 from __future__ import annotations
 
-import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from dsgen import ledger
 from dsgen.config import Config, VideoCfg
 from dsgen.errors import VideoError
-from dsgen.model import VideoRow
+from dsgen.model import RETURNABLE, VideoRow
 from dsgen.probe import quick_probe
 from dsgen.report import Reporter
+from dsgen.runstate import RunState
 from dsgen.state import State
 from dsgen.watcher import FolderWatcher
 from dsgen.writer import remove_files, sample_files
 
-if TYPE_CHECKING:
-    from dsgen.progress import Progress
-
-# Video states that come back by themselves when the file or the mount returns.
-RETURNABLE = ("missing", "gone", "unavailable")
-
 
 class Library:
-    """The engine's view of its videos (a mixin: the engine owns the attributes below)."""
+    """Keeps `run.videos` true to the files: sync, watch folders, gone and back, rollback."""
 
-    cfg: Config
-    ui: Reporter
-    videos: dict[int, VideoRow]
-    cfg_by_id: dict[int, VideoCfg]
-    watched: dict[Path, VideoCfg]
-    watcher: FolderWatcher | None
-    wake: threading.Event
-    idle: bool
-    progress: Progress
-    _last: dict[str, float]
+    def __init__(self, run: RunState, ui: Reporter, changed: Callable[[], None]) -> None:
+        self.run = run
+        self.ui = ui
+        self.changed = changed  # called when video states change (metrics)
+        self.watcher: FolderWatcher | None = None
+
+    # -- watched folders -------------------------------------------------------------------
+
+    def start_watching(self, st: State) -> None:
+        """Start (or restart, after a reload) the folder watchers and take a first scan."""
+        self.stop_watching()
+        self.run.watched.clear()
+        if self.run.cfg.watch:
+            self.watcher = FolderWatcher(self.run.cfg.watch, on_hint=self.run.wake.set)
+            self.watcher.start()
+            self.scan_watched(st, initial=True)
+
+    def stop_watching(self) -> None:
+        """Stop the observers."""
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+
+    def alive(self) -> bool:
+        """Observer threads alive (for the systemd watchdog)."""
+        return self.watcher is None or self.watcher.alive()
 
     def video_cfgs(self) -> list[VideoCfg]:
         """Configured videos, then those found in watched folders."""
-        named = {v.name for v in self.cfg.videos}
-        return [*self.cfg.videos, *(v for v in self.watched.values() if v.name not in named)]
+        named = {v.name for v in self.run.cfg.videos}
+        return [*self.run.cfg.videos,
+                *(v for v in self.run.watched.values() if v.name not in named)]
 
-    def _sync_videos(self, st: State) -> None:
+    # -- sync ------------------------------------------------------------------------------
+
+    def sync(self, st: State) -> None:
         """Read every video's header; record missing and unusable ones with why."""
+        run = self.run
         known = {v.name: v for v in st.videos(probes=False)}
         for vc in self.video_cfgs():
             row = known.get(vc.name)
             if row is not None and row.status in ("failed", "changed") and (
-                    row.id in self.cfg_by_id):
+                    row.id in run.cfg_by_id):
                 continue  # already reported in this run
-            self.cfg_by_id[self._sync_one(st, vc, row)] = vc
-        self.videos = {v.id: v for v in st.videos() if v.id in self.cfg_by_id}
-        self.progress.video_metrics()
+            run.cfg_by_id[self._sync_one(st, vc, row)] = vc
+        run.videos = {v.id: v for v in st.videos(probes=False) if v.id in run.cfg_by_id}
+        self.changed()
 
     def _sync_one(self, st: State, vc: VideoCfg, row: VideoRow | None) -> int:
         """Record one video's current state; return its id."""
         path = str(vc.path)
+        cfg = self.run.cfg
         try:
             q = quick_probe(vc.path)
         except VideoError as e:
@@ -69,13 +85,13 @@ class Library:
                              ["Skipping and continuing..."], event="video_missing",
                              video=vc.name, path=path)
             else:
-                self._warn_unusable(vc.name, path, e.stage, e.reason, e.hint)
+                self.warn_unusable(vc.name, path, e.stage, e.reason, e.hint)
             return vid
         frames = round(q.duration_s * q.fps)
-        if frames < self.cfg.extraction.frames_per_clip:
+        if frames < cfg.extraction.frames_per_clip:
             reason = (f"only {frames} frame(s) ({q.duration_s:.2f} s); a clip needs "
-                      f"{self.cfg.extraction.frames_per_clip}")
-            self._warn_unusable(vc.name, path, "probe", reason, "use a longer video")
+                      f"{cfg.extraction.frames_per_clip}")
+            self.warn_unusable(vc.name, path, "probe", reason, "use a longer video")
             return st.upsert_video(vc.name, path, "failed", stage="probe", reason=reason)
         if row is not None and row.size is not None and (row.size, row.mtime_ns) != (
                 q.size, q.mtime_ns) and row.status not in ("missing", "failed"):
@@ -86,92 +102,114 @@ class Library:
                          event="video_changed", video=vc.name, path=path)
             vid = st.upsert_video(vc.name, path, "changed", stage="open",
                                   reason="size or mtime changed")
-            st.mark_exhausted(vid, [c for c, _ in vc.categories], "the file changed")
+            ledger.mark_exhausted(self.run, st, vid, [c for c, _ in vc.categories],
+                                  "the file changed")
             return vid
         if row is not None and row.status in RETURNABLE:
-            st.clear_exhausted(row.id, RETURNABLE)
+            ledger.clear_exhausted(self.run, st, row.id, RETURNABLE)
             self.ui.line(f"✓ Video is back: {vc.name}", event="video_back", video=vc.name)
-            self.idle = False
+            self.run.idle = False
+            self.run.finished.discard(row.id)
         status = "ready" if row is not None and st.has_probe(row.id) else "new"
         return st.upsert_video(vc.name, path, status, size=q.size, mtime_ns=q.mtime_ns,
                                duration=q.duration_s, fps=q.fps)
 
-    def _warn_unusable(self, name: str, path: str, stage: str, reason: str,
-                       hint: str | None) -> None:
+    def warn_unusable(self, name: str, path: str, stage: str, reason: str,
+                      hint: str | None) -> None:
+        """The predecessor's "unusable video" warning block."""
         self.ui.warn("Video unusable", [f"Path: {path}", f"Video: {name}",
                                         f"Reason: {stage}: {reason}"],
                      [hint or "Check the file", "Skipping and continuing..."],
                      event="video_unusable", video=name, path=path, stage=stage, reason=reason)
 
-    def _set_unavailable(self, st: State, vid: int, status: str, reason: str) -> None:
+    def set_status(self, st: State, vid: int, status: str, stage: str | None = None,
+                   reason: str | None = None) -> None:
+        """Record a video's new stored status (ready, failed, gone…); a video that can give
+        no more is marked exhausted for its categories."""
+        run = self.run
+        v = run.videos[vid]
+        st.upsert_video(v.name, v.path, status, stage=stage, reason=reason)
+        if status != "ready":
+            why = f"{stage}: {reason}" if status == "failed" else status
+            ledger.mark_exhausted(run, st, vid, [c for c, _ in run.cfg_by_id[vid].categories],
+                                  why)
+        run.videos[vid] = st.videos(probes=False, video_id=vid)[0]
+        self.changed()
+
+    def set_unavailable(self, st: State, vid: int, status: str, reason: str) -> None:
         """A video left (gone) or its library is unmounted (unavailable): samples stay counted."""
-        v = self.videos.get(vid)
+        v = self.run.videos.get(vid)
         if v is None or v.status == status:
             return
-        st.upsert_video(v.name, v.path, status, stage="watch", reason=reason)
-        st.mark_exhausted(vid, [c for c, _ in self.cfg_by_id[vid].categories], status)
+        self.set_status(st, vid, status, "watch", reason)
         self.ui.line(f"→ Video {status}: {v.name} ({reason}); its samples stay counted",
                      event=f"video_{status}", video=v.name, reason=reason)
-        self.videos[vid] = st.video(vid)
-        self.idle = False
+        self.run.idle = False
 
-    def _scan_watched(self, st: State, initial: bool = False) -> None:
+    def scan_watched(self, st: State, initial: bool = False) -> None:
         """Reconcile watched folders: queue complete new videos, mark vanished ones."""
         assert self.watcher is not None
-        self.wake.clear()
-        self._last["scan"] = time.monotonic()
+        run = self.run
+        run.wake.clear()
+        run.last["scan"] = time.monotonic()
         found, present = self.watcher.scan()
         roots = self.watcher.roots_available()
         changed = False
         for vc in found:
-            if vc.path not in self.watched:
-                self.watched[vc.path] = vc
+            if vc.path not in run.watched:
+                run.watched[vc.path] = vc
                 changed = True
                 if not initial:
                     self.ui.line(f"📥 New video in a watched folder: {vc.path}",
                                  event="video_found", video=vc.name, path=str(vc.path))
-        for path, vc in list(self.watched.items()):
+        for path, vc in list(run.watched.items()):
             if path in present:
                 continue
-            root = next((w.path for w in self.cfg.watch if path.is_relative_to(w.path)), None)
+            root = next((w.path for w in run.cfg.watch if path.is_relative_to(w.path)), None)
             # A root that is gone, or that lost every file at once, is an unmounted library.
             root_ok = root is not None and roots.get(root, False) and any(
                 p.is_relative_to(root) for p in present)
-            vid = next((i for i, c in self.cfg_by_id.items() if c.name == vc.name), None)
+            vid = next((i for i, c in run.cfg_by_id.items() if c.name == vc.name), None)
             if vid is not None:
                 if root_ok:
-                    self._set_unavailable(st, vid, "gone", "removed from the watched folder")
+                    self.set_unavailable(st, vid, "gone", "removed from the watched folder")
                 else:
-                    self._set_unavailable(st, vid, "unavailable", "the watched folder is gone "
-                                          "(unmounted?)")
-            del self.watched[path]
+                    self.set_unavailable(st, vid, "unavailable", "the watched folder is gone "
+                                         "(unmounted?)")
+            del run.watched[path]
         if changed and not initial:
-            self._sync_videos(st)
-            self.idle = False
+            self.sync(st)
+            run.idle = False
 
-    def _rescan(self, st: State) -> None:
+    def rescan(self, st: State) -> None:
         """Daemon: reconcile watched folders; bring back videos whose file or mount returned."""
-        self._last["scan"] = time.monotonic()
-        self.wake.clear()
+        self.run.last["scan"] = time.monotonic()
+        self.run.wake.clear()
         if self.watcher is not None:
-            self._scan_watched(st)
-        if any(v.status in RETURNABLE and Path(v.path).exists() for v in self.videos.values()):
-            self._sync_videos(st)
+            self.scan_watched(st)
+        if any(v.status in RETURNABLE and Path(v.path).exists()
+               for v in self.run.videos.values()):
+            self.sync(st)
 
-    def _rollback_unrecorded(self, st: State) -> None:
+    # -- files of unrecorded slots ---------------------------------------------------------
+
+    def rollback_unrecorded(self, st: State) -> None:
         """Delete files of slots that were never recorded (a crash between write and commit)."""
-        for vid in self.videos:
-            slug = self.cfg_by_id[vid].slug
+        for vid, c in self.run.counts.items():
+            if not c.pending or vid not in self.run.cfg_by_id:
+                continue
+            slug = self.run.cfg_by_id[vid].slug
             for slot in st.slots(vid, pending_only=True):
-                remove_files(self._slot_paths(slug, slot.slot_id, slot.formats))
+                remove_files(slot_paths(self.run.cfg, slug, slot.slot_id, slot.formats))
 
-    def _slot_paths(self, slug: str, slot_id: int, formats: tuple[tuple[str, str], ...]
-                    ) -> list[Path]:
-        out: list[Path] = []
-        cats = {c.name: c for c in self.cfg.categories}
-        fmts = {f.name: f for f in self.cfg.formats}
-        for cat, fmt in formats:
-            if cat in cats and fmt in fmts:
-                out.extend(sample_files(self.cfg, cats[cat], fmts[fmt], slug, slot_id))
-        return out
 
+def slot_paths(cfg: Config, slug: str, slot_id: int, formats: tuple[tuple[str, str], ...]
+               ) -> list[Path]:
+    """Every final path a slot's samples may have (for rollback)."""
+    out: list[Path] = []
+    cats = {c.name: c for c in cfg.categories}
+    fmts = {f.name: f for f in cfg.formats}
+    for cat, fmt in formats:
+        if cat in cats and fmt in fmts:
+            out.extend(sample_files(cfg, cats[cat], fmts[fmt], slug, slot_id))
+    return out

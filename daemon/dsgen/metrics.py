@@ -32,18 +32,14 @@ from prometheus_client import (
 )
 
 from dsgen import __version__
-from dsgen.model import REASONS, WORKER_CRASH
+from dsgen.model import REASONS, VIDEO_STATES, WORKER_CRASH
 
 log = logging.getLogger(__name__)
 
 # Label value for anything outside a fixed list: a typo in the engine must neither crash
 # the daemon nor create an unbounded series.
 OTHER = "other"
-# Video states: the state database's statuses plus the engine's run-time views of a video.
-VIDEO_STATES = ("new", "ready", "in_progress", "done", "failed", "missing", "changed", "gone",
-                "unavailable")
 # Attempt outcomes: the quality gates' reasons plus a slot given up after killing workers.
-
 ATTEMPT_REASONS = (*REASONS, WORKER_CRASH)
 # Timed stages: the worker's (TaskResult.seconds) plus the parent's write and probe.
 STAGES = ("decode", "quality", "patch", "encode", "write", "probe")

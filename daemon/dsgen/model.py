@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from typing import Any, Final, Literal
@@ -173,6 +174,42 @@ class VideoRow:
     duration: float | None
     fps: float | None
     probe: VideoProbe | None
+    frames: int | None = None  # frames in the index, once probed (planning without the index)
+
+
+@dataclass
+class VideoCounts:
+    """One video's plan and results, kept in step with the state (no full-table queries)."""
+
+    slots: int = 0  # planned slots
+    pending: int = 0  # planned and not yet recorded
+    next_slot: int = 0  # id of the next slot a round creates
+    last_round: int = -1
+    quota: dict[str, int] = field(default_factory=dict)  # category → samples planned
+    achieved: dict[str, int] = field(default_factory=dict)  # category → durable samples
+    exhausted: dict[str, str] = field(default_factory=dict)  # category → why no more
+    tried: int = 0  # clip attempts recorded
+    ok: int = 0  # of which passed the gates
+
+    def owed(self, category: str) -> int:
+        """Samples still expected for `category` (0 once exhausted)."""
+        if category in self.exhausted:
+            return 0
+        return max(0, self.quota.get(category, 0) - self.achieved.get(category, 0))
+
+    def owed_total(self, categories: Iterable[str]) -> int:
+        """Samples still expected over `categories`."""
+        return sum(self.owed(c) for c in categories)
+
+    @property
+    def samples(self) -> int:
+        """Durable samples of every category."""
+        return sum(self.achieved.values())
+
+    @property
+    def target(self) -> int:
+        """Samples planned over every category."""
+        return sum(self.quota.values())
 
 
 # --- Plans and results ----------------------------------------------------------------------
@@ -211,6 +248,9 @@ class Sample:
     frame_pts: tuple[int, ...]
     box: tuple[int, int, int, int]  # (x, y, w, h) in source coded pixels
     metrics: dict[str, float]
+    # The encoded files, in `files` order, as the worker made them: the parent writes them
+    # under their final names and drops them before recording (never stored).
+    blobs: tuple[bytes, ...] = ()
 
 
 @dataclass
@@ -231,8 +271,9 @@ class TaskResult:
     video_id: int
     slots: list[SlotResult]
     error: str | None = None  # the video could not be opened at all
-    disk_full: bool = False
     stopped: bool = False
     frames_decoded: int = 0
     seeks: int = 0
     seconds: dict[str, float] = field(default_factory=dict)  # stage → seconds
+    clips: int = 0  # windows decoded (attempts that reached the gates or failed decoding)
+    worker: str = ""  # host:pid of the worker that ran it

@@ -23,9 +23,8 @@ from rich.live import Live
 
 from dsgen.config import load_config
 from dsgen.errors import EXIT_OK, DsgenError
-from dsgen.model import OK
+from dsgen.model import FAILED, OK
 from dsgen.snapshot import (
-    FAILED_STATES,
     CategoryView,
     Checkpoints,
     Disk,
@@ -213,10 +212,9 @@ class HttpReader:
         state = next((k for k, v in rs.items() if v == 1), "running")
         status = "PAUSED" if _val(m, "dsgen_paused") == 1 else RUN_STATES.get(state, "RUNNING")
         videos = {k: int(v) for k, v in _by(m, "dsgen_videos", "state").items()}
-        failed = sum(videos.get(s, 0) for s in FAILED_STATES)
+        failed = sum(videos.get(s, 0) for s in FAILED)
         ck = Checkpoints(sum(videos.values()), videos.get("done", 0),
-                         videos.get("in_progress", 0),
-                         videos.get("new", 0) + videos.get("ready", 0), failed)
+                         videos.get("in_progress", 0), videos.get("pending", 0), failed)
         targets = _by(m, "dsgen_category_target_samples", "category")
         samples = _by(m, "dsgen_samples", "category")
         sizes = _by(m, "dsgen_output_bytes", "category")

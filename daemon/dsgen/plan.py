@@ -78,6 +78,15 @@ def fitting_formats(cfg: Config, geo: Geometry, category: str) -> list[tuple[For
     return [(cfg.format(f), w) for f, w in mix if fits(geo, cfg.format(f))]
 
 
+def window_capacity(frames: int, fps: float, cfg: Config) -> tuple[float, int]:
+    """(usable seconds, non-overlapping windows) of a video with `frames` frames at `fps`."""
+    n = cfg.extraction.frames_per_clip
+    margin = round(cfg.extraction.edge_margin_seconds * fps)
+    lo, hi = margin, frames - margin - n
+    secs = max(0.0, (hi - lo + 1) / fps) if fps > 0 else 0.0
+    return secs, max(0, (hi - lo + n) // n)
+
+
 def usable_seconds(probe: VideoProbe, cfg: Config) -> float:
     """Runtime the planner may sample from."""
     lo, hi = start_range(probe, cfg)

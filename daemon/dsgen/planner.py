@@ -1,17 +1,20 @@
-"""Planning against the state: phases split targets over videos, rounds refill a video's slots."""
+"""Planning against the run: phases split targets over videos, rounds refill a video's slots.
+
+Both read the run's counts (kept in step by `ledger`), never whole tables: a round costs the
+same with 5 or 5,000 videos in the library.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dsgen.config import Config, VideoCfg
-from dsgen.model import VideoRow
+from dsgen import ledger
+from dsgen.config import Config
+from dsgen.model import USABLE, VideoProbe
 from dsgen.patches import geometry
-from dsgen.plan import MAX_ROUNDS, capacity, fitting_formats, place_round, split_targets
-from dsgen.plan import usable_seconds as probe_seconds
+from dsgen.plan import MAX_ROUNDS, fitting_formats, place_round, split_targets, window_capacity
+from dsgen.runstate import RunState
 from dsgen.state import State
-
-USABLE = ("new", "ready")
 
 
 @dataclass(frozen=True)
@@ -23,73 +26,64 @@ class RoundOutcome:
     notes: tuple[str, ...] = ()
 
 
-def shares(cfg: Config, st: State, videos: dict[int, VideoRow], cfgs: dict[int, VideoCfg]
-           ) -> tuple[dict[str, dict[int, float]], dict[str, dict[int, int]]]:
+def shares(run: RunState) -> tuple[dict[str, dict[int, float]], dict[str, dict[int, int]]]:
     """Per category: each usable video's share (usable seconds × weight) and spare capacity."""
+    cfg = run.cfg
     out_shares: dict[str, dict[int, float]] = {}
     caps: dict[str, dict[int, int]] = {}
-    used = st.quotas()
-    exhausted = st.exhausted()
-    for vid, v in videos.items():
-        if v.status not in USABLE or not v.fps or not v.duration or vid not in cfgs:
+    for vid, v in run.videos.items():
+        vc = run.cfg_by_id.get(vid)
+        if v.status not in USABLE or not v.fps or not v.duration or vc is None:
             continue
-        for cat, weight in cfgs[vid].categories:
-            if (vid, cat) in exhausted:
+        c = run.video_counts(vid)
+        # the index's frame count once probed, the header's figures until then
+        frames = v.frames if v.frames is not None else int(v.duration * v.fps)
+        secs, cap0 = window_capacity(frames, v.fps, cfg)
+        for cat, weight in vc.categories:
+            if cat in c.exhausted:
                 continue
-            if v.probe is not None:
-                secs, cap = probe_seconds(v.probe, cfg), capacity(v.probe, cfg)
-            else:  # header figures until the video is indexed
-                secs = max(0.0, v.duration - 2 * cfg.extraction.edge_margin_seconds)
-                cap = int(secs * v.fps) // cfg.extraction.frames_per_clip
-            cap -= used.get((vid, cat), 0)
+            cap = cap0 - c.quota.get(cat, 0)
             if cap > 0 and secs > 0:
                 out_shares.setdefault(cat, {})[vid] = secs * weight
                 caps.setdefault(cat, {})[vid] = cap
     return out_shares, caps
 
 
-def new_phase(cfg: Config, st: State, videos: dict[int, VideoRow], cfgs: dict[int, VideoCfg]
-              ) -> dict[str, dict[int, int]]:
+def new_phase(run: RunState, st: State) -> dict[str, dict[int, int]]:
     """Give each category's missing samples to videos that can still give (stored); {} if none."""
+    cfg = run.cfg
     phase = st.phase() + 1
-    totals = {c: n for c, (n, _) in st.category_totals().items()}
-    planned, achieved, exhausted = st.quotas(), st.achieved(), st.exhausted()
     outstanding: dict[str, int] = {}
-    for (vid, cat), q in planned.items():
-        if (vid, cat) not in exhausted:  # still planned and unfinished: will be delivered
-            outstanding[cat] = outstanding.get(cat, 0) + max(0, q - achieved.get((vid, cat), 0))
+    for vc in run.counts.values():
+        for name in vc.quota:
+            if name not in vc.exhausted:  # still planned and unfinished: will be delivered
+                outstanding[name] = outstanding.get(name, 0) + vc.owed(name)
     deficits = {}
-    for c in cfg.categories:
-        got = 0 if phase == 0 else totals.get(c.name, 0) + outstanding.get(c.name, 0)
-        deficits[c.name] = c.target - got
+    for cat in cfg.categories:
+        got = 0 if phase == 0 else run.totals.get(cat.name, 0) + outstanding.get(cat.name, 0)
+        deficits[cat.name] = cat.target - got
     deficits = {c: d for c, d in deficits.items() if d > 0}
     if not deficits:
         return {}
-    s, caps = shares(cfg, st, videos, cfgs)
+    s, caps = shares(run)
     amounts = {c: a for c, a in split_targets(cfg, deficits, s, caps).items() if a}
     if amounts:
-        st.add_quotas(phase, amounts)
+        ledger.add_quotas(run, st, phase, amounts)
     return amounts
 
 
-def plan_round(cfg: Config, st: State, v: VideoRow, vc: VideoCfg) -> RoundOutcome:
+def plan_round(run: RunState, st: State, vid: int, probe: VideoProbe) -> RoundOutcome:
     """Create the next round of slots for a video that owes samples (all its slots are done)."""
-    assert v.probe is not None
-    quotas, achieved, exhausted = st.quotas(), st.achieved(), st.exhausted()
-    owed = {}
-    for cat, _ in vc.categories:
-        if cat not in {c.name for c in cfg.categories}:
-            continue
-        d = quotas.get((v.id, cat), 0) - achieved.get((v.id, cat), 0)
-        if d > 0 and (v.id, cat) not in exhausted:
-            owed[cat] = d
+    cfg: Config = run.cfg
+    v, vc, c = run.videos[vid], run.cfg_by_id[vid], run.video_counts(vid)
+    known = set(run.category_names)
+    owed = {cat: c.owed(cat) for cat, _ in vc.categories if cat in known and c.owed(cat) > 0}
     if not owed:
         return RoundOutcome(0, {})
-    _, pending, next_id, last_round = st.slot_stats(v.id)
-    assert pending == 0
+    assert c.pending == 0
     gone: dict[str, str] = {}
     notes = []
-    geo = geometry(v.probe, cfg.extraction.reference_height)
+    geo = geometry(probe, cfg.extraction.reference_height)
     for cat in list(owed):
         if not fitting_formats(cfg, geo, cat):
             gone[cat] = "no format of the category fits the picture"
@@ -97,21 +91,21 @@ def plan_round(cfg: Config, st: State, v: VideoRow, vc: VideoCfg) -> RoundOutcom
                          "its share goes to other videos")
             del owed[cat]
     reason = None
-    if last_round + 1 >= MAX_ROUNDS:
+    if c.last_round + 1 >= MAX_ROUNDS:
         reason = f"{MAX_ROUNDS} rounds of replacement positions used"
-    elif last_round >= 0 and st.round_yield(v.id, last_round) == 0:
+    elif c.last_round >= 0 and st.round_yield(vid, c.last_round) == 0:
         reason = "the last round of positions gave no usable clip"
     planned = 0
     if reason is None and owed:
-        slots = place_round(cfg, v.probe, v.name, owed, st.used_starts(v.id), next_id,
-                            st.phase(), last_round + 1)
+        slots = place_round(cfg, probe, v.name, owed, st.used_starts(vid), c.next_slot,
+                            st.phase(), c.last_round + 1)
         if slots:
-            st.add_slots(v.id, slots)
+            ledger.add_slots(run, st, vid, slots)
             planned = len(slots)
         else:
             reason = "no unused positions left"
     if not planned:
         gone.update(dict.fromkeys(owed, reason or "exhausted"))
     for cat, why in gone.items():
-        st.mark_exhausted(v.id, [cat], why)
+        ledger.mark_exhausted(run, st, vid, [cat], why)
     return RoundOutcome(planned, gone, tuple(notes))

@@ -19,7 +19,7 @@ import psutil
 
 from dsgen.config import Config
 from dsgen.errors import StateError
-from dsgen.model import OK
+from dsgen.model import FAILED, OK, video_state
 from dsgen.state import DB_NAME, State
 
 SCHEMA = "dsgen.status/1"
@@ -32,7 +32,6 @@ DEFAULT_STATUS_FILE = ".generator_status.json"
 # CPU % needs two readings; a one-shot `dsgen status` waits this long between them.
 PRIME_SECONDS = 0.25
 EVENTS_KEPT = 20  # newest events a snapshot carries
-FAILED_STATES = ("failed", "missing", "changed")  # videos that will give nothing more
 # Status-file states → dashboard status (stale or dead-pid checks come first).
 FILE_STATES = {"finished": "FINISHED", "interrupted": "STOPPED", "paused": "PAUSED",
                "idle": "IDLE", "running": "RUNNING", "initialized": "RUNNING"}
@@ -343,6 +342,7 @@ class _Db:
     samples: dict[tuple[int, str], tuple[int, int]] = field(default_factory=dict)
     quotas: dict[tuple[int, str], int] = field(default_factory=dict)
     tried: dict[int, tuple[int, int]] = field(default_factory=dict)  # vid → (tried, ok)
+    owed: dict[int, int] = field(default_factory=dict)  # vid → samples its quotas still expect
 
 
 def read_db(db: sqlite3.Connection) -> _Db:
@@ -361,8 +361,13 @@ def read_db(db: sqlite3.Connection) -> _Db:
             "SELECT video_id, category, SUM(amount) FROM quotas GROUP BY video_id, category")}
         out.tried = {r[0]: (int(r[1]), int(r[2])) for r in db.execute(
             "SELECT video_id, COUNT(*), SUM(outcome=?) FROM attempts GROUP BY video_id", (OK,))}
+        exhausted = set(db.execute("SELECT video_id, category FROM exhausted"))
     finally:
         db.execute("COMMIT")
+    for (vid, cat), q in out.quotas.items():
+        if (vid, cat) not in exhausted:
+            left = max(0, q - out.samples.get((vid, cat), (0, 0))[0])
+            out.owed[vid] = out.owed.get(vid, 0) + left
     return out
 
 
@@ -431,14 +436,15 @@ class LocalReader:
         failures = []
         for name in names:
             row = by_name.get(name)
-            total, pending = db.slots.get(row[0], (0, 0)) if row else (0, 0)
-            if row is not None and row[3] in FAILED_STATES:
-                states[name] = "failed"
+            if row is None:
+                states[name] = "pending"
+                continue
+            total, pending = db.slots.get(row[0], (0, 0))
+            state = video_state(row[3], total, pending, db.owed.get(row[0], 0))
+            if state in FAILED:
                 failures.append(FailedVideo(name, row[3], row[4]))
-            elif total and not pending:
-                states[name] = "done"
-            else:
-                states[name] = "in_progress" if total else "pending"
+                state = "failed"  # the checkpoint tally groups them; failures say which
+            states[name] = state
         tally = {k: sum(1 for s in states.values() if s == k)
                  for k in ("done", "in_progress", "pending", "failed")}
         checkpoints = Checkpoints(len(names), tally["done"], tally["in_progress"],

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from dsgen.errors import StateError
-from dsgen.model import SlotPlan, SlotResult, VideoProbe, VideoRow
+from dsgen.model import SlotPlan, SlotResult, VideoCounts, VideoProbe, VideoRow
 
 DB_NAME = "dsgen.sqlite3"
 SCHEMA_VERSION = 1
@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS videos (
     stage TEXT, reason TEXT,       -- why failed/missing
     duration REAL, fps REAL,       -- from the header, for planning shares
     probe TEXT, arrays BLOB,       -- the full probe, once indexed
-    updated REAL NOT NULL
+    updated REAL NOT NULL,
+    frames INTEGER                 -- frames in the index (planning without loading it)
 );
 CREATE TABLE IF NOT EXISTS quotas (
     video_id INTEGER NOT NULL, category TEXT NOT NULL, phase INTEGER NOT NULL,
@@ -103,6 +104,13 @@ class State:
         elif int(row[0]) > SCHEMA_VERSION:
             raise StateError(f"{self.path}: written by a newer dsgen (schema {row[0]})",
                              hint="upgrade dsgen or use another state_dir")
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        """Columns added since schema 1: older databases get them in place (NULL)."""
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(videos)")}
+        if "frames" not in have:
+            self.db.execute("ALTER TABLE videos ADD COLUMN frames INTEGER")
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
@@ -136,14 +144,20 @@ class State:
         where, args = ("WHERE id=?", (video_id,)) if video_id is not None else ("", ())
         rows = self.db.execute(
             "SELECT id, name, path, size, mtime_ns, status, stage, reason, duration, fps,"
-            f" {cols} FROM videos {where} ORDER BY id", args).fetchall()
+            f" {cols}, frames FROM videos {where} ORDER BY id", args).fetchall()
         out = []
         for r in rows:
             probe = VideoProbe.from_state(r[10], r[11]) if r[10] else None
             out.append(VideoRow(id=r[0], name=r[1], path=r[2], size=r[3], mtime_ns=r[4],
                                 status=r[5], stage=r[6], reason=r[7], duration=r[8], fps=r[9],
-                                probe=probe))
+                                probe=probe, frames=r[12]))
         return out
+
+    def probe(self, video_id: int) -> VideoProbe | None:
+        """A video's full probe (its frame index), or None before it is probed."""
+        row = self.db.execute("SELECT probe, arrays FROM videos WHERE id=?",
+                              (video_id,)).fetchone()
+        return VideoProbe.from_state(row[0], row[1]) if row and row[0] else None
 
     def upsert_video(self, name: str, path: str, status: str, *, size: int | None = None,
                      mtime_ns: int | None = None, stage: str | None = None,
@@ -184,8 +198,9 @@ class State:
     def set_probe(self, video_id: int, probe: VideoProbe) -> None:
         """Store the full probe (index, colour, bars) of a video."""
         with self.tx() as db:
-            db.execute("UPDATE videos SET probe=?, arrays=?, updated=? WHERE id=?",
-                       (probe.to_json(), probe.arrays_blob(), time.time(), video_id))
+            db.execute("UPDATE videos SET probe=?, arrays=?, frames=?, updated=? WHERE id=?",
+                       (probe.to_json(), probe.arrays_blob(), probe.n_frames, time.time(),
+                        video_id))
 
     # -- plan ------------------------------------------------------------------------------
 
@@ -281,6 +296,31 @@ class State:
                            [(video_id, res.slot_id, c, r) for c, r in res.failed.items()])
             db.execute("UPDATE slots SET done=1 WHERE video_id=? AND slot_id=?",
                        (video_id, res.slot_id))
+
+    def load_counts(self) -> dict[int, VideoCounts]:
+        """Every video's plan and result figures, in a few grouped queries (start, reload)."""
+        out: dict[int, VideoCounts] = {}
+
+        def get(vid: int) -> VideoCounts:
+            return out.setdefault(vid, VideoCounts())
+        for vid, total, pending, nxt, rnd in self.db.execute(
+                "SELECT video_id, COUNT(*), SUM(done=0), MAX(slot_id)+1, MAX(round)"
+                " FROM slots GROUP BY video_id"):
+            c = get(vid)
+            c.slots, c.pending, c.next_slot, c.last_round = total, pending, nxt, rnd
+        for vid, cat, amount in self.db.execute(
+                "SELECT video_id, category, SUM(amount) FROM quotas GROUP BY video_id, category"):
+            get(vid).quota[cat] = int(amount)
+        for vid, cat, n in self.db.execute(
+                "SELECT video_id, category, COUNT(*) FROM samples GROUP BY video_id, category"):
+            get(vid).achieved[cat] = int(n)
+        for vid, cat, why in self.db.execute("SELECT video_id, category, reason FROM exhausted"):
+            get(vid).exhausted[cat] = why
+        for vid, tried, ok in self.db.execute(
+                "SELECT video_id, COUNT(*), SUM(outcome='ok') FROM attempts GROUP BY video_id"):
+            c = get(vid)
+            c.tried, c.ok = int(tried), int(ok or 0)
+        return out
 
     def achieved(self) -> dict[tuple[int, str], int]:
         """Samples per (video, category)."""

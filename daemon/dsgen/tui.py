@@ -24,8 +24,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from dsgen.progress import RATE_WINDOW_SECONDS
-from dsgen.report import bar, human_time
+from dsgen.report import Reporter, bar, human_time
+from dsgen.runstate import RunState
 from dsgen.snapshot import Event, LocalReader, LocalSource, Snapshot
 
 if TYPE_CHECKING:
@@ -356,43 +356,10 @@ def plain_lines(snap: Snapshot) -> list[str]:
 # -- the live dashboard of `dsgen run` -----------------------------------------------------
 
 
-def _copy(items: Iterable[Any]) -> list[Any]:
-    """A copy of a set/dict view the engine thread may be changing."""
-    for _ in range(3):
-        try:
-            return list(items)
-        except RuntimeError:  # changed size during iteration: try again
-            continue
-    return []
-
-
-def engine_live(engine: Engine) -> dict[str, Any]:
-    """The live block from the engine's memory (never its DB connection: another thread)."""
-    k = engine.counters
-    now = time.time()
-    recent = [n for t, n in _copy(k.recent) if now - t <= RATE_WINDOW_SECONDS]
-    span = min(RATE_WINDOW_SECONDS, max(1e-9, now - k.started))
-    videos = dict(engine.videos)
-    busy = sorted({vid for vid, _ in _copy(engine.busy)})
-    paused = engine.disk.paused or engine.user_paused.is_set()
-    return {
-        "pid": os.getpid(), "mode": "daemon" if engine.daemon else "run", "started": k.started,
-        "state": "paused" if paused else engine.status,
-        "paused_reason": ("disk full" if engine.disk.paused else
-                          "by user: press p to resume" if paused else None),
-        "stopping": engine.stopping.is_set() and engine.status not in ("finished",
-                                                                      "interrupted"),
-        "workers": engine.cfg.worker_count,
-        "workers_busy": min(engine.cfg.worker_count, sum(  # inflight holds one queued task
-            1 for kind, _ in _copy(engine.inflight.values()) if kind in ("task", "probe"))),
-        "current_videos": [{"name": videos[v].name} for v in busy if v in videos],
-        "performance": {
-            "patches_per_min": sum(recent) / span * 60,
-            "success_rate": k.attempts_ok / k.attempts if k.attempts else None,
-            "retry_rate": 1 - k.slots / k.attempts if k.attempts else None,
-            "average_attempts": k.attempts / k.slots if k.slots else None,
-            "samples_this_run": k.samples},
-    }
+def live_block(run: RunState) -> dict[str, Any] | None:
+    """The live block from the run's published view (never its mutable fields)."""
+    view = run.view()
+    return None if view is None else view.to_block()
 
 
 class LiveDashboard:
@@ -400,9 +367,10 @@ class LiveDashboard:
 
     FINAL = ("finished", "interrupted")
 
-    def __init__(self, engine: Engine, console: Console | None = None, *,
+    def __init__(self, run: RunState, ui: Reporter, console: Console | None = None, *,
                  keyboard: bool = True, interval: float = REFRESH_SECONDS) -> None:
-        self.engine = engine
+        self.run = run
+        self.ui = ui
         self.console = console or Console()
         self.keyboard = keyboard
         self.interval = interval
@@ -418,7 +386,7 @@ class LiveDashboard:
 
     def start(self) -> None:
         """Take over the screen and the engine's lines."""
-        self.engine.ui.sink = self.sink
+        self.ui.sink = self.sink
         self._live = Live(console=self.console, screen=True, auto_refresh=False,
                           redirect_stdout=False, redirect_stderr=False, transient=True)
         self._live.start()
@@ -434,21 +402,22 @@ class LiveDashboard:
         """Reporter hook: lines go to the EVENTS area; the final summary closes the view."""
         with self._lock:
             if self._closed:
-                print(text, file=self.engine.ui.out, flush=True)
+                print(text, file=self.ui.out, flush=True)
                 return
-            final = (self.engine.status in self.FINAL
+            view = self.run.view()
+            final = (view is not None and view.state in self.FINAL
                      and threading.current_thread() is threading.main_thread())
             if not final and text.startswith(PROGRESS_LINE):
                 return  # the dashboard itself shows what the progress lines say
             if not final:
                 self.events.append(Event(time.time(), level, text.strip()))
                 # The Ctrl+C handler prints its line just before it sets `stopping`.
-                if (self.engine.stopping.is_set() or level == "warning"
+                if (self.run.stopping.is_set() or level == "warning"
                         or text.startswith(STOP_LINE)):
                     self.final.append(text)
         if final:  # the summary starts: it goes to the terminal, below the recap
             self.stop(summary=True)
-            print(text, file=self.engine.ui.out, flush=True)
+            print(text, file=self.ui.out, flush=True)
 
     def stop(self, summary: bool = False) -> None:
         """Close the view, restore the terminal, hand lines back to the terminal (idempotent)."""
@@ -463,9 +432,9 @@ class LiveDashboard:
         self._restore_terminal()
         if self._live is not None:
             self._live.stop()
-        if self.engine.ui.sink == self.sink:
-            self.engine.ui.sink = None
-        out = self.engine.ui.out
+        if self.ui.sink == self.sink:
+            self.ui.sink = None
+        out = self.ui.out
         # Warnings and the stop lines happened on the closed screen: say them again.
         lines = self.final if summary else [e.text for e in self.events]
         for line in lines:
@@ -475,13 +444,14 @@ class LiveDashboard:
 
     def _draw(self) -> None:
         """The drawing thread: its own read-only connection, never the engine's."""
-        reader = LocalReader(LocalSource.from_config(self.engine.cfg))
+        reader = LocalReader(LocalSource.from_config(self.run.cfg))
         try:
             while not self._stop.is_set() and self._live is not None:
-                reader.source = LocalSource.from_config(self.engine.cfg)  # reloads change it
+                reader.source = LocalSource.from_config(self.run.cfg)  # reloads change it
                 try:
-                    snap = reader.read(live=engine_live(self.engine), events=_copy(self.events),
-                                       own=True)
+                    with self._lock:
+                        events = list(self.events)
+                    snap = reader.read(live=live_block(self.run), events=events, own=True)
                     frame: RenderableType = render(snap, live=True,
                                                    height=self.console.size.height)
                 except Exception as e:  # a display problem must never stop the run
@@ -512,11 +482,14 @@ class LiveDashboard:
 
     def key(self, ch: str) -> None:
         """q: stop like Ctrl+C (progress kept); p: pause/resume dispatching."""
-        if ch in "qQ" and not self.engine.stopping.is_set():
-            self.engine.request_stop(signal.SIGINT)
+        if ch in "qQ" and self.run.request_stop(signal.SIGINT):
             self.sink("info", "⏹ [q] pressed: stopping; running clips finish, progress is saved")
         elif ch in "pP":
-            self.engine.toggle_pause()
+            if self.run.toggle_pause():
+                self.ui.line("⏸ Paused: running clips finish, no new work starts",
+                             event="paused")
+            else:
+                self.ui.line("▶ Resumed", event="resumed")
 
     def _restore_terminal(self) -> None:
         with self._lock:
@@ -526,18 +499,18 @@ class LiveDashboard:
                 termios.tcsetattr(term[0], termios.TCSADRAIN, term[1])
 
 
-def dashboard_usable(engine: Engine) -> bool:
+def dashboard_usable(ui: Reporter) -> bool:
     """A live view only on a real terminal with plain lines (not JSON logs, not a pipe)."""
-    return (sys.stdout.isatty() and engine.ui.log is None and engine.ui.out is sys.stdout
+    return (sys.stdout.isatty() and ui.log is None and ui.out is sys.stdout
             and os.environ.get("TERM", "") not in ("", "dumb"))
 
 
 def run_with_dashboard(engine: Engine, console: Console | None = None,
                        keyboard: bool = True) -> int:
     """`engine.run()` in this (main) thread under the live dashboard; the exit code."""
-    if console is None and not dashboard_usable(engine):
+    if console is None and not dashboard_usable(engine.ui):
         return engine.run()
-    dash = LiveDashboard(engine, console, keyboard=keyboard)
+    dash = LiveDashboard(engine.run_state, engine.ui, console, keyboard=keyboard)
     dash.start()
     try:
         return engine.run()

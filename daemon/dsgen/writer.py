@@ -199,3 +199,22 @@ def write_meta_info(cfg: Config, rows: Iterable[tuple[str, str, str, int]]) -> N
             path = format_root(cfg, cat, cfg.format(fmt_name)) / META_INFO
             if body or path.exists():
                 write_text_atomic(path, "".join(line + "\n" for line in body))
+
+
+def write_sample(cfg: Config, files: Iterable[tuple[str, bytes]]) -> None:
+    """Write a sample's encoded files (paths relative to output_root) under their final names.
+
+    Each goes through a temporary name and a rename; if any fails, the ones this call
+    already wrote are removed, so a sample is on disk whole or not at all (DiskFull on a
+    full disk, the OSError otherwise).
+    """
+    tmp = tmp_dir(cfg)
+    done: list[Path] = []
+    try:
+        for rel, data in files:
+            final = cfg.output_root / rel
+            write_png(final, data, cfg.png_compression, tmp)
+            done.append(final)
+    except BaseException:
+        remove_files(done)
+        raise

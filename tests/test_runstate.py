@@ -1,0 +1,105 @@
+"""The loop's one run-state: helpers hold it, never the engine; one video state everywhere."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from dsgen.config import load_config
+from dsgen.engine import Engine
+from dsgen.metrics import Metrics
+from dsgen.model import PREDECESSOR_STATE, video_state
+from dsgen.report import Reporter
+from dsgen.runstate import RunState
+from dsgen.snapshot import from_local
+from dsgen.synth import SynthSpec
+
+VideoFixture = tuple[Path, SynthSpec]
+
+CONFIG = """\
+output_root = "out"
+state_dir = "state"
+workers = 2
+segment_slots = 3
+
+[formats.tiny]
+width = 96
+height = 96
+
+[categories.alpha]
+target = 10
+formats = {{ tiny = 1.0 }}
+
+[[videos]]
+name = "one"
+path = "{one}"
+categories = ["alpha"]
+
+[[videos]]
+name = "two"
+path = "{two}"
+categories = ["alpha"]
+
+[[videos]]
+name = "gone"
+path = "{missing}"
+categories = ["alpha"]
+"""
+
+
+def test_helpers_receive_the_run_state_and_never_the_engine(tmp_path: Path,
+                                                            h264_cuts: VideoFixture) -> None:
+    """No helper object of the loop holds a reference to the Engine (no back-pointer)."""
+    cfg_path = tmp_path / "dsgen.toml"
+    cfg_path.write_text(CONFIG.format(one=h264_cuts[0], two=h264_cuts[0],
+                                      missing=tmp_path / "nope.mkv"))
+    engine = Engine(load_config(cfg_path), Reporter(quiet=True))
+    helpers = [engine.progress, engine.disk, engine.library, engine.dispatch]
+    for h in helpers:
+        held = list(vars(h).values())
+        assert not any(isinstance(v, Engine) for v in held), type(h).__name__
+        assert any(v is engine.run_state for v in held), type(h).__name__
+    assert isinstance(engine.run_state, RunState)
+
+
+def test_one_video_state_in_status_file_snapshot_and_metrics(
+        tmp_path: Path, h264_cuts: VideoFixture, hevc10_hdr: VideoFixture) -> None:
+    """After a real run, the status file, `dsgen status`' snapshot and the metrics give
+    every video the same state, and it is `model.video_state`'s."""
+    cfg_path = tmp_path / "dsgen.toml"
+    cfg_path.write_text(CONFIG.format(one=h264_cuts[0], two=hevc10_hdr[0],
+                                      missing=tmp_path / "nope.mkv"))
+    cfg = load_config(cfg_path)
+    metrics = Metrics(process_metrics=False)
+    engine = Engine(cfg, Reporter(quiet=True), metrics=metrics)
+    assert engine.run() == 0
+    run = engine.run_state
+    states = {run.videos[v].name: run.state_of(v) for v in run.videos}
+    assert states == {"one": "done", "two": "done", "gone": "missing"}
+    for vid, v in run.videos.items():
+        c = run.counts.get(vid)
+        owed = c.owed_total(["alpha"]) if c else 0
+        assert run.state_of(vid) == video_state(v.status, c.slots if c else 0,
+                                                c.pending if c else 0, owed)
+    doc = json.loads(cfg.status_path.read_text())
+    from_file = {ck["name"]: ck["status"] for ck in doc["video_checkpoints"].values()}
+    assert from_file == {n: PREDECESSOR_STATE[s] for n, s in states.items()}
+    snap = from_local(cfg)
+    ck = snap.checkpoints
+    assert (ck.done, ck.failed, ck.in_progress, ck.pending) == (2, 1, 0, 0)
+    assert [f.name for f in ck.failures] == ["gone"]
+    text = metrics.render().decode()
+    assert 'dsgen_videos{state="done"} 2.0' in text
+    assert 'dsgen_videos{state="missing"} 1.0' in text
+
+
+def test_status_reads_the_state_without_loading_a_decoder(tmp_path: Path) -> None:
+    """`dsgen status` imports neither PyAV nor Pillow nor scikit-image."""
+    code = ("import sys\nfrom dsgen.cli import main\n"
+            f"main(['status', '--state-dir', {str(tmp_path)!r}])\n"
+            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('av', 'PIL', "
+            "'skimage'))\nprint('HEAVY', heavy)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "HEAVY []" in r.stdout, r.stdout + r.stderr
