@@ -66,7 +66,7 @@ categories = ["alpha", "beta"]
 """
 TOTAL = 75
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +158,7 @@ def tmux(tmp_path: Path) -> Iterator[Tmux]:
 TOTAL_ROW = re.compile(r"│ TOTAL\s+│\s+│\s+([\d,]+) │\s+([\d,]+) │")
 
 
+@needs_tmux
 @pytest.mark.slow
 def test_monitor_beside_a_live_run_sees_it_grow_and_never_blocks_it(
         tmp_path: Path, long_videos: tuple[Path, Path], tmux: Tmux) -> None:
@@ -219,6 +220,7 @@ def _run_command(cfg_path: Path) -> str:
     return f"{PY} -m dsgen.cli run --config {cfg_path}"
 
 
+@needs_tmux
 @pytest.mark.slow
 def test_q_in_the_dashboard_exits_130_restores_the_terminal_and_resumes(
         tmp_path: Path, long_videos: tuple[Path, Path], tmux: Tmux) -> None:
@@ -284,3 +286,32 @@ def test_a_killed_run_shows_stopped(tmp_path: Path, long_videos: tuple[Path, Pat
     assert doc["images"] == _samples(cfg.state_dir)
     frame = _dsgen("monitor", "--state-dir", str(cfg.state_dir), "--once").stdout
     assert "Status: STOPPED" in frame and "DSGEN MONITOR" in frame
+
+
+def test_status_url_that_does_not_answer_exits_2_but_one_that_answers_exits_0() -> None:
+    """`dsgen status --url` (and `monitor --once`) to nothing listening: STOPPED/unreachable
+    on stdout as documented, an error on stderr, exit 2; a real /metrics endpoint: exit 0."""
+    dead = f"http://127.0.0.1:{_free_port()}"
+    for args in (("status", "--url", dead), ("status", "--url", dead, "--json"),
+                 ("monitor", "--url", dead, "--once")):
+        r = _dsgen(*args)
+        assert r.returncode == 2, (args, r.stdout, r.stderr)
+        assert r.stderr.startswith(f"error: {dead}/metrics: unreachable: "), r.stderr
+        assert "\n  → " in r.stderr and "Traceback" not in r.stderr
+        assert "STOPPED" in r.stdout
+    doc = json.loads(_dsgen("status", "--url", dead, "--json").stdout)
+    assert doc["status"] == "STOPPED" and doc["reason"].startswith("unreachable: ")
+
+    from prometheus_client import CollectorRegistry, Gauge, start_http_server
+
+    registry = CollectorRegistry()
+    Gauge("dsgen_paused", "1 while paused", registry=registry).set(0)
+    port = _free_port()
+    server, thread = start_http_server(port, "127.0.0.1", registry=registry)
+    try:
+        r = _dsgen("status", "--url", f"http://127.0.0.1:{port}", "--json")
+    finally:
+        server.shutdown()
+        thread.join(10)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["status"] == "RUNNING"

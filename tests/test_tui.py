@@ -10,6 +10,7 @@ import subprocess
 import threading
 import time
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 import psutil
@@ -181,6 +182,9 @@ def _status_copy(cfg: Config, tmp: Path, **changes: object) -> LocalReader:
     for key, value in changes.items():
         if key in ("status", "last_update", "started_at"):
             doc[key] = value
+            if key != "status":  # dsgen's own block carries the same time as Unix seconds
+                live["started" if key == "started_at" else key] = (
+                    datetime.fromisoformat(str(value)).timestamp())
         else:
             live[key] = value
     path = tmp / "status.json"
@@ -190,9 +194,9 @@ def _status_copy(cfg: Config, tmp: Path, **changes: object) -> LocalReader:
 
 
 def _iso(ts: float) -> str:
-    from dsgen.status import iso_time
+    from dsgen.status import local_iso_time
 
-    return iso_time(ts)
+    return local_iso_time(ts)
 
 
 def test_status_rules_finished_paused_idle_and_stopped(

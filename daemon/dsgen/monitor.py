@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.live import Live
 
 from dsgen.config import load_config
-from dsgen.errors import EXIT_OK, DsgenError
+from dsgen.errors import EXIT_ERROR, EXIT_OK, DsgenError
 from dsgen.model import FAILED, OK
 from dsgen.snapshot import (
     CategoryView,
@@ -41,6 +41,8 @@ MIN_INTERVAL = 0.2  # faster only burns the reader's CPU; the status file change
 # Remote rates are measured over scrapes this recent (the engine's own rate window).
 RATE_WINDOW_SECONDS = 600.0
 HTTP_TIMEOUT_SECONDS = 3.0
+# The reason of a remote snapshot whose endpoint did not answer (nothing could be read).
+UNREACHABLE = "unreachable"
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -89,15 +91,29 @@ def open_reader(args: argparse.Namespace) -> Iterator[Callable[[], Snapshot]]:
         reader.close()
 
 
+def unreachable(snap: Snapshot) -> bool:
+    """A remote snapshot that read nothing: the endpoint did not answer."""
+    return snap.source == "http" and (snap.reason or "").startswith(UNREACHABLE)
+
+
+def _exit_code(snap: Snapshot) -> int:
+    """0 when something was read; 2 (with a message) when a --url did not answer."""
+    if not unreachable(snap):
+        return EXIT_OK
+    print(f"error: {snap.where}: {snap.reason}\n  → check the address and port, and that the "
+          "daemon runs with [metrics] enabled and reachable from here", file=sys.stderr)
+    return EXIT_ERROR
+
+
 def cmd_status(args: argparse.Namespace) -> int:
-    """One snapshot as text or JSON."""
+    """One snapshot as text or JSON; exit 2 when a --url does not answer."""
     with open_reader(args) as read:
         snap = read()
     if args.json:
         print(json.dumps(to_json(snap), indent=2, ensure_ascii=False))
     else:
         print("\n".join(plain_lines(snap)))
-    return EXIT_OK
+    return _exit_code(snap)
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
@@ -105,8 +121,9 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     interval = max(MIN_INTERVAL, args.interval)
     with open_reader(args) as read:
         if args.once:
-            Console().print(render(read(), live=False, controls=False))
-            return EXIT_OK
+            snap = read()
+            Console().print(render(snap, live=False, controls=False))
+            return _exit_code(snap)
         if not sys.stdout.isatty():
             try:
                 while True:
@@ -194,7 +211,7 @@ class HttpReader:
             with urllib.request.urlopen(self.url, timeout=HTTP_TIMEOUT_SECONDS) as r:
                 m = parse_metrics(r.read().decode("utf-8"))
         except (OSError, ValueError) as e:
-            return Snapshot("http", self.url, "STOPPED", f"unreachable: {e}", now)
+            return Snapshot("http", self.url, "STOPPED", f"{UNREACHABLE}: {e}", now)
         attempts = _by(m, "dsgen_clip_attempts_total", "reason")
         tried, ok = sum(attempts.values()), attempts.get(OK, 0.0)
         written = sum(v for (n, _), v in m.items() if n == "dsgen_samples_written_total")

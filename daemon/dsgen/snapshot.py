@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import shutil
 import socket
 import sqlite3
@@ -307,11 +308,18 @@ class TreeSampler:
 
 
 def _ts(text: Any) -> float | None:
-    """ISO 8601 → Unix time."""
+    """ISO 8601 → Unix time; a time without offset is local (as the predecessor wrote it)."""
     try:
         return datetime.fromisoformat(str(text)).timestamp()
-    except ValueError:
+    except (ValueError, OverflowError, OSError):
         return None
+
+
+def _unix(value: Any) -> float | None:
+    """A Unix time from dsgen's own status block (a number), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 # The status file's performance figures (the rest of Performance comes from psutil).
@@ -421,8 +429,10 @@ class LocalReader:
         doc = self._doc() or {}
         blk: Mapping[str, Any] = live if live is not None else (doc.get("dsgen") or {})
         db = self._db() or _Db()
-        started = blk.get("started") if own else _ts(doc.get("started_at"))
-        last = now if own else _ts(doc.get("last_update"))
+        started = _unix(blk.get("started"))
+        if started is None and not own:
+            started = _ts(doc.get("started_at"))
+        last = now if own else (_unix(blk.get("last_update")) or _ts(doc.get("last_update")))
         stale_after = STALE_PERIODS * src.status_seconds + STALE_GRACE_SECONDS
         status, reason = self._status(doc, blk, own, last, now, stale_after, started)
         pid = blk.get("pid") if isinstance(blk.get("pid"), int) else None

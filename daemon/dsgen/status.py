@@ -19,8 +19,16 @@ SETTLED = ("done", "failed", "missing", "changed", "gone", "unavailable")
 
 
 def iso_time(ts: float) -> str:
-    """A Unix time as ISO 8601 UTC (seconds)."""
+    """A Unix time as ISO 8601 UTC (seconds), for dsgen's own fields."""
     return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds")
+
+
+def local_iso_time(ts: float) -> str:
+    """A Unix time as the predecessor wrote its times: naive local ISO 8601.
+
+    Its monitor subtracts these from `datetime.now()`, which fails on an aware time.
+    """
+    return datetime.fromtimestamp(ts).isoformat()
 
 
 def status_document(cfg: Config, lines: Sequence[VideoLine], totals: Mapping[str, int],
@@ -46,10 +54,11 @@ def status_document(cfg: Config, lines: Sequence[VideoLine], totals: Mapping[str
             for cat, n in line.by_category:
                 if n:
                     per_cat_videos[cat] = per_cat_videos.get(cat, 0) + 1
+    now = time.time()
     return {
         "version": f"dsgen {__version__}",
-        "started_at": iso_time(started),
-        "last_update": iso_time(time.time()),
+        "started_at": local_iso_time(started),
+        "last_update": local_iso_time(now),
         "workers": cfg.worker_count,
         "status": status,
         "progress": {
@@ -68,7 +77,8 @@ def status_document(cfg: Config, lines: Sequence[VideoLine], totals: Mapping[str
         },
         "video_checkpoints": checkpoints,
         "state_db": state_db,
-        "dsgen": live or {},
+        # dsgen's own block: exact Unix times, free of the local clock's DST ambiguity.
+        "dsgen": {**(live or {}), "started": started, "last_update": now},
     }
 
 
