@@ -74,6 +74,44 @@ def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
     assert "not found" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize(("command", "value", "words"), [
+    ("run", "-1", "-1 is out of range: use 0 (one per CPU core) to 256"),
+    ("daemon", "257", "257 is out of range"),
+    ("demo", "-1", "-1 is out of range"),
+    ("run", "two", "'two' is not a whole number"),
+])
+def test_workers_option_has_the_configs_range(tmp_path: Path, command: str, value: str,
+                                              words: str) -> None:
+    """`--workers` outside 0–256 (the config's range) is exit 2 with the reason, before
+    anything is read or written; a value inside the range is taken."""
+    args = ["--config", str(tmp_path / "c.toml")] if command != "demo" else [str(tmp_path / "d")]
+    r = dsgen(command, *args, "--workers", value)
+    assert r.returncode == 2
+    assert f"argument --workers: {words}" in r.stderr and "Traceback" not in r.stderr
+    assert not any(tmp_path.iterdir())  # the demo folder was not even created
+
+
+def test_config_without_videos_or_watch_folders_is_warned_about(tmp_path: Path) -> None:
+    """A config naming no video and no watched folder is valid but warned about, by
+    `config check` and at the start of `run` (which then ends short: exit 1)."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('output_root = "out"\nstate_dir = "state"\n[metrics]\nenabled = false\n'
+                   '[categories.general]\ntarget = 5\nformats = { small_540 = 1.0 }\n')
+    r = dsgen("config", "check", str(cfg))
+    assert r.returncode == 0, r.stderr
+    assert "⚠ no [[videos]] and no [[watch]] folders: there is nothing to extract" in r.stdout
+    assert "✓ config is valid" in r.stdout
+    r = dsgen("run", "--config", str(cfg), "--workers", "1")
+    assert r.returncode == 1, r.stdout + r.stderr
+    warning = r.stdout.index("Warning: Nothing to extract")
+    assert warning < r.stdout.index("Initializing")
+    assert "add [[videos]] tables or [[watch]] folders" in r.stdout
+    # With a video the warning is gone.
+    cfg.write_text(cfg.read_text() + '[[videos]]\nname = "a"\npath = "a.mkv"\n'
+                   'categories = ["general"]\n')
+    assert "nothing to extract" not in dsgen("config", "check", str(cfg)).stdout
+
+
 def test_config_import_writes_loadable_toml_and_notes(tmp_path: Path) -> None:
     """`config import` prints TOML that dsgen loads; notes go to stderr."""
     src = {

@@ -362,6 +362,11 @@ ERROR_CASES: list[tuple[str, list[Mutation], str, str | None, str | None]] = [
     ("duplicate lr stack", [(("extraction", "lr_stacks"), [5, 5])], "extraction.lr_stacks[1]",
      "5", None),
     ("no lr stack", [(("extraction", "lr_stacks"), [])], "extraction.lr_stacks", "[]", None),
+    ("basicsr with 9 frames", [(("layout",), "basicsr"), (("extraction", "frames_per_clip"), 9)],
+     "extraction.frames_per_clip", "9", "frames_per_clip = 7"),
+    ("basicsr with 5 frames", [(("layout",), "basicsr"), (("extraction", "frames_per_clip"), 5),
+                               (("extraction", "lr_stacks"), [5])],
+     "extraction.frames_per_clip", "5", "frames_per_clip = 7"),
     ("range", [(("png_compression",), 12)], "png_compression", "12", "0 to 9"),
     ("negative seed", [(("seed",), -1)], "seed", "-1", "from 0"),
     ("nan threshold", [(("extraction", "scene_cut_threshold"), math.nan)],
@@ -604,3 +609,15 @@ def test_docs_mention_the_predecessor_formats_by_name() -> None:
     text = DOCS.read_text(encoding="utf-8")
     for f in PREDECESSOR_FORMATS:
         assert f"`{f.name}`" in text
+
+
+def test_basicsr_layout_takes_only_seven_frame_clips(tmp_path: Path) -> None:
+    """BasicSR's Vimeo90K datasets read im1–im7 with im4 as GT: layout = "basicsr" loads with
+    7 frames per clip and is refused with 9 (saying why), while "stacked" takes 9."""
+    doc = set_in(base_doc(), ("layout",), "basicsr")
+    assert load_config(write(tmp_path, doc)).layout == "basicsr"
+    set_in(doc, ("extraction", "frames_per_clip"), 9)
+    err, _ = load_error(tmp_path, doc)
+    assert "Vimeo90K" in err.message and "im4.png" in err.message
+    set_in(doc, ("layout",), "stacked")
+    assert load_config(write(tmp_path, doc)).extraction.frames_per_clip == 9

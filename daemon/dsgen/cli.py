@@ -9,8 +9,24 @@ import sys
 from pathlib import Path
 
 from dsgen import __version__
-from dsgen.config import Config, load_config
+from dsgen.config import MAX_WORKERS, Config, load_config
 from dsgen.errors import EXIT_ERROR, EXIT_OK, DsgenError
+
+# What `run` and `config check` say about a config that names nothing to extract.
+NOTHING_TO_DO = ("no [[videos]] and no [[watch]] folders: there is nothing to extract",
+                 "add [[videos]] tables or [[watch]] folders (see docs/config.md)")
+
+
+def workers_arg(text: str) -> int:
+    """`--workers N`: the config's range, 0 (one per core) to MAX_WORKERS."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= n <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(
+            f"{n} is out of range: use 0 (one per CPU core) to {MAX_WORKERS}")
+    return n
 
 
 def _serve(args: argparse.Namespace, daemon: bool) -> int:
@@ -45,6 +61,9 @@ def _serve(args: argparse.Namespace, daemon: bool) -> int:
                           ["Another process uses the port? Set [metrics] port or enabled = false"],
                           event="metrics_failed", error=str(e))
             metrics = None
+    if not cfg.videos and not cfg.watch:
+        reporter.warn("Nothing to extract", [f"Config: {cfg.source}", NOTHING_TO_DO[0]],
+                      [NOTHING_TO_DO[1]], event="no_videos")
     # Workers must not inherit NOTIFY_SOCKET: only the main process speaks to systemd.
     notifier = Notifier(unset_environment=True)
     engine = Engine(cfg, reporter, daemon=daemon, metrics=metrics, notifier=notifier)
@@ -109,6 +128,8 @@ def _summary(cfg: Config) -> list[str]:
                      f"{'polling' if w.poll else 'inotify'}){there}")
     if cfg.metrics.enabled:
         lines.append(f"metrics: http://{cfg.metrics.address}:{cfg.metrics.port}/metrics")
+    if not cfg.videos and not cfg.watch:
+        lines.append(f"⚠ {NOTHING_TO_DO[0]}\n  → {NOTHING_TO_DO[1]}")
     return lines
 
 
@@ -161,7 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     "videos and config changes")):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--config", "-c", required=True, help="TOML config file")
-        cmd.add_argument("--workers", type=int, help="override the config's workers")
+        cmd.add_argument("--workers", type=workers_arg,
+                         help=f"override the config's workers (0 = one per core, up to "
+                              f"{MAX_WORKERS})")
         cmd.add_argument("--log-format", choices=("text", "json", "console"),
                          help="text: plain lines (run's default); json: one JSON event per "
                               "line (daemon's default, for journald); console: structured, "
@@ -175,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="make synthetic videos and run the full pipeline on them")
     demo.add_argument("dir", nargs="?", default="./dsgen-demo", help="work dir (./dsgen-demo)")
-    demo.add_argument("--workers", type=int, default=0, help="worker processes (0 = per core)")
+    demo.add_argument("--workers", type=workers_arg, default=0,
+                      help=f"worker processes (0 = one per core, up to {MAX_WORKERS})")
     demo.set_defaults(func=_cmd_demo)
 
     cfg = sub.add_parser("config", help="check or import configuration")

@@ -205,6 +205,13 @@ PREDECESSOR_FORMATS: tuple[FormatCfg, ...] = (
 )
 
 
+# BasicSR's Vimeo90K datasets (basicsr/data/vimeo90k_dataset.py) read septuplets only: the
+# GT is always im4.png and the inputs im1–im7 (Vimeo90KRecurrentDataset hard-codes 1–7).
+BASICSR_FRAMES = 7
+# Worker processes: 0 = one per core; more than this is a typo, not a machine.
+MAX_WORKERS = 256
+
+
 class _Ctx:
     """Where we are in the TOML file, for error messages."""
 
@@ -344,7 +351,7 @@ def config_from_dict(raw: dict[str, Any], file: Path) -> Config:
             ctx.fail(req, "missing", f'add {req} = "/some/path" at the top of the file')
     top["output_root"] = _resolve(base, top["output_root"])
     top["state_dir"] = _resolve(base, top["state_dir"])
-    _check_range(ctx, "workers", top.get("workers", 0), 0, 256)
+    _check_range(ctx, "workers", top.get("workers", 0), 0, MAX_WORKERS)
     _check_range(ctx, "png_compression", top.get("png_compression", 3), 0, 9)
     _check_range(ctx, "segment_slots", top.get("segment_slots", 24), 1, 100_000)
     _check_range(ctx, "seed", top.get("seed", 1), 0, 2**63 - 1)  # numpy seeds are >= 0
@@ -359,6 +366,12 @@ def config_from_dict(raw: dict[str, Any], file: Path) -> Config:
                                skip=set()))
     extraction = ExtractionCfg(**ext, quality=qual)
     _check_extraction(ctx, extraction)
+    if top.get("layout") == "basicsr" and extraction.frames_per_clip != BASICSR_FRAMES:
+        ctx.fail("extraction.frames_per_clip",
+                 f"{extraction.frames_per_clip} with layout = \"basicsr\": BasicSR's Vimeo90K "
+                 f"datasets read {BASICSR_FRAMES}-frame clips only (GT = im4.png, inputs "
+                 "im1–im7)", f'use frames_per_clip = {BASICSR_FRAMES}, or layout = "stacked" '
+                 "for other clip lengths")
     disk = DiskCfg(**_build(ctx, DiskCfg, raw.get("disk", {}), "disk", skip=set()))
     _check_range(ctx, "disk.min_free_gb", disk.min_free_gb, 0.0, 1e6)
     _check_range(ctx, "disk.check_seconds", disk.check_seconds, 0.1, 86_400)
