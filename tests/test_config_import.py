@@ -5,6 +5,9 @@ from __future__ import annotations
 import copy
 import datetime
 import json
+import math
+import subprocess
+import sys
 import time
 import tomllib
 from pathlib import Path
@@ -14,9 +17,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dsgen.config import PREDECESSOR_FORMATS, Config, FormatCfg, config_from_dict
+from dsgen.config import PREDECESSOR_FORMATS, Config, FormatCfg, config_from_dict, load_config
 from dsgen.config_import import ImportResult, import_file, import_predecessor
 from dsgen.errors import ConfigError
+from dsgen.import_v1 import V20_MIXES
 
 SOURCE = "generator_config.json"
 
@@ -330,8 +334,9 @@ def test_sixteen_nine_sizes_are_decided_by_name_and_aspect() -> None:
     assert notes_about(result, "format_config.space.xlarge_1440.gt_size")
 
 
-def test_new_categories_and_folder_sharing() -> None:
-    """master and universal both map to the predecessor's folder; the second gets its own."""
+def test_master_universal_files_get_the_folders_of_their_era() -> None:
+    """A master/universal file (and a custom category) gets make_dataset_multi.py's folders of
+    that time: Master/MasterModel/Learn, Universal/UniversalModel/Learn, Cap/CapModel/Learn."""
     raw = v2_config()
     raw["category_targets"] = {"master": 10, "universal": 20, "anime": 5}
     fc = raw["format_config"]
@@ -340,9 +345,12 @@ def test_new_categories_and_folder_sharing() -> None:
         v["categories"] = {"anime": 1.0}
     result = import_predecessor(raw, SOURCE)
     cfg = load(result)
-    assert [c.path for c in cfg.categories] == ["Universal/Mastermodell/Learn", "universal",
-                                                "anime"]
-    assert notes_about(result, "category_targets.universal")
+    assert [c.path for c in cfg.categories] == ["Master/MasterModel/Learn",
+                                                "Universal/UniversalModel/Learn",
+                                                "Anime/AnimeModel/Learn"]
+    # That script wrote the 5-frame stacks to LR/: the note says how to join the folders.
+    assert any("into LR/; dsgen writes them into LR_5frames/" in n
+               for n in notes_about(result, "extraction.lr_stacks"))
 
 
 @pytest.mark.parametrize(("mutate", "key"), [
@@ -350,7 +358,6 @@ def test_new_categories_and_folder_sharing() -> None:
     (lambda r: r["base_settings"].update(lr_versions=["6frames"]), "base_settings.lr_versions[0]"),
     (lambda r: r["base_settings"].update(scene_diff_threshold=float("nan")),
      "base_settings.scene_diff_threshold"),
-    (lambda r: r["format_config"].pop("toon"), "format_config.toon"),
     (lambda r: r["videos"][0].pop("path"), "videos[0].path"),
     (lambda r: r["videos"][2].update(path="~no-such-user-here/film.mkv"), "videos[2].path"),
     (lambda r: r["videos"][1]["categories"].update(space=-1), "videos[1].categories.space"),
@@ -364,3 +371,440 @@ def test_structurally_bad_values_are_errors_naming_the_key(mutate: Any, key: str
     with pytest.raises(ConfigError) as err:
         import_predecessor(raw, SOURCE)
     assert err.value.key == key
+
+
+def test_a_category_without_format_config_takes_the_predecessors_built_in_mix() -> None:
+    """The predecessor fell back to its built-in mix for a category missing in format_config
+    (make_dataset_multi.py); the import does the same and says so."""
+    raw = v2_config()
+    raw["format_config"].pop("toon")
+    result = import_predecessor(raw, SOURCE)
+    assert load(result).category("toon").formats == V20_MIXES["toon"]
+    assert "built-in mix" in notes_about(result, "format_config.toon")[0]
+
+
+# -- every generation through the real CLI ---------------------------------------------------
+
+def dsgen(*args: str) -> subprocess.CompletedProcess[str]:
+    """The installed `dsgen` command, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "dsgen.cli", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def cli_import(tmp: Path, raw: dict[str, Any], *extra: str, name: str = SOURCE
+               ) -> tuple[Config, list[str], str]:
+    """`dsgen config import` of `raw` written as JSON; `dsgen config check` must accept the
+    TOML. Returns the loaded config, the notes (stderr) and the TOML."""
+    js = tmp / name
+    js.write_text(json.dumps(raw, indent=2, ensure_ascii=False), encoding="utf-8")
+    r = dsgen("config", "import", str(js), *extra)
+    assert r.returncode == 0, r.stderr
+    toml = tmp / "imported.toml"
+    toml.write_text(r.stdout, encoding="utf-8")
+    check = dsgen("config", "check", str(toml))
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "✓ config is valid" in check.stdout
+    notes = [line.removeprefix("note: ") for line in r.stderr.splitlines()
+             if line.startswith("note: ")]
+    assert len(notes) == len(r.stderr.splitlines())  # nothing but notes on stderr
+    return load_config(toml), notes, r.stdout
+
+
+def noted(notes: list[str], key: str) -> str:
+    """The note about JSON key `key` (its head may list several keys); fails if none."""
+    for n in notes:
+        head = n.split(": ", 1)[0]
+        if key == head or key in head.split(", "):
+            return n
+    raise AssertionError(f"no note about {key}: {notes}")
+
+
+def first_generation(out: str) -> dict[str, Any]:
+    """The earliest generator_config.json: base_settings and videos, nothing else (the
+    predecessor took targets, formats and mixes from its built-ins)."""
+    return {
+        "base_settings": {
+            "base_frame_limit": 3000, "max_workers": 12, "val_percent": 0.0,
+            "output_base_dir": out, "temp_dir": "/tmp/generator_temp",
+            "status_file": f"{out}/.generator_status.json", "min_file_size": 10000,
+            "scene_diff_threshold": 45, "max_retry_attempts": 10, "retry_skip_seconds": 60,
+            "lr_versions": ["5frames", "7frames"],
+        },
+        "videos": [
+            {"name": "Planet Earth II - Islands",
+             "path": "/mnt/data/video/SerieUHD/Planet Earth II/S01E01.mkv",
+             "categories": {"general": 1.0}},
+            {"name": "Star Trek Beyond",
+             "path": "/mnt/data/video/filme/UHD/Star Trek Beyond (2016)/Star Trek Beyond.mkv",
+             "categories": {"general": 0.5, "space": 1.0}, "priority": 1},
+            {"name": "Shrek", "path": "/mnt/data/video/filme/UHD/Shrek/Shrek.mkv",
+             "categories": {"toon": 1.0, "general": 0.2}},
+        ],
+    }
+
+
+def test_first_generation_imports_with_the_predecessors_built_in_defaults(
+        tmp_path: Path) -> None:
+    """No category_targets/format_config: targets 80,000/55,000/30,000, the v2.0 mixes,
+    formats and folders, each default and each dropped key told in a note."""
+    cfg, notes, _ = cli_import(tmp_path, first_generation("/mnt/data/training/dataset"))
+    assert [(c.name, c.target, c.path, c.formats) for c in cfg.categories] == [
+        ("general", 80000, "Universal/Mastermodell/Learn", V20_MIXES["general"]),
+        ("space", 55000, "Space/SpaceModel/Learn", V20_MIXES["space"]),
+        ("toon", 30000, "Toon/ToonModel/Learn", V20_MIXES["toon"]),
+    ]
+    assert cfg.formats == PREDECESSOR_FORMATS  # sizes, ×3 and the Patches… folders
+    assert cfg.extraction.lr_stacks == (5, 7) and cfg.workers == 12
+    # What the predecessor really made per category: 3000 × the sum of each video's weights.
+    assert "about 11,100" in noted(notes, "categories.general.target")
+    for cat in ("space", "toon"):
+        assert "built-in target" in noted(notes, f"categories.{cat}.target")
+    for cat in ("general", "space", "toon"):
+        assert "built-in mix" in noted(notes, f"format_config.{cat}")
+    for key in ("base_frame_limit", "min_file_size", "temp_dir", "val_percent"):
+        assert "not imported" in noted(notes, f"base_settings.{key}")
+    assert "no priority" in noted(notes, "videos[1].priority")
+    assert "portrait" in noted(notes, "(layout)")  # the first script's height-first sizes
+
+
+def test_an_existing_dataset_decides_the_folders(tmp_path: Path) -> None:
+    """When the output folder holds the predecessor's dataset, the import points dsgen at
+    those folders: the later v2.0 script's LR/ (5 frames) is found and named in a note."""
+    out = tmp_path / "dataset"
+    for d in ("Patches/GT", "Patches/LR", "Patches/LR_7frames", "Patches_Medium169/GT"):
+        (out / "Universal/Mastermodell/Learn" / d).mkdir(parents=True)
+    cfg, notes, _ = cli_import(tmp_path, first_generation(str(out)))
+    assert cfg.category("general").path == "Universal/Mastermodell/Learn"
+    found = noted(notes, "base_settings.output_base_dir")
+    assert "found the folders make_dataset_multi.py (VSR++ folder names) wrote" in found
+    assert "rename the old LR/ folders to LR_5frames" in noted(notes, "extraction.lr_stacks")
+
+
+def master_era(out: str) -> dict[str, Any]:
+    """The last generator_config.json: master/universal/space/toon, [w, h] sizes."""
+    def fmts(*spec: tuple[str, int, int, float]) -> dict[str, Any]:
+        return {n: {"gt_size": [w, h], "lr_size": [w // 3, h // 3], "probability": p}
+                for n, w, h, p in spec}
+
+    return {
+        "base_settings": {
+            "base_frame_limit": 3000, "max_workers": 4, "val_percent": 0.0,
+            "output_base_dir": out, "temp_dir": f"{out}/temp",
+            "status_file": f"{out}/.generator_status.json", "min_file_size": 10000,
+            "scene_diff_threshold": 45, "max_retry_attempts": 10, "retry_skip_seconds": 60,
+            "lr_versions": ["5frames", "7frames"],
+        },
+        "category_targets": {"master": 300000, "universal": 350000, "space": 160000,
+                             "toon": 90000},
+        "format_config": {
+            "master": fmts(("small_540", 540, 540, 0.5), ("medium_169", 720, 405, 0.35),
+                           ("large_720", 720, 720, 0.15)),
+            "universal": fmts(("small_540", 540, 540, 0.5), ("medium_169", 720, 405, 0.35),
+                              ("large_720", 720, 720, 0.15)),
+            "space": fmts(("small_540", 540, 540, 0.4), ("medium_169", 720, 405, 0.35),
+                          ("large_720", 720, 720, 0.25)),
+            "toon": fmts(("small_540", 540, 540, 0.65), ("medium_169", 720, 405, 0.35)),
+        },
+        "videos": [
+            {"name": "Venom 2 - Let There Be Carnage",
+             "path": "/mnt/data/video/filme/UHD/Venom 2/Venom 2.mkv",
+             "categories": {"master": 0.25, "universal": 0.75}},
+            {"name": "Avatar", "path": "/mnt/data/video/filme/UHD/Avatar (2009)/Avatar.mkv",
+             "categories": {"master": 0.2, "universal": 0.2, "space": 0.3, "toon": 0.3}},
+        ],
+    }
+
+
+def test_master_era_file_grows_a_flat_v2_dataset_found_on_disk(tmp_path: Path) -> None:
+    """make_dataset_v2_uhd.py wrote <category>/patches/<size>/{GT,LR_7frames}: found on disk,
+    the categories and formats point there and only the 7-frame stack is written."""
+    out = tmp_path / "datasetNeu"
+    for cat in ("master", "universal"):
+        for d in ("540/GT", "540/LR_7frames", "720_169/GT"):
+            (out / cat / "patches" / d).mkdir(parents=True)
+    cfg, notes, _ = cli_import(tmp_path, master_era(str(out)))
+    assert [c.path for c in cfg.categories] == ["master", "universal", "space", "toon"]
+    assert [(f.name, f.dir) for f in cfg.formats] == [
+        ("small_540", "patches/540"), ("medium_169", "patches/720_169"),
+        ("large_720", "patches/720")]
+    assert cfg.extraction.lr_stacks == (7,)
+    assert "only the 7-frame stack" in noted(notes, "base_settings.lr_versions")
+    assert "405×720 (portrait)" in noted(notes, "(layout)")  # that script read [h, w]
+    # Without that dataset on disk: the folders of make_dataset_multi.py at that time.
+    cfg, notes, _ = cli_import(tmp_path, master_era("/mnt/data/training/datasetNeu"))
+    assert cfg.category("master").path == "Master/MasterModel/Learn"
+    assert "make_dataset_v2_uhd.py (flat structure): master/patches/540/" in noted(
+        notes, "base_settings.output_base_dir")
+
+
+def v2_flat(root: str, video_dir: str) -> dict[str, Any]:
+    """generator_config_v2.json as video_manager.py left it: output_patches, category_patches,
+    list categories (some videos unassigned), processing, quality, source_dirs, comments."""
+    return {
+        "_comment_usage": "=== SIMPLIFIED CONFIG - Auto-scan, 2 Categories ===",
+        "_comment_use_with": "make_dataset_v2_clean.py",
+        "dataset_name": "master",
+        "root_path": root,
+        "source_dirs": [{"path": video_dir, "extensions": [".mkv", ".mp4", ".avi"]}],
+        "videos": [
+            {"name": "Das Fünfte Element", "path": f"{video_dir}/Das Fünfte Element.mkv",
+             "categories": ["master", "universal", "space"]},
+            {"name": "Arielle, die Meerjungfrau (2023)", "path": f"{video_dir}/Arielle.mkv",
+             "categories": ["master", "toon"]},
+            {"name": "Shining (1980)", "path": f"{video_dir}/Shining (1980).mkv",
+             "categories": {}},
+        ],
+        "output_patches": {
+            "720": {"gt_size": [720, 720], "scale": 3, "enabled": True, "weight": 25},
+            "540": {"gt_size": [540, 540], "scale": 3, "enabled": True, "weight": 50},
+            "720_169": {"gt_size": [720, 405], "scale": 3, "enabled": True, "weight": 25},
+            "1080": {"gt_size": [1080, 1080], "scale": 3, "enabled": False, "weight": 0},
+        },
+        "processing": {"n_frames": 7, "scale": 3, "stride": 3, "min_scene_length": 21,
+                       "scene_threshold": 30.0, "center_snap_seconds": 0.0},
+        "quality": {"jpeg_quality": 95, "min_sharpness": 30.0, "blur_threshold": 100.0,
+                    "min_variety_std": 8.0, "lr_degrade_prob": 0.6, "lr_dark_boost": True,
+                    "lr_jpeg_quality_range": [72, 85], "lr_noise_sigma": [0.5, 2.0]},
+        "workers": 8,
+        "batch_size": 4,
+        "validation": {"enabled": False, "note": "Validation GT is copied to val/720/GT/"},
+        "random_seed": None,
+        "ffmpeg_timeout": 120,
+        "ffprobe_timeout": 60,
+        "category_patches": {"master": 350000, "universal": 120000, "space": 100000,
+                             "toon": 80000},
+    }
+
+
+def test_v2_output_patches_generation(tmp_path: Path) -> None:
+    """root_path + output_patches + category_patches: folders <cat>/patches/<size>, one
+    7-frame stack, the gates that exist in dsgen kept, a note for every other key."""
+    cfg, notes, toml = cli_import(tmp_path, v2_flat("/mnt/data/training/datasetNeu",
+                                                    "/mnt/data/video/filme/UHD"),
+                                  name="generator_config_v2.json")
+    assert [(c.name, c.target, c.path) for c in cfg.categories] == [
+        ("master", 350000, "master"), ("universal", 120000, "universal"),
+        ("space", 100000, "space"), ("toon", 80000, "toon")]
+    assert cfg.category("master").formats == (("720", 25.0), ("540", 50.0), ("720_169", 25.0))
+    assert [(f.name, f.width, f.height, f.scale, f.dir) for f in cfg.formats] == [
+        ("720", 720, 720, 3, "patches/720"), ("540", 540, 540, 3, "patches/540"),
+        ("720_169", 720, 405, 3, "patches/720_169")]
+    e = cfg.extraction
+    assert (e.lr_stacks, e.quality.crop_min_detail, e.quality.crop_min_std) == ((7,), 100.0, 8.0)
+    assert cfg.output_root == Path("/mnt/data/training/datasetNeu") and cfg.workers == 8
+    assert [v.name for v in cfg.videos] == ["Das Fünfte Element",
+                                            "Arielle, die Meerjungfrau (2023)"]
+    assert cfg.videos[1].categories == (("master", 1.0), ("toon", 1.0))
+    assert cfg.watch == ()  # the source dir holds listed videos: written commented out
+    assert "# [[watch]]" in toml and '# path = "/mnt/data/video/filme/UHD"' in toml
+    assert "commented-out" in noted(notes, "source_dirs[0]")
+    assert "skipped them" in noted(notes, "videos[2]")  # categories {}: not used before either
+    assert "equal share" in noted(notes, "output_patches")
+    assert "enabled: false" in noted(notes, "output_patches.1080")
+    for key in ("_comment_usage", "_comment_use_with", "dataset_name", "batch_size",
+                "validation", "random_seed", "ffmpeg_timeout", "ffprobe_timeout",
+                "processing.stride", "processing.min_scene_length", "processing.scene_threshold",
+                "processing.center_snap_seconds", "quality.jpeg_quality",
+                "quality.min_sharpness", "quality.lr_degrade_prob", "quality.lr_dark_boost",
+                "quality.lr_jpeg_quality_range", "quality.lr_noise_sigma"):
+        noted(notes, key)
+
+
+def templates_json() -> dict[str, Any]:
+    """templates.json as utils/config_io.py creates it (two formats, two degradations)."""
+    deg = {"blur": {"sigma_range": [0.3, 0.9], "prob": 0.75},
+           "compression": {"jpeg_quality_range": [65, 85], "prob": 0.85,
+                           "ringing_strength": 0.2},
+           "noise": {"sigma_range": [1.0, 4.5], "prob": 0.65, "color_noise_prob": 0.2}}
+    return {
+        "_format": "templates_v1",
+        "_description": "Reusable format and degradation templates for dataset generation",
+        "format_templates": {
+            "960x540_169": {"gt_size": [960, 540], "scale": 3, "aspect_ratio": "16:9",
+                            "description": "960x540 16:9 Landscape – standard resize target"},
+            "720x720_11": {"gt_size": [720, 720], "scale": 3, "aspect_ratio": "1:1",
+                           "description": "720x720 Square – detail crop"},
+        },
+        "degradation_templates": {
+            "dvd_film_balanced": {"description": "Balanced DVD/film look", **deg},
+            "classic_sitcom_sd": {"description": "Classic SD sitcom look", **deg},
+        },
+    }
+
+
+def v2_templates(root: str, video_dir: str, new_dir: str) -> dict[str, Any]:
+    """generator_config_v2.json of the templates generation (create_default_config.py /
+    utils/config_io.py keys), with forced_frames and priority on videos."""
+    return {
+        "_format": "generator_config_v2", "_version": "2.0",
+        "root_path": root,
+        "source_dirs": [{"path": video_dir, "extensions": [".mkv"]}, {"path": new_dir}],
+        "videos": [
+            {"name": "S01E01 - Fremde Neue Welt", "path": f"{video_dir}/S01E01.mkv",
+             "categories": ["master", "space"], "forced_frames": 2000, "priority": 1},
+            {"name": "Minions_t00", "path": f"{video_dir}/Minions_t00.mkv",
+             "categories": ["master"]},
+        ],
+        "categories": {
+            "master": {"target_total": 100000, "formats": [
+                {"template": "960x540_169", "weight": 60, "source_mode": "resize",
+                 "degradation_mix": {"dvd_film_balanced": 50, "classic_sitcom_sd": 50}},
+                {"template": "720x720_11", "weight": 40, "source_mode": "crop",
+                 "degradation_mix": {"dvd_film_balanced": 100}},
+            ]},
+            "space": {"target_total": 50000, "formats": [
+                {"template": "960x540_169", "weight": 1, "source_mode": "crop",
+                 "degradation_mix": {"classic_sitcom_sd": 1}},
+            ]},
+        },
+        "processing": {"n_frames": 7, "min_scene_length": 21, "scene_threshold": 30.0,
+                       "stride": 3, "scale": 3},
+        "quality": {"blur_threshold": 80.0, "min_sharpness": 30.0, "jpeg_quality": 95},
+        "workers": 8, "batch_size": 4, "random_seed": 42, "output_format": "bmp",
+        "ffmpeg_timeout": 120, "ffprobe_timeout": 60,
+    }
+
+
+def test_v2_templates_generation(tmp_path: Path) -> None:
+    """templates → [formats.*] with mode; folders <cat>/patches/<template>; source_dirs →
+    [[watch]]; forced_frames, degradation_mix, output_format and the rest each noted."""
+    new_dir = tmp_path / "new_videos"
+    raw = v2_templates("/mnt/data/training/datasetNeu", "/mnt/data/video/SerieUHD",
+                       str(new_dir))
+    (tmp_path / "templates.json").write_text(json.dumps(templates_json()), encoding="utf-8")
+    cfg, notes, toml = cli_import(tmp_path, raw, name="generator_config_v2.json")
+    # 960x540_169 is used with both modes (in different categories): one format per mode.
+    assert [(f.name, f.width, f.height, f.scale, f.dir, f.mode) for f in cfg.formats] == [
+        ("960x540_169_resize", 960, 540, 3, "patches/960x540_169", "resize"),
+        ("720x720_11", 720, 720, 3, "patches/720x720_11", "crop"),
+        ("960x540_169_crop", 960, 540, 3, "patches/960x540_169", "crop")]
+    assert [(c.name, c.target, c.path, c.formats) for c in cfg.categories] == [
+        ("master", 100000, "master", (("960x540_169_resize", 60.0), ("720x720_11", 40.0))),
+        ("space", 50000, "space", (("960x540_169_crop", 1.0),))]
+    assert (cfg.seed, cfg.workers, cfg.extraction.lr_stacks) == (42, 8, (7,))
+    assert cfg.extraction.quality.crop_min_detail == 80.0
+    # The folder without listed videos is watched for real; the other one is commented out.
+    assert [(w.path, w.categories) for w in cfg.watch] == [
+        (new_dir, (("master", 1.0), ("space", 1.0)))]
+    assert '# path = "/mnt/data/video/SerieUHD"' in toml
+    assert "weight above 1" in noted(notes, "videos[0].forced_frames")
+    assert "no priority" in noted(notes, "videos[0].priority")
+    mix = noted(notes, "categories.master.formats[0].degradation_mix")
+    assert "dvd_film_balanced 50, classic_sitcom_sd 50" in mix
+    noted(notes, "categories.master.formats[1].degradation_mix")
+    noted(notes, "categories.space.formats[0].degradation_mix")
+    assert "PNG only" in noted(notes, "output_format")
+    assert "bucket folders" in noted(notes, "(layout)")
+    for key in ("_format", "_version", "batch_size", "ffmpeg_timeout", "ffprobe_timeout",
+                "processing.stride", "processing.scene_threshold", "processing.min_scene_length",
+                "quality.min_sharpness", "quality.jpeg_quality", "source_dirs[0]",
+                "source_dirs[1]"):
+        noted(notes, key)
+
+    # The degradation mixes and templates are parsed and kept for their own config section.
+    result = import_file(tmp_path / "generator_config_v2.json")
+    assert result.degradation_mixes == {
+        ("master", "960x540_169_resize"): (("dvd_film_balanced", 50.0),
+                                           ("classic_sitcom_sd", 50.0)),
+        ("master", "720x720_11"): (("dvd_film_balanced", 100.0),),
+        ("space", "960x540_169_crop"): (("classic_sitcom_sd", 1.0),)}
+    assert result.degradation_templates["classic_sitcom_sd"].parts["noise"]["sigma_range"] == [
+        1.0, 4.5]
+
+
+def test_v2_templates_without_templates_json_says_which_file_to_pass(tmp_path: Path) -> None:
+    """No templates.json beside the file: exit 2 naming templates.json and --templates;
+    given with --templates from elsewhere, the import works."""
+    js = tmp_path / "conf" / "generator_config_v2.json"
+    js.parent.mkdir()
+    js.write_text(json.dumps(v2_templates("/srv/ds", "/srv/v", "/srv/new")), encoding="utf-8")
+    r = dsgen("config", "import", str(js))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "templates.json" in r.stderr and "--templates" in r.stderr
+    assert r.stderr.startswith(f"error: {js}: categories.master.formats:")
+    elsewhere = tmp_path / "tmpl.json"
+    elsewhere.write_text(json.dumps(templates_json()), encoding="utf-8")
+    r = dsgen("config", "import", str(js), "--templates", str(elsewhere))
+    assert r.returncode == 0, r.stderr
+    # A degradation template missing from templates.json is an error naming the key.
+    bad = templates_json()
+    del bad["degradation_templates"]["classic_sitcom_sd"]
+    elsewhere.write_text(json.dumps(bad), encoding="utf-8")
+    r = dsgen("config", "import", str(js), "--templates", str(elsewhere))
+    assert r.returncode == 2
+    assert "categories.master.formats[0].degradation_mix.classic_sitcom_sd" in r.stderr
+
+
+def test_files_of_no_generation_are_refused_with_the_reason(tmp_path: Path) -> None:
+    """A JSON with neither base_settings nor root_path, or the first clean prototype's
+    `sizes`, is a ConfigError saying what the file is and what to do."""
+    with pytest.raises(ConfigError, match="neither base_settings") as err:
+        import_predecessor({"videos": []}, SOURCE)
+    assert "generator_config_v2.json" in str(err.value)
+    with pytest.raises(ConfigError, match="prototype") as err:
+        import_predecessor({"root_path": "/x", "dataset_name": "m", "videos": ["/v/a.mkv"],
+                            "sizes": {"720": {"width": 1280, "height": 720}}}, SOURCE)
+    assert err.value.key == "sizes"
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every key path inside a JSON document."""
+    out: list[tuple[Any, ...]] = []
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(
+        value, list) else ()
+    for k, v in items:
+        out.append((*prefix, k))
+        out.extend(_paths(v, (*prefix, k)))
+    return out
+
+
+# Values that sit on the edges of what the importer checks, then anything JSON can hold.
+TRICKY = [None, True, 0, -1, 2.5, 1e308, math.inf, math.nan, 10**20, "", "..", "/abs",
+          "a/../b", "5frames", "resize", [], {}, [1], [[1]], ["a", ["b"]], [0, 0], [540, 540],
+          {"general": 1.0}, {"x": [1]}]
+JSON_VALUES = st.sampled_from(TRICKY) | st.recursive(
+    st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=True)
+    | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                 max_size=3),
+    max_leaves=6)
+GENERATIONS = {
+    "first": first_generation("/srv/ds"),
+    "configured": v2_config(),
+    "master era": master_era("/srv/ds"),
+    "v2 output_patches": v2_flat("/srv/ds", "/srv/videos"),
+    "v2 templates": v2_templates("/srv/ds", "/srv/videos", "/srv/new"),
+}
+
+
+@pytest.mark.parametrize("generation", list(GENERATIONS))
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_any_bad_value_in_any_generation_is_a_config_error(generation: str,
+                                                           data: st.DataObject) -> None:
+    """Whatever value replaces whatever key of a real file of each generation, the import
+    either gives TOML that loads or a ConfigError naming a key: never a crash."""
+    raw = copy.deepcopy(GENERATIONS[generation])
+    tmpl = templates_json() if generation == "v2 templates" else None
+    for _ in range(data.draw(st.integers(1, 3))):
+        target = data.draw(st.sampled_from(["config", "templates"] if tmpl else ["config"]))
+        doc: Any = raw if target == "config" else tmpl
+        paths = _paths(doc)
+        if not paths:
+            continue
+        path = data.draw(st.sampled_from(paths))
+        node = doc
+        for k in path[:-1]:
+            node = node[k]
+        if data.draw(st.booleans()):
+            node[path[-1]] = copy.deepcopy(data.draw(JSON_VALUES))
+        elif isinstance(node, dict):
+            del node[path[-1]]
+        else:
+            node.pop(path[-1])
+    try:
+        result = import_predecessor(raw, SOURCE, templates=tmpl)
+    except ConfigError as e:
+        assert e.key and "Traceback" not in str(e)
+        return
+    load(result)

@@ -130,8 +130,8 @@ def monitor_view(status: dict[str, Any], status_file: str) -> str:
     lines.append(f"TOTAL {images:,} {target:,} "
                  f"{images / target * 100 if target > 0 else 0:.1f}% {disk:.2f}")
     cps = status["video_checkpoints"]
-    completed = sum(1 for c in cps.values() if isinstance(c, str) and c == "completed"
-                    or isinstance(c, dict) and c.get("status") == "completed")
+    completed = sum(1 for c in cps.values() if (isinstance(c, str) and c == "completed")
+                    or (isinstance(c, dict) and c.get("status") == "completed"))
     running = sum(1 for c in cps.values() if isinstance(c, dict)
                   and c.get("status") == "in_progress")
     lines += [f"Total Checkpoints: {len(cps)}", f"Completed: {completed}",

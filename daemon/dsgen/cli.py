@@ -144,7 +144,7 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
 def _cmd_config_import(args: argparse.Namespace) -> int:
     from dsgen.config_import import import_file
 
-    result = import_file(Path(args.file))
+    result = import_file(Path(args.file), Path(args.templates) if args.templates else None)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     sys.stdout.write(result.toml)
@@ -207,8 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
     check = csub.add_parser("check", help="validate a config and print a summary")
     check.add_argument("file")
     check.set_defaults(func=_cmd_config_check)
-    imp = csub.add_parser("import", help="convert the predecessor's generator_config.json")
+    imp = csub.add_parser("import", help="convert the predecessor's generator_config.json or "
+                                         "generator_config_v2.json (any generation)")
     imp.add_argument("file")
+    imp.add_argument("--templates", metavar="FILE",
+                     help="the templates.json of a V2 config with format templates (default: "
+                          "the one beside FILE)")
     imp.set_defaults(func=_cmd_config_import)
 
     from dsgen.monitor import add_parsers as add_monitor_parsers
