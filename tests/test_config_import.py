@@ -480,6 +480,18 @@ def test_an_existing_dataset_decides_the_folders(tmp_path: Path) -> None:
     assert "rename the old LR/ folders to LR_5frames" in noted(notes, "extraction.lr_stacks")
 
 
+def test_base_settings_generation_through_the_cli(tmp_path: Path) -> None:
+    """A v2.0 file with category_targets and format_config: `config check` accepts the TOML;
+    each base_settings key dsgen has no use for, and priority, gets its note."""
+    cfg, notes, _ = cli_import(tmp_path, v2_config())
+    assert [c.path for c in cfg.categories] == ["Universal/Mastermodell/Learn",
+                                                "Space/SpaceModel/Learn", "Toon/ToonModel/Learn"]
+    assert cfg.formats == PREDECESSOR_FORMATS
+    for key in ("base_frame_limit", "min_file_size", "temp_dir", "val_percent"):
+        assert "not imported" in noted(notes, f"base_settings.{key}")
+    noted(notes, "videos[1].priority")
+
+
 def master_era(out: str) -> dict[str, Any]:
     """The last generator_config.json: master/universal/space/toon, [w, h] sizes."""
     def fmts(*spec: tuple[str, int, int, float]) -> dict[str, Any]:
