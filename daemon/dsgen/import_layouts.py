@@ -116,7 +116,14 @@ def choose(imp: Importer, key: str, out_root: str, layouts: list[Layout],
     """The layout whose folders exist under `out_root` (this machine), else the first."""
     root = Path(out_root).expanduser()
     found: list[tuple[tuple[int, int], int]] = []
-    if not is_windows(out_root) and root.is_absolute() and root.is_dir():
+    if is_windows(out_root):
+        where = "is a Windows path (not looked into here)"
+    elif not root.is_absolute():
+        where = "is a relative path (not looked into)"
+    elif not root.is_dir():
+        where = "does not exist on this machine"
+    else:
+        where = "holds none of the predecessor's folders"
         found = [(_hits(root, lay, wanted), -i) for i, lay in enumerate(layouts)]
     best = max(found) if found else ((0, 0), 0)
     layout = layouts[-best[1]]
@@ -127,8 +134,6 @@ def choose(imp: Importer, key: str, out_root: str, layouts: list[Layout],
                  f"(e.g. {_example(layout, wanted)}); categories and formats point at them, so "
                  "a run adds to that dataset")
     else:
-        where = ("does not exist on this machine" if not found
-                 else "holds none of the predecessor's folders")
         imp.note(key, f"{toml_string(out_root)} {where}: folders set as {layout.writer} wrote "
                  f"them (e.g. {_example(layout, wanted)})" +
                  (f". Other scripts of this generation wrote {others}: if your dataset looks "
