@@ -564,7 +564,9 @@ def _renderings(value: Any) -> set[str]:
     if isinstance(value, str):
         return {f'`"{value}"`'}
     if isinstance(value, tuple):
-        return {"`[" + ", ".join(json.dumps(v) for v in value) + "]`"}
+        # a tuple holds a list, or the pairs of a table (an empty table is `{}`)
+        return {"`[" + ", ".join(json.dumps(v) for v in value) + "]`", *(() if value else
+                                                                      ("`{}`",))}
     raise AssertionError(f"no rendering for {value!r}")
 
 

@@ -246,3 +246,16 @@ def test_promtool_does_report_problems() -> None:
                        timeout=60)
     assert p.returncode != 0
     assert "_total" in p.stdout + p.stderr
+
+
+def test_worker_series_follow_the_workers_that_are_connected() -> None:
+    """dsgen_worker_busy has one series per worker now; a worker that leaves loses its series."""
+    m = Metrics(process_metrics=False)
+    m.set_worker_list([("w1", "node-a", True), ("w2", "node-b", False)])
+    text = m.render().decode()
+    assert value(text, "dsgen_worker_busy", worker="w1", host="node-a") == 1
+    assert value(text, "dsgen_worker_busy", worker="w2", host="node-b") == 0
+    m.set_worker_list([("w2", "node-b", True)])
+    text = m.render().decode()
+    assert 'worker="w1"' not in text
+    assert value(text, "dsgen_worker_busy", worker="w2", host="node-b") == 1

@@ -190,3 +190,18 @@ def test_sysusers_creates_the_expected_account(tmp_path: Path) -> None:
     assert int(uid) < 1000, "must be a system user"
     assert shell.endswith("nologin")
     assert any(line.split(":")[:3] == ["dsgen", "x", gid] for line in group)
+
+
+@pytest.mark.parametrize("name", ["dsgen-dask-worker.service", "dsgen-dask-scheduler.service"])
+def test_dask_units_verify_silently(tmp_path: Path, name: str) -> None:
+    """The Dask scheduler and worker units (docs/scaling.md) pass `systemd-analyze verify`
+    with no message, their `dask` program standing in by this venv's."""
+    text = (ROOT / "systemd" / name).read_text()
+    dask = Path(sys.executable).parent / "dask"
+    if not dask.exists():
+        pytest.skip("the dask CLI is not installed (pip install 'dsgen[dask]')")
+    copy = tmp_path / name
+    copy.write_text(text.replace("/opt/dsgen/bin/dask", str(dask)))
+    res = _run(_analyze(), "verify", "--man=no", copy)
+    assert res.stderr == "", f"systemd-analyze verify complained:\n{res.stderr}"
+    assert res.returncode == 0, res.stdout

@@ -19,6 +19,7 @@ Layout = Literal["stacked", "basicsr"]
 SourceMode = Literal["crop", "resize"]
 LrFilter = Literal["area", "bicubic", "lanczos"]
 LogFormat = Literal["json", "console"]
+ExecutorKind = Literal["local", "dask"]
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,17 @@ class DaemonCfg:
 
 
 @dataclass(frozen=True)
+class DaskCfg:
+    """Where a Dask cluster runs the workers (`executor = "dask"`, docs/scaling.md)."""
+
+    scheduler: str = ""  # e.g. "tcp://10.0.0.5:8786"; required with executor = "dask"
+    # Seconds to wait for the scheduler at start (a cluster may still be coming up).
+    connect_seconds: float = 30.0
+    # Video path prefixes as the workers see them: { "/mnt/video" = "/net/nas/video" }.
+    path_map: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole, validated configuration."""
 
@@ -174,6 +186,8 @@ class Config:
     watch: tuple[WatchCfg, ...] = ()
     metrics: MetricsCfg = field(default_factory=MetricsCfg)
     daemon: DaemonCfg = field(default_factory=DaemonCfg)
+    executor: ExecutorKind = "local"  # where workers run: this machine's pool, or Dask
+    dask: DaskCfg = field(default_factory=DaskCfg)
 
     def format(self, name: str) -> FormatCfg:
         """The format called `name`."""
@@ -343,7 +357,7 @@ def config_from_dict(raw: dict[str, Any], file: Path) -> Config:
     ctx = _Ctx(str(file))
     base = file.resolve().parent
     sections = {"extraction", "disk", "formats", "categories", "videos", "watch", "metrics",
-                "daemon"}
+                "daemon", "dask"}
     top = _build(ctx, Config, raw, "", skip=sections,
                  hidden={"source": "remove it (the config file itself is the source)"})
     for req in ("output_root", "state_dir"):
@@ -385,9 +399,32 @@ def config_from_dict(raw: dict[str, Any], file: Path) -> Config:
     daemon = DaemonCfg(**_build(ctx, DaemonCfg, raw.get("daemon", {}), "daemon", skip=set()))
     _check_range(ctx, "daemon.rescan_seconds", daemon.rescan_seconds, 0.5, 86_400)
     _check_range(ctx, "daemon.idle_seconds", daemon.idle_seconds, 0.05, 3600)
+    dask = _load_dask(ctx, raw.get("dask", {}), top.get("executor", "local"))
     return Config(source=file, extraction=extraction, disk=disk, formats=formats,
                   categories=categories, videos=videos, watch=watch, metrics=metrics,
-                  daemon=daemon, **top)
+                  daemon=daemon, dask=dask, **top)
+
+
+def _load_dask(ctx: _Ctx, table: Any, executor: str) -> DaskCfg:
+    """The [dask] table; with executor = "dask" the scheduler and the package must exist."""
+    vals = _build(ctx, DaskCfg, table, "dask", skip={"path_map"})
+    pm = table.get("path_map", {}) if isinstance(table, dict) else {}
+    if not isinstance(pm, dict) or not all(
+            isinstance(k, str) and k and isinstance(v, str) and v for k, v in pm.items()):
+        ctx.fail("dask.path_map", f"{pm!r} is not a table of path prefixes",
+                 'write e.g. path_map = { "/mnt/video" = "/net/nas/video" }')
+    _check_range(ctx, "dask.connect_seconds", vals.get("connect_seconds", 30.0), 0.1, 3600)
+    cfg = DaskCfg(path_map=tuple(pm.items()), **vals)
+    if executor == "dask":
+        if not cfg.scheduler:
+            ctx.fail("dask.scheduler", "missing (executor is \"dask\")",
+                     'add [dask] scheduler = "tcp://host:8786" (see docs/scaling.md)')
+        import importlib.util
+
+        if importlib.util.find_spec("distributed") is None:
+            ctx.fail("executor", '"dask" needs the dask and distributed packages',
+                     "pip install 'dsgen[dask]', or use executor = \"local\"")
+    return cfg
 
 
 def _load_watch(ctx: _Ctx, items: Any, cats: set[str], base: Path) -> tuple[WatchCfg, ...]:

@@ -106,7 +106,10 @@ class Dispatcher:
 
     def _task(self, vid: int, probe: VideoProbe, slots: tuple[SlotPlan, ...]) -> Task:
         run = self.run
-        threads = max(1, (os.cpu_count() or 1) // run.cfg.worker_count)
+        # codec threads per task: the local cores shared by the pool; one on a Dask cluster
+        # (one worker process per core there, docs/scaling.md)
+        threads = 1 if run.cfg.executor == "dask" else max(
+            1, (os.cpu_count() or 1) // run.cfg.worker_count)
         vc = run.cfg_by_id[vid]
         return Task(run.cfg, vid, vc.name, vc.slug, probe, slots, threads)
 

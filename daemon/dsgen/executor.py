@@ -147,4 +147,8 @@ class LocalExecutor:
 
 def make_executor(cfg: Config) -> Executor:
     """The executor the config asks for."""
+    if cfg.executor == "dask":
+        from dsgen.dask_executor import DaskExecutor  # optional: pip install 'dsgen[dask]'
+
+        return DaskExecutor(cfg)
     return LocalExecutor(cfg)

@@ -11,7 +11,9 @@ import heapq
 import os
 import signal
 import socket
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,14 +60,27 @@ class Task:
     threads: int = 1
 
 
-_readers: dict[str, ClipReader] = {}  # per worker process: keep the decode position between tasks
-_stop: Any = None  # a multiprocessing Event set by the parent to stop between attempts
+# Per worker thread (a Dask worker may run several tasks at once): one open reader, so the
+# decode position carries over between tasks of the same video.
+_local = threading.local()
+# Asked between attempts: has the parent asked to stop? (a multiprocessing Event locally,
+# the cluster's stop event under Dask)
+def _never() -> bool:
+    return False
+
+
+_stop_check: Callable[[], bool] = _never
+
+
+def set_stop_check(check: Callable[[], bool]) -> None:
+    """Install how this worker learns that the parent stops (executor backends call it)."""
+    global _stop_check
+    _stop_check = check
 
 
 def init_worker(stop_event: Any) -> None:
     """Process-pool initializer: keep the stop event, ignore Ctrl+C, die with the parent."""
-    global _stop
-    _stop = stop_event
+    set_stop_check(stop_event.is_set)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent()
@@ -99,13 +114,15 @@ def probe_task(req: ProbeRequest) -> VideoProbe | VideoError:
 
 
 def _reader(probe: VideoProbe, threads: int) -> ClipReader:
-    r = _readers.get(probe.path)
-    if r is None or r.probe.size != probe.size or r.probe.mtime_ns != probe.mtime_ns:
-        for old in _readers.values():
-            old.close()
-        _readers.clear()
-        r = ClipReader(probe, threads)
-        _readers[probe.path] = r
+    old: ClipReader | None = getattr(_local, "reader", None)
+    if old is not None and old.probe.path == probe.path and old.probe.size == probe.size and (
+            old.probe.mtime_ns == probe.mtime_ns):
+        return old
+    if old is not None:
+        old.close()
+        _local.reader = None
+    r = ClipReader(probe, threads)
+    _local.reader = r
     return r
 
 
@@ -132,7 +149,7 @@ def run_task(task: Task) -> TaskResult:
         if not s.starts:
             res.slots[i].complete = True
     while heap:
-        if _stop is not None and _stop.is_set():
+        if _stop_check():
             res.stopped = True
             break
         sweep, start, i, number = heapq.heappop(heap)

@@ -122,6 +122,10 @@ class Metrics:
                               "Size in bytes of the output filesystem.", registry=r)
         self._workers = Gauge("dsgen_workers", "Worker processes by state.", ["state"],
                               registry=r)
+        self._worker_busy = Gauge(
+            "dsgen_worker_busy", "1 while a worker runs dsgen's work, else 0; one series per "
+            "connected worker (local pool or Dask cluster).", ["worker", "host"], registry=r)
+        self._worker_labels: set[tuple[str, str]] = set()
         self._worker_failures = Counter(
             "dsgen_worker_failures", "Worker processes that died or tasks that raised.",
             ["kind"], registry=r)
@@ -291,6 +295,16 @@ class Metrics:
         busy = max(0, min(busy, total))
         self._workers.labels("busy").set(busy)
         self._workers.labels("idle").set(total - busy)
+
+    def set_worker_list(self, workers: Iterable[tuple[str, str, bool]]) -> None:
+        """(name, host, busy) of every worker now; series of workers that left are removed."""
+        now = set()
+        for name, host, busy in workers:
+            self._worker_busy.labels(name, host).set(1 if busy else 0)
+            now.add((name, host))
+        for gone in self._worker_labels - now:
+            self._worker_busy.remove(*gone)
+        self._worker_labels = now
 
     def set_disk(self, free: int, size: int) -> None:
         """Free and total bytes of the output filesystem (shutil.disk_usage)."""

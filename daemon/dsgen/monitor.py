@@ -32,6 +32,7 @@ from dsgen.snapshot import (
     LocalSource,
     Performance,
     Snapshot,
+    WorkerView,
     to_json,
 )
 from dsgen.tui import plain_lines, render
@@ -238,6 +239,9 @@ class HttpReader:
         cats = tuple(CategoryView(c, int(samples.get(c, 0)), int(t), int(sizes.get(c, 0)),
                                   None, None) for c, t in targets.items())
         workers = _by(m, "dsgen_workers", "state")
+        worker_list = tuple(sorted(
+            (WorkerView(dict(k).get("worker", ""), dict(k).get("host", ""), v == 1)
+             for (n, k), v in m.items() if n == "dsgen_worker_busy"), key=lambda w: w.name))
         eta_ts = _val(m, "dsgen_estimated_completion_timestamp_seconds")
         perf = Performance(
             patches_per_min=(written - written0) / span * 60,
@@ -258,6 +262,7 @@ class HttpReader:
             completed_videos=ck.done + ck.failed,
             workers=int(sum(workers.values())) if workers else None,
             workers_busy=int(workers["busy"]) if "busy" in workers else None,
+            worker_list=worker_list,
             eta_seconds=max(0.0, eta_ts - now) if eta_ts is not None else None,
             categories=cats, checkpoints=ck, performance=perf, disk=disk)
 

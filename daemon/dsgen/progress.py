@@ -57,6 +57,7 @@ class Progress:
             return
         m.set_workers(sum(1 for _, _, b in run.workers if b), len(run.workers)
                       or run.cfg.worker_count)
+        m.set_worker_list(run.workers)
         m.paused(run.paused)
         m.run_state("paused" if run.paused and run.status == "running" else run.status)
 

@@ -288,8 +288,9 @@ class RunState:
             mode="daemon" if self.daemon else "run", state=state,
             paused_reason=paused_reason,
             stopping=self.stopping.is_set() and self.status not in ("finished", "interrupted"),
-            started=k.started, workers=self.cfg.worker_count,
-            workers_busy=min(self.cfg.worker_count, len(self.inflight)),
+            started=k.started, workers=len(self.workers) or self.cfg.worker_count,
+            workers_busy=(sum(1 for _, _, b in self.workers if b) if self.workers else
+                          min(self.cfg.worker_count, len(self.inflight))),
             worker_names=self.workers, current=current,
             totals=tuple((c, self.totals.get(c, 0)) for c in self.category_names),
             patches_per_min=rate, success_rate=k.success_rate(),

@@ -121,6 +121,15 @@ class Disk:
 
 
 @dataclass(frozen=True)
+class WorkerView:
+    """A worker of the run (local pool or Dask cluster)."""
+
+    name: str
+    host: str
+    busy: bool
+
+
+@dataclass(frozen=True)
 class Event:
     """A line worth seeing: a warning, or (live) what the engine printed."""
 
@@ -149,6 +158,7 @@ class Snapshot:
     current_index: int | None = None
     workers: int | None = None
     workers_busy: int | None = None
+    worker_list: tuple[WorkerView, ...] = ()
     eta_seconds: float | None = None
     categories: tuple[CategoryView, ...] = ()
     current: tuple[VideoView, ...] = ()
@@ -486,6 +496,9 @@ class LocalReader:
             stale_after_seconds=stale_after, total_videos=len(names),
             completed_videos=checkpoints.done + checkpoints.failed, current_index=index,
             workers=workers, workers_busy=busy,
+            worker_list=tuple(WorkerView(str(w.get("name", "")), str(w.get("host", "")),
+                                         bool(w.get("busy"))) for w in blk.get("worker_list", [])
+                              if isinstance(w, dict)),
             eta_seconds=eta, categories=categories, current=current, checkpoints=checkpoints,
             performance=perf, disk=disk, events=evs[-EVENTS_KEPT:],
             output_root=str(src.output_root) if src.output_root else None,

@@ -44,6 +44,7 @@ MEMORY_WARN, MEMORY_HIGH = 0.75, 0.90  # share of the machine's RAM held by the 
 TWO_COLUMNS_MIN_WIDTH = 120  # below this, one column (the layout is made for 80 columns)
 BAR_CELLS = 10  # progress bar width in the category table (fits 80 columns)
 CURRENT_SHOWN = 4  # current videos listed (one per busy video; the rest summarised)
+WORKERS_SHOWN = 6  # cluster workers named under "Workers" (the rest counted)
 EVENTS_SHOWN = 5
 # Sections left out, in this order, when a frame is taller than the terminal; last, the
 # header box and the controls shrink to one line each.
@@ -136,6 +137,12 @@ def _overall(s: Snapshot, live: bool) -> Text:
         ("Remaining", f"{s.remaining_videos} videos"),
         ("Elapsed", "—" if s.elapsed_seconds is None else human_time(s.elapsed_seconds)),
         ("ETA", eta), ("Workers", workers), ("Last Update", upd)]
+    if len({w.host for w in s.worker_list}) > 1 or any(
+            not w.name.startswith("local-") for w in s.worker_list):  # a cluster: name them
+        shown = ", ".join(f"{'●' if w.busy else '○'} {w.name}@{w.host}"
+                          for w in s.worker_list[:WORKERS_SHOWN])
+        more = len(s.worker_list) - WORKERS_SHOWN
+        rows.insert(-1, ("  ", shown + (f" … +{more}" if more > 0 else "")))
     return _tree("📊 OVERALL PROGRESS", rows)
 
 
@@ -336,6 +343,9 @@ def plain_lines(snap: Snapshot) -> list[str]:
     lines.append(f"  {rate} patches/min, success {_pct(p.success_rate)}, workers "
                  f"{s.workers_busy if s.workers_busy is not None else '—'}/"
                  f"{s.workers if s.workers is not None else '—'} busy")
+    if s.worker_list:
+        lines.append("  workers: " + ", ".join(f"{w.name}@{w.host} {'busy' if w.busy else 'idle'}"
+                                               for w in s.worker_list))
     for v in s.current:
         lines.append(f"  now: [{v.index}] {v.name} {v.samples}/{v.samples_target} samples, "
                      f"slots {v.slots_done}/{v.slots_planned}")
