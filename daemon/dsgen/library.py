@@ -49,10 +49,13 @@ class Library:
         return self.watcher is None or self.watcher.alive()
 
     def video_cfgs(self) -> list[VideoCfg]:
-        """Configured videos, then those found in watched folders."""
+        """Configured videos, then those found in watched folders (a watched file that is
+        also configured, by name or by path, is the configured video: never extracted twice)."""
         named = {v.name for v in self.run.cfg.videos}
+        paths = {_real(v.path) for v in self.run.cfg.videos}
         return [*self.run.cfg.videos,
-                *(v for v in self.run.watched.values() if v.name not in named)]
+                *(v for v in self.run.watched.values()
+                  if v.name not in named and _real(v.path) not in paths)]
 
     # -- sync ------------------------------------------------------------------------------
 
@@ -201,6 +204,14 @@ class Library:
             slug = self.run.cfg_by_id[vid].slug
             for slot in st.slots(vid, pending_only=True):
                 remove_files(slot_paths(self.run.cfg, slug, slot.slot_id, slot.formats))
+
+
+def _real(path: Path) -> str:
+    """A path with symlinks and `..` resolved (the same file seen through two names)."""
+    try:
+        return str(path.resolve())
+    except OSError:
+        return str(path)
 
 
 def slot_paths(cfg: Config, slug: str, slot_id: int, formats: tuple[tuple[str, str], ...]
