@@ -26,6 +26,9 @@ from dsgen.model import VideoProbe
 
 # A worker asks the parent's stop event at most this often (it is a network round trip).
 STOP_CHECK_SECONDS = 0.5
+# The cluster's workers and threads are asked of the scheduler at most this often (each is
+# a round trip of ~0.1 s on a busy scheduler; the loop would otherwise ask every second).
+CLUSTER_INFO_SECONDS = 5.0
 
 PathMap = tuple[tuple[str, str], ...]
 
@@ -81,6 +84,23 @@ class DaskExecutor:
         self._event = Event(self._event_name, client=self._client)
         self._keys = itertools.count(1)
         self._futures: dict[Future[Any], int] = {}
+        self._info: tuple[float, int, list[WorkerInfo]] = (-CLUSTER_INFO_SECONDS, 1, [])
+
+    def _cluster(self) -> tuple[int, list[WorkerInfo]]:
+        """(threads, workers) of the cluster, refreshed every CLUSTER_INFO_SECONDS."""
+        now = time.monotonic()
+        if now - self._info[0] < CLUSTER_INFO_SECONDS:
+            return self._info[1], self._info[2]
+        try:
+            info = self._client.scheduler_info(n_workers=-1)["workers"]
+            busy = self._client.processing()
+        except (CommClosedError, OSError, TimeoutError, KeyError):
+            return self._info[1], self._info[2]
+        workers = [WorkerInfo(str(w.get("name", addr)), str(w.get("host", "")),
+                              bool(busy.get(addr))) for addr, w in sorted(info.items())]
+        threads = max(1, sum(int(w.get("nthreads", 1)) for w in info.values()))
+        self._info = (now, threads, workers)
+        return threads, workers
 
     def submit(self, fn: Callable[[Any], Any], arg: Any) -> int:
         """Queue `fn(arg)` on the cluster (never cached: `pure=False`)."""
@@ -119,11 +139,8 @@ class DaskExecutor:
         return out
 
     def capacity(self) -> int:
-        """Threads over every worker of the cluster right now (at least 1)."""
-        try:
-            return max(1, int(sum(self._client.nthreads().values())))
-        except (CommClosedError, OSError, TimeoutError):
-            return 1
+        """Threads over every worker of the cluster (at least 1)."""
+        return self._cluster()[0]
 
     def request_stop(self) -> None:
         """Set the run's stop event; workers see it within STOP_CHECK_SECONDS."""
@@ -131,13 +148,7 @@ class DaskExecutor:
 
     def workers(self) -> list[WorkerInfo]:
         """The cluster's workers (name, host) and whether they run something of ours."""
-        try:
-            info = self._client.scheduler_info(n_workers=-1)["workers"]
-            busy = self._client.processing()
-        except (CommClosedError, OSError, TimeoutError, KeyError):
-            return []
-        return [WorkerInfo(str(w.get("name", addr)), str(w.get("host", "")), bool(busy.get(addr)))
-                for addr, w in sorted(info.items())]
+        return self._cluster()[1]
 
     def healthy(self) -> bool:
         """The client is connected."""
