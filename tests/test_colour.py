@@ -8,6 +8,7 @@ is re-implemented here from the standards rather than imported from dsgen.colour
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from av.video.reformatter import Interpolation
+from PIL import Image
 
 from dsgen import colour
 from dsgen.colour import colour_info, crop_rgb, luma_small, plane_views
@@ -462,13 +464,17 @@ def test_hlg_grey_ramp() -> None:
         ("yuv444p", "sdr"),
     ],
 )
-def test_odd_boxes_equal_crop_of_whole_conversion(fmt: str, transfer: str) -> None:
+@pytest.mark.parametrize("siting", ["center", "left", "topleft"])
+def test_odd_boxes_equal_crop_of_whole_conversion(fmt: str, transfer: str, siting: str) -> None:
     """Any box, odd position and size included, gives exactly the pixels of the same box cut
-    from the whole-frame conversion: boxes are aligned outward to the chroma grid and padded
-    by 2 chroma samples before conversion, then cut (4:2:0 callers may pass any box)."""
+    from the whole-frame conversion with the same chroma siting: boxes are aligned outward
+    to the chroma grid and padded by 2 chroma samples before conversion, then cut (so a box
+    starting half a chroma sample in still sees chroma where the siting puts it)."""
     frame = noise_frame(fmt, 96, 64, seed=5)
     bits = frame.format.components[0].bits
-    info = info_for("bt2020" if transfer == "pq" else "bt709", bits, False, transfer)
+    info = dataclasses.replace(
+        info_for("bt2020" if transfer == "pq" else "bt709", bits, False, transfer),
+        chroma_siting=siting)
     full = crop_rgb(frame, (0, 0, 96, 64), info)
     rng = np.random.default_rng(6)
     boxes = [(1, 1, 1, 1), (95, 63, 1, 1), (0, 0, 95, 63), (1, 1, 95, 63), (33, 17, 7, 9)]
@@ -481,9 +487,10 @@ def test_odd_boxes_equal_crop_of_whole_conversion(fmt: str, transfer: str) -> No
 
 
 def test_odd_sized_420_frame_is_handled() -> None:
-    """Odd-sized 4:2:0 frames (not produced by real decoders) convert every box, including
-    ones touching the odd right/bottom edge, consistently with the whole-frame result
-    (crops are padded to whole chroma samples, so the chroma ratio is always exactly 2:1)."""
+    """Odd-sized 4:2:0 frames (MPEG-1/2/4, VP9 and FFV1 decode to them, e.g. 720×405)
+    convert every box, including ones touching the odd right/bottom edge, consistently with
+    the whole-frame result (crops are padded to whole chroma samples, so the chroma ratio is
+    always exactly 2:1)."""
     frame = noise_frame("yuv420p", 33, 21, seed=7)
     info = info_for("bt709", 8, False)
     full = crop_rgb(frame, (0, 0, 33, 21), info)
@@ -780,7 +787,8 @@ HDR10 = "colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc"
 
 
 def test_colour_info_h264_bt709_tagged(tmp_path: Path) -> None:
-    """A BT.709-tagged H.264 stream reads as bt709 limited 8-bit SDR, tagged."""
+    """A BT.709-tagged H.264 stream reads as bt709 limited 8-bit SDR, tagged, with left-sited
+    chroma (H.264's default when the VUI says nothing)."""
     tags = {"colorspace": 1, "color_range": 1, "color_trc": 1, "color_primaries": 1}
     p = encode(tmp_path / "a.mp4", "libx264", "yuv420p", 64, 48, ctx_tags=tags)
     without, info, _ = probe(p)
@@ -792,7 +800,8 @@ def test_colour_info_h264_bt709_tagged(tmp_path: Path) -> None:
         "sdr",
     )
     assert info.matrix_tagged and not info.is_hdr
-    assert info.describe() == "bt709 limited 8-bit SDR (no tone mapping)"
+    assert info.chroma_siting == "left"
+    assert info.describe() == "bt709 limited 8-bit SDR (no tone mapping), left-sited chroma"
 
 
 def test_colour_info_hevc_hdr10_reads_maxcll(tmp_path: Path) -> None:
@@ -811,7 +820,8 @@ def test_colour_info_hevc_hdr10_reads_maxcll(tmp_path: Path) -> None:
     assert info.is_hdr and info.peak_nits == 1000.0 and info.peak_source == "maxcll"
     assert without.transfer == "pq" and without.peak_source == "default"
     assert info.describe() == (
-        "bt2020 limited 10-bit PQ (peak 1000 nits from maxcll) → tone-mapped to BT.709 SDR"
+        "bt2020 limited 10-bit PQ (peak 1000 nits from maxcll) → tone-mapped to BT.709 SDR, "
+        "left-sited chroma"
     )
 
 
@@ -887,3 +897,233 @@ def test_hdr10_stream_end_to_end(tmp_path: Path) -> None:
     out = crop_rgb(frame, box, info)
     assert np.array_equal(out, crop_rgb(src, box, info))
     assert (np.diff(out[0, ::2, 1].astype(int)) >= 0).all()
+
+
+# ------------------------------------------------------------------------------------------
+# (7) Chroma siting
+# ------------------------------------------------------------------------------------------
+
+# Where chroma sample (0, 0) sits, in luma samples (x, y): ITU-T H.273 ChromaSampleLocType
+# (H.264/HEVC Annex E, Figure E-1) under FFmpeg's names. Written from the standard.
+H273_POSITION = {
+    "left": (0.0, 0.5),
+    "center": (0.5, 0.5),
+    "topleft": (0.0, 0.0),
+    "top": (0.5, 0.0),
+    "bottomleft": (0.0, 1.0),
+    "bottom": (0.5, 1.0),
+}
+LOC_TYPE = {0: "left", 1: "center", 2: "topleft", 3: "top", 4: "bottomleft", 5: "bottom"}
+
+
+def ref_upsample(c: npt.NDArray[np.float64], n: int, offset: float, axis: int
+                 ) -> npt.NDArray[np.float64]:
+    """Chroma at n luma positions along `axis`: luma sample i sees chroma coordinate
+    (i − offset) / 2, linearly interpolated between its two neighbours; positions before the
+    first or after the last chroma sample take that edge sample."""
+    u = (np.arange(n) - offset) / 2.0
+    lo = np.floor(u).astype(int)
+    frac = u - lo
+    last = c.shape[axis] - 1
+    a = np.take(c, np.clip(lo, 0, last), axis=axis)
+    b = np.take(c, np.clip(lo + 1, 0, last), axis=axis)
+    shape = [1, 1]
+    shape[axis] = n
+    frac = frac.reshape(shape)
+    return np.asarray(a * (1.0 - frac) + b * frac, dtype=np.float64)
+
+
+def ref_sited_rgb(y: npt.NDArray[Any], u: npt.NDArray[Any], v: npt.NDArray[Any], bits: int,
+                  full: bool, matrix: str, siting: str) -> npt.NDArray[np.float64]:
+    """Float R'G'B' (0–255) of whole planes: chroma upsampled at the siting, then the matrix."""
+    h, w = y.shape
+    ox, oy = H273_POSITION[siting]
+
+    def up(c: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+        out = c.astype(np.float64)
+        if c.shape[1] < w:
+            out = ref_upsample(out, w, ox, 1)
+        if c.shape[0] < h:
+            out = ref_upsample(out, h, oy, 0)
+        return out
+
+    return ref_ycbcr_to_rgb(y, up(u), up(v), bits, full, matrix) * 255.0
+
+
+def sharp_colour_planes(width: int, height: int, bits: int, sub: tuple[int, int], seed: int
+                        ) -> list[npt.NDArray[Any]]:
+    """Y'CbCr planes with hard colour edges: chroma jumps between extreme codes (16/240 at
+    8 bits) in random blocks 1–4 chroma samples wide, luma in blocks of 1–6 samples."""
+    rng = np.random.default_rng(seed)
+    s = 1 << (bits - 8)
+    dtype = np.uint8 if bits == 8 else np.uint16
+
+    def blocks(rows: int, cols: int, lo: int, hi: int, widest: int) -> npt.NDArray[Any]:
+        edges_x = np.cumsum(rng.integers(1, widest + 1, cols))
+        edges_y = np.cumsum(rng.integers(1, widest + 1, rows))
+        ix = np.searchsorted(edges_x, np.arange(cols), side="right")
+        iy = np.searchsorted(edges_y, np.arange(rows), side="right")
+        pick = rng.integers(0, 2, (rows + 1, cols + 1))[iy[:, None], ix[None, :]]
+        return np.where(pick == 1, hi, lo).astype(dtype)
+
+    cw, ch = -(-width >> sub[0]), -(-height >> sub[1])
+    y = blocks(height, width, 60 * s, 200 * s, 6)
+    return [y, blocks(ch, cw, 16 * s, 240 * s, 4), blocks(ch, cw, 16 * s, 240 * s, 4)]
+
+
+@pytest.mark.parametrize("siting", sorted(H273_POSITION))
+@pytest.mark.parametrize(("fmt", "width", "height"), [
+    ("yuv420p", 64, 48), ("yuv420p", 33, 21), ("yuv420p10le", 48, 30), ("yuv422p", 41, 20),
+    ("yuvj420p", 40, 24),
+])
+def test_crop_honours_siting_against_float_reference(fmt: str, width: int, height: int,
+                                                     siting: str) -> None:
+    """For every siting, crops (whole frame, odd boxes, boxes on odd edges of odd frames)
+    equal the float reference — chroma upsampled at the H.273 position, then the BT.709
+    equations — within rounding (≤ 0.52 code; the requirement is ≤ 1)."""
+    sub = SUBSAMPLING[fmt[3:6] if not fmt.startswith("yuvj") else fmt[4:7]]
+    bits = 8 if fmt.endswith("p") else 10
+    full = fmt.startswith("yuvj")
+    planes = sharp_colour_planes(width, height, bits, sub, seed=21)
+    frame = make_frame(fmt, planes)
+    info = dataclasses.replace(info_for("bt709", bits, full), chroma_siting=siting)
+    ref = ref_sited_rgb(*planes, bits, full, "bt709", siting)
+    boxes = [(0, 0, width, height), (1, 1, width - 2, height - 2), (3, 2, 7, 9),
+             (width - 5, height - 3, 5, 3), (width - 1, height - 1, 1, 1)]
+    for x, y, w, h in boxes:
+        got = crop_rgb(frame, (x, y, w, h), info)
+        err = np.abs(got - ref[y : y + h, x : x + w]).max()
+        assert err <= 0.52, ((x, y, w, h), err)
+
+
+@pytest.mark.parametrize("fmt", ["nv12", "nv21", "p010le", "nv16"])
+def test_semi_planar_formats_honour_siting(fmt: str) -> None:
+    """Semi-planar layouts (hardware decoders' output) crop with the siting like planar."""
+    probe_fmt = av.VideoFrame(16, 16, fmt).format
+    bits = probe_fmt.components[0].bits
+    planar_fmt = {"nv12": "yuv420p", "nv21": "yuv420p", "p010le": "yuv420p10le",
+                  "nv16": "yuv422p"}[fmt]
+    sub = SUBSAMPLING[planar_fmt[3:6]]
+    planes = sharp_colour_planes(48, 32, bits, sub, seed=22)
+    planar = make_frame(planar_fmt, planes)
+    other = planar.reformat(format=fmt)
+    info = dataclasses.replace(info_for("bt709", bits, False), chroma_siting="topleft")
+    ref = ref_sited_rgb(*planes, bits, False, "bt709", "topleft")
+    assert np.abs(crop_rgb(other, (3, 1, 41, 29), info) - ref[1:30, 3:44]).max() <= 0.52
+
+
+SITED_STREAMS = [  # (encoder, pix_fmt, options, siting the codec's spec gives)
+    *[("libx264", "yuv420p", {"qp": "0", "preset": "ultrafast",
+                              "x264-params": f"chromaloc={t}:log-level=error"}, s)
+      for t, s in LOC_TYPE.items()],
+    ("libx265", "yuv420p10le", x265("chromaloc=2:lossless=1"), "topleft"),
+    ("libx265", "yuv420p10le", x265("lossless=1"), "left"),
+    ("mpeg2video", "yuv420p", {"qscale": "1"}, "left"),
+    ("mpeg1video", "yuv420p", {"qscale": "1"}, "center"),
+]
+
+
+def decoded_planes(frame: av.VideoFrame) -> list[npt.NDArray[Any]]:
+    """Copies of a decoded planar frame's planes."""
+    return [p.copy() for p in plane_views(frame)]
+
+
+@pytest.mark.parametrize(("codec", "pix_fmt", "options", "siting"), SITED_STREAMS,
+                         ids=[f"{c}-{s}" for c, _, o, s in SITED_STREAMS])
+def test_real_streams_with_sharp_colour_edges_honour_their_siting(
+        tmp_path: Path, codec: str, pix_fmt: str, options: dict[str, str], siting: str) -> None:
+    """Real encoded streams with hard colour edges, one per siting tag (H.264 chromaloc 0–5,
+    HEVC 10-bit top-left and untagged, MPEG-2, MPEG-1): colour_info reads the siting the
+    codec's spec gives, and crops (odd boxes included) are within 1 code of the float
+    reference at that siting, on the decoded samples. Read as centre (what dsgen did before),
+    the same crops are off by tens of codes at the edges (checked, so this can fail)."""
+    bits = 10 if pix_fmt.endswith("10le") else 8
+    width, height = 96, 64
+    src = make_frame(pix_fmt, sharp_colour_planes(width, height, bits, (1, 1), seed=23))
+    path = encode(tmp_path / "s.mkv", codec, pix_fmt, width, height, options=options,
+                  frames=[src])
+    _, info, frame = probe(path)
+    assert info.chroma_siting == siting
+    planes = decoded_planes(frame)
+    ref = ref_sited_rgb(*planes, bits, False, info.matrix, siting)
+    for x, y, w, h in [(0, 0, width, height), (1, 3, 61, 37), (33, 17, 63, 47)]:
+        got = crop_rgb(frame, (x, y, w, h), info)
+        assert np.abs(got - ref[y : y + h, x : x + w]).max() <= 1.0
+    if siting != "center":
+        centred = crop_rgb(frame, (0, 0, width, height),
+                           dataclasses.replace(info, chroma_siting="center"))
+        assert np.abs(centred - ref).max() > 20
+
+
+@pytest.mark.parametrize("siting", sorted(H273_POSITION))
+def test_scaled_crop_honours_siting(siting: str) -> None:
+    """The one-pass scaled conversion places chroma at the siting: one raised Cr sample in
+    grey, halved, comes out (centroid of the red channel's response) where the H.273 position
+    of that sample lands on the output grid — output pixel j covers luma 2j and 2j + 1, so
+    luma position p maps to (p − 0.5) / 2."""
+    y = np.full((64, 64), 126, np.uint8)
+    u = np.full((32, 32), 128, np.uint8)
+    v = np.full((32, 32), 128, np.uint8)
+    v[16, 16] = 178
+    frame = make_frame("yuv420p", [y, u, v])
+    info = dataclasses.replace(info_for("bt709", 8, False), chroma_siting=siting)
+    red = colour.crop_rgb_scaled(frame, (0, 0, 64, 64), info, (32, 32))[..., 0].astype(float)
+    red -= np.median(red)
+    ys, xs = np.mgrid[0:32, 0:32]
+    got = ((red * xs).sum() / red.sum(), (red * ys).sum() / red.sum())
+    px, py = H273_POSITION[siting]
+    want = ((32 + px - 0.5) / 2, (32 + py - 0.5) / 2)
+    assert got == pytest.approx(want, abs=0.05)
+
+
+def test_scaled_odd_box_is_exactly_the_box() -> None:
+    """A box off the chroma grid (odd x, y, width and height) is scaled from exactly its
+    pixels: a flat colour box inside dark surroundings keeps its colour up to the last output
+    row and column (taking the neighbouring dark row or column in, as aligning the box
+    outward would, darkens that border), for every siting."""
+    y = np.full((64, 96), 16, np.uint8)
+    u = np.full((32, 48), 90, np.uint8)
+    v = np.full((32, 48), 160, np.uint8)
+    x0, y0, w, h = 11, 7, 61, 41
+    y[y0 : y0 + h, x0 : x0 + w] = 180
+    frame = make_frame("yuv420p", [y, u, v])
+    for siting in ("center", "left", "topleft", "bottom"):
+        info = dataclasses.replace(info_for("bt709", 8, False), chroma_siting=siting)
+        inside = crop_rgb(frame, (x0 + 5, y0 + 5, 1, 1), info)[0, 0].astype(int)
+        out = colour.crop_rgb_scaled(frame, (x0, y0, w, h), info, (30, 20)).astype(int)
+        assert np.abs(out - inside).max() <= 1, siting
+
+
+def test_scaled_fast_and_exact_paths_agree_on_smooth_content() -> None:
+    """On smooth, unclipped content an even box (one swscale pass) and an odd one (convert,
+    cut, then scale) both match Lanczos-scaling the exact full crop within 2 codes (SDR, 8
+    and 10 bits), and for PQ the two paths agree on the same box within 2 codes: a sample's
+    look never depends on which path its box took."""
+    for fmt, transfer in (("yuv420p", "sdr"), ("yuv420p10le", "sdr"), ("yuv420p10le", "pq")):
+        frame = av.VideoFrame(160, 96, fmt)
+        bits = frame.format.components[0].bits
+        for k, p in enumerate(plane_views(frame, writable=True)):
+            rows, cols = p.shape
+            yy, xx = np.mgrid[0:rows, 0:cols]
+            # No clipping anywhere (R'G'B', BT.2020 → BT.709 gamut): the two paths clip at
+            # different stages, which is a difference of order, not of geometry or siting.
+            amp = 40 if k == 0 else (8 if transfer == "pq" else 30)
+            base = 128 + amp * np.sin(xx / (9.0 + 3 * k)) * np.cos(yy / (7.0 + 2 * k))
+            p[...] = (base * (1 << (bits - 8))).astype(p.dtype)
+        info = dataclasses.replace(
+            info_for("bt2020" if transfer == "pq" else "bt709", bits, False, transfer),
+            chroma_siting="left")
+        if transfer == "pq":  # tone mapping is not linear: compare the two paths directly
+            layout = colour._YUV_LAYOUTS[fmt]
+            box = (20, 10, 120, 72)
+            black, white = colour._gbrp16_levels(layout.planar, False)
+            exact = colour._planes_to_rgb(colour._scaled_exact(frame, layout, box, info,
+                                                               (60, 36)), black, white, info)
+            fast = colour.crop_rgb_scaled(frame, box, info, (60, 36))
+            assert np.abs(fast.astype(int) - exact).max() <= 2
+            continue
+        for box in [(20, 10, 120, 72), (21, 11, 120, 72), (20, 10, 121, 73)]:
+            got = colour.crop_rgb_scaled(frame, box, info, (60, 36)).astype(int)
+            want = np.asarray(Image.fromarray(crop_rgb(frame, box, info)).resize(
+                (60, 36), Image.Resampling.LANCZOS)).astype(int)
+            assert np.abs(got - want)[2:-2, 2:-2].max() <= 2, (fmt, transfer, box)

@@ -62,7 +62,15 @@ from av.video.reformatter import ColorRange, Colorspace, Interpolation, VideoRef
 from av.video.stream import VideoStream
 from PIL import Image
 
-from dsgen.model import DEFAULT_PEAK_NITS, ColourInfo, Matrix, PeakSource, Transfer
+from dsgen.chroma import codec_siting, has_subsampled_chroma, read_siting, sited
+from dsgen.model import (
+    DEFAULT_PEAK_NITS,
+    ChromaSiting,
+    ColourInfo,
+    Matrix,
+    PeakSource,
+    Transfer,
+)
 
 U8Array = npt.NDArray[np.uint8]
 F32Array = npt.NDArray[np.float32]
@@ -366,7 +374,9 @@ def colour_info(stream: VideoStream, frame: VideoFrame | None = None) -> ColourI
     (mpv's convention). Untagged range is limited, except yuvj* and RGB formats.
     Untagged transfer is SDR, except BT.2020 primaries with HDR10 static metadata → PQ.
     HDR peak: MaxCLL, else mastering max luminance, else 1000 nits; HLG uses its nominal
-    1000 nits. Pass the first decoded frame: only frames carry the HDR side data.
+    1000 nits. Chroma siting (4:2:0 / 4:2:2 only): measured on the frame (see dsgen.chroma),
+    else the codec's default. Pass the first decoded frame: only frames carry the HDR side
+    data and the siting FFmpeg settled on.
     """
     ctx = stream.codec_context
     fmt = frame.format if frame is not None else ctx.format
@@ -412,6 +422,10 @@ def colour_info(stream: VideoStream, frame: VideoFrame | None = None) -> ColourI
         peak, peak_source = max_cll, "maxcll"
     elif mastering:
         peak, peak_source = mastering, "mastering"
+    siting: ChromaSiting = "none"
+    if has_subsampled_chroma(fmt):
+        measured = read_siting(frame) if frame is not None else None
+        siting = measured or codec_siting(str(ctx.name))
     return ColourInfo(
         matrix=matrix,
         full_range=full_range,
@@ -420,6 +434,7 @@ def colour_info(stream: VideoStream, frame: VideoFrame | None = None) -> ColourI
         peak_nits=float(peak),
         matrix_tagged=matrix_tagged or is_rgb,
         peak_source=peak_source,
+        chroma_siting=siting,
     )
 
 
@@ -708,10 +723,11 @@ def crop_rgb(frame: VideoFrame, box: Box, info: ColourInfo) -> U8Array:
     """The (x, y, w, h) region of a frame as uint8 (h, w, 3) full-range RGB.
 
     SDR: decoded with the source matrix and range, never tone-mapped. HDR: BT.709 SDR via
-    BT.2390 tone mapping (see module doc). Any box is accepted; for subsampled chroma the
-    converted window is aligned outward and padded by 2 chroma samples, so the result equals
-    converting the whole frame (with the same accurate swscale flags) and cropping exactly
-    this box, odd positions and sizes included (bit-identical for even-sized frames).
+    BT.2390 tone mapping (see module doc). Chroma is interpolated at the stream's siting
+    (``info.chroma_siting``). Any box is accepted; for subsampled chroma the converted
+    window is aligned outward to whole chroma samples and padded by 2 of them, so the result
+    equals converting the whole frame (same flags, same siting) and cutting exactly this box,
+    odd positions and sizes and odd-sized frames included.
     """
     x, y, w, h = _check_box(box, frame.width, frame.height)
     name = frame.format.name
@@ -725,7 +741,7 @@ def crop_rgb(frame: VideoFrame, box: Box, info: ColourInfo) -> U8Array:
 
     full = info.full_range or layout.full_range
     window = _crop_window((x, y, w, h), frame.width, frame.height, layout.sx, layout.sy)
-    small = _copy_planes(frame, layout, window)
+    small = _sited_copy(frame, layout, window, info)
     rows = slice(y - window[1], y - window[1] + h)
     cols = slice(x - window[0], x - window[0] + w)
     if layout.bits == 8 and not info.is_hdr:
@@ -733,8 +749,7 @@ def crop_rgb(frame: VideoFrame, box: Box, info: ColourInfo) -> U8Array:
         rgb = _sws_rgb(small, "gbrp", info.matrix, full)
         g, b, r = (_plane_array(p, np.dtype(np.uint8), rgb.height, rgb.width) for p in rgb.planes)
         return _interleave(r[rows, cols], g[rows, cols], b[rows, cols])
-    rgb16 = _sws_rgb(small, "gbrp16le", info.matrix, full)
-    g, b, r = (_plane_array(p, np.dtype("<u2"), rgb16.height, rgb16.width) for p in rgb16.planes)
+    g, b, r = _gbrp16_planes(_sws_rgb(small, "gbrp16le", info.matrix, full))
     black, white = _gbrp16_levels(layout.planar, full)
     return _planes_to_rgb((r[rows, cols], g[rows, cols], b[rows, cols]), black, white, info)
 
@@ -744,8 +759,10 @@ def crop_rgb_scaled(frame: VideoFrame, box: Box, info: ColourInfo, size: tuple[i
     """The box scaled down to `size` (w, h) as uint8 RGB, scaling inside the swscale pass.
 
     For a 4K source every GT crop is halved: converting and tone-mapping only the small
-    result instead of the full crop saves ~30 ms per 1080² crop. The box is aligned outward
-    to whole chroma samples (at most one pixel per edge); the filter is Lanczos.
+    result instead of the full crop saves ~30 ms per 1080² crop. Exactly the box is scaled
+    (Lanczos). A box on whole chroma samples (even x, y, width, height for 4:2:0) is scaled
+    and converted in one pass; any other box is converted at full size to 16-bit R'G'B'
+    (as crop_rgb does, so chroma keeps its siting at odd positions), cut, then scaled.
     """
     x, y, w, h = _check_box(box, frame.width, frame.height)
     layout = _YUV_LAYOUTS.get(frame.format.name)
@@ -755,20 +772,55 @@ def crop_rgb_scaled(frame: VideoFrame, box: Box, info: ColourInfo, size: tuple[i
             return full_crop
         return np.asarray(Image.fromarray(full_crop).resize(size, Image.Resampling.LANCZOS))
     ax, ay = (1 << layout.sx) - 1, (1 << layout.sy) - 1
-    x0, y0 = x & ~ax, y & ~ay
-    x1 = min(frame.width, (x + w + ax) & ~ax)
-    y1 = min(frame.height, (y + h + ay) & ~ay)
-    small = _copy_planes(frame, layout, (x0, y0, x1, y1))
     full = info.full_range or layout.full_range
+    black, white = _gbrp16_levels(layout.planar, full)
+    if (x | w) & ax or (y | h) & ay:
+        return _planes_to_rgb(_scaled_exact(frame, layout, (x, y, w, h), info, size),
+                              black, white, info)
+    small = _sited_copy(frame, layout, (x, y, x + w, y + h), info)
     if layout.bits == 8 and not info.is_hdr:
         rgb8 = _sws_rgb(small, "gbrp", info.matrix, full, size)
         g, b, r = (_plane_array(p, np.dtype(np.uint8), rgb8.height, rgb8.width)
                    for p in rgb8.planes)
         return _interleave(r, g, b)
-    rgb16 = _sws_rgb(small, "gbrp16le", info.matrix, full, size)
-    g, b, r = (_plane_array(p, np.dtype("<u2"), rgb16.height, rgb16.width) for p in rgb16.planes)
-    black, white = _gbrp16_levels(layout.planar, full)
+    g, b, r = _gbrp16_planes(_sws_rgb(small, "gbrp16le", info.matrix, full, size))
     return _planes_to_rgb((r, g, b), black, white, info)
+
+
+def _sited_copy(frame: VideoFrame, layout: _YuvLayout, window: Box, info: ColourInfo
+                ) -> VideoFrame:
+    """The window's planes in a new frame that tells swscale the source's chroma siting."""
+    small = _copy_planes(frame, layout, window)
+    return sited(small, info.chroma_siting) if layout.sx or layout.sy else small
+
+
+def _gbrp16_planes(rgb16: VideoFrame, writable: bool = False) -> tuple[npt.NDArray[Any], ...]:
+    """(G, B, R) uint16 views of a gbrp16le frame."""
+    return tuple(_plane_array(p, np.dtype("<u2"), rgb16.height, rgb16.width, writable=writable)
+                 for p in rgb16.planes)
+
+
+def _scaled_exact(frame: VideoFrame, layout: _YuvLayout, box: Box, info: ColourInfo,
+                  size: tuple[int, int]) -> tuple[npt.NDArray[Any], ...]:
+    """(R, G, B) 16-bit planes of exactly `box` scaled to `size`, for boxes off the chroma grid.
+
+    One swscale pass cannot start a subsampled frame half a chroma sample in (siting is only
+    expressible per whole sample), so the aligned window is converted at full size with its
+    siting, the box is cut from the R'G'B' planes and those are scaled (Lanczos, gbrp16le →
+    gbrp16le: no colour maths in the second pass).
+    """
+    x, y, w, h = box
+    window = _crop_window(box, frame.width, frame.height, layout.sx, layout.sy)
+    full = info.full_range or layout.full_range
+    planes = _gbrp16_planes(_sws_rgb(_sited_copy(frame, layout, window, info), "gbrp16le",
+                                     info.matrix, full))
+    cut = VideoFrame(w, h, "gbrp16le")
+    for src, dst in zip(planes, _gbrp16_planes(cut, writable=True), strict=True):
+        dst[...] = src[y - window[1] : y - window[1] + h, x - window[0] : x - window[0] + w]
+    scaled = _reformatter().reformat(cut, width=size[0], height=size[1],
+                                     interpolation=_SWS_SCALE_FLAGS, threads=_SWS_THREADS)
+    g, b, r = _gbrp16_planes(scaled)
+    return r, g, b
 
 
 def _planes_to_rgb(

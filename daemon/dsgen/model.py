@@ -64,6 +64,13 @@ def video_state(status: str, slots: int, pending: int, owed: int) -> VideoState:
 Matrix = Literal["bt601", "bt709", "bt2020"]
 Transfer = Literal["sdr", "pq", "hlg"]
 PeakSource = Literal["maxcll", "mastering", "default", "nominal"]
+# Where the chroma samples of 4:2:0 / 4:2:2 sit relative to luma (FFmpeg's AVChromaLocation
+# names); "none" for sources without subsampled chroma (4:4:4, RGB, grey).
+ChromaSiting = Literal["left", "center", "topleft", "top", "bottomleft", "bottom", "none"]
+CHROMA_SITINGS: Final = ("left", "center", "topleft", "top", "bottomleft", "bottom", "none")
+_SITING_WORDS: Final[dict[str, str]] = {
+    "left": "left", "center": "centre", "topleft": "top-left", "top": "top",
+    "bottomleft": "bottom-left", "bottom": "bottom"}
 DEFAULT_PEAK_NITS: Final = 1000.0  # HDR10 peak when neither MaxCLL nor mastering data exist
 
 
@@ -78,6 +85,9 @@ class ColourInfo:
     peak_nits: float = DEFAULT_PEAK_NITS  # HDR source peak: MaxCLL, else mastering max, else 1000
     matrix_tagged: bool = True  # False when the matrix was guessed for an untagged stream
     peak_source: PeakSource = "default"
+    # Probes stored before the siting was read load as "center": what dsgen then did for every
+    # source, so a resumed run converts its old videos exactly as before.
+    chroma_siting: ChromaSiting = "center"
 
     @property
     def is_hdr(self) -> bool:
@@ -89,12 +99,14 @@ class ColourInfo:
         matrix = self.matrix if self.matrix_tagged else f"{self.matrix} (untagged, guessed)"
         rng = "full" if self.full_range else "limited"
         head = f"{matrix} {rng} {self.bit_depth}-bit"
+        siting = _SITING_WORDS.get(self.chroma_siting)
+        tail = f", {siting}-sited chroma" if siting else ""
         if not self.is_hdr:
-            return f"{head} SDR (no tone mapping)"
+            return f"{head} SDR (no tone mapping){tail}"
         peak = f"peak {self.peak_nits:g} nits"
         if self.peak_source != "nominal":
             peak += f" from {self.peak_source}"
-        return f"{head} {self.transfer.upper()} ({peak}) → tone-mapped to BT.709 SDR"
+        return f"{head} {self.transfer.upper()} ({peak}) → tone-mapped to BT.709 SDR{tail}"
 
 
 # --- Videos ---------------------------------------------------------------------------------

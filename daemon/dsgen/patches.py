@@ -73,15 +73,28 @@ def fits(geo: Geometry, fmt: FormatCfg) -> bool:
 
 
 def pick_box(geo: Geometry, fmt: FormatCfg, rng: np.random.Generator) -> tuple[int, int, int, int]:
-    """A source box (x, y, w, h) for one patch: random for crop, centred for resize; even x, y."""
+    """A source box (x, y, w, h) for one patch: random for crop, centred for resize.
+
+    Positions are even (on the 4:2:0 chroma grid, the cheapest conversion) wherever the
+    picture leaves room; a picture starting at an odd row/column that the box fills exactly
+    gives that odd position, so an exact fit is never lost.
+    """
     w, h = source_size(geo, fmt)
-    if fmt.mode == "crop":
-        x = geo.x0 + 2 * int(rng.integers(0, (geo.width - w) // 2 + 1))
-        y = geo.y0 + 2 * int(rng.integers(0, (geo.height - h) // 2 + 1))
-    else:
-        x = geo.x0 + ((geo.width - w) // 4) * 2
-        y = geo.y0 + ((geo.height - h) // 4) * 2
+    x = _position(geo.x0, geo.width - w, fmt.mode, rng)
+    y = _position(geo.y0, geo.height - h, fmt.mode, rng)
     return x, y, w, h
+
+
+def _position(start: int, room: int, mode: str, rng: np.random.Generator) -> int:
+    """An even coordinate in [start, start + room] (random for crop, central for resize), or
+    `start` itself when no even one lies in that range."""
+    first = start + (start & 1)
+    if first > start + room:
+        return start
+    span = start + room - first
+    if mode == "crop":
+        return first + 2 * int(rng.integers(0, span // 2 + 1))
+    return first + (span // 4) * 2
 
 
 def gt_patch(frame: Any, box: tuple[int, int, int, int], fmt: FormatCfg, info: ColourInfo

@@ -260,14 +260,13 @@ def _bar_extent(profile: np.ndarray) -> int:
 
 
 def _inner(lo: int, hi: int, full: int) -> tuple[int, int]:
-    """Shrink [lo, hi) away from detected bars by a margin, aligned to even (chroma) pixels."""
+    """Shrink [lo, hi) away from detected bars by a margin; a side without a bar keeps every
+    row/column (no chroma alignment: crops convert at any position, odd ones included)."""
     if lo > 0:
         lo += BAR_MARGIN
     if hi < full:
         hi -= BAR_MARGIN
-    lo += lo % 2
-    hi -= hi % 2
-    return lo, max(hi, lo + 2)
+    return lo, min(full, max(hi, lo + 2))
 
 
 def probe_summary(p: VideoProbe) -> str:

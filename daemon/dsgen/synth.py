@@ -14,7 +14,9 @@ pixels, so the decoded content has known properties:
 
 Frames are filled plane by plane (no RGB/swscale conversion), so levels are exact;
 10-bit streams carry the same picture with every code value multiplied by 4.
-Sizes must be even (4:2:0); SynthSpec rounds odd sizes down and says so.
+x264/x265 refuse odd 4:2:0 sizes, so SynthSpec rounds the sizes of the h264, hevc10 and
+mpeg2 codecs down to even and says so; "mpeg1" (4:2:0) and "h264_444" (4:4:4) keep any size,
+for the odd-geometry tests (their odd-sized 4:2:0 chroma planes are rounded up, as decoders do).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ __all__ = [
     "render_planes",
 ]
 
-Codec = Literal["h264", "hevc10", "mpeg2"]
+Codec = Literal["h264", "hevc10", "mpeg2", "mpeg1", "h264_444"]
 U8 = npt.NDArray[np.uint8]
 U16 = npt.NDArray[np.uint16]
 F32 = npt.NDArray[np.float32]
@@ -80,6 +82,11 @@ X265_CRF = "18"
 # Container name in SynthSpec -> FFmpeg muxer name. "vob" is the MPEG-2 program
 # stream muxer (plain "mpeg" is MPEG-1 system and warns about MPEG-2 video).
 _MUXERS = {"mkv": "matroska", "mp4": "mp4", "mpg": "vob"}
+# Codecs whose sizes SynthSpec rounds down to even: x264/x265 refuse odd 4:2:0 sizes; mpeg2
+# would take them but its specs have always been rounded, and stay byte-identical.
+_EVEN_SIZE_CODECS = ("h264", "hevc10", "mpeg2")
+_ENCODERS = {"h264": "libx264", "hevc10": "libx265", "mpeg2": "mpeg2video",
+             "mpeg1": "mpeg1video", "h264_444": "libx264"}
 
 # HDR10 static metadata written by x265 as SEI: P3-D65 mastering display, 1000 nit
 # peak / 0.0001 nit black (units: 0.00002 for chromaticity, 0.0001 cd/m² for luminance),
@@ -119,11 +126,12 @@ class SynthSpec:
     pan: tuple[int, int] = (1, 1)
 
     def __post_init__(self) -> None:
-        """Round the size to 4:2:0's even-dimension rule and reject impossible specs."""
-        # 4:2:0 chroma needs even width and height (x264/x265/mpeg2 refuse odd sizes):
-        # odd values are rounded DOWN to even so the spec always states the coded size.
-        object.__setattr__(self, "width", self.width - self.width % 2)
-        object.__setattr__(self, "height", self.height - self.height % 2)
+        """Round the size to even where the codec needs it and reject impossible specs."""
+        # x264/x265 refuse odd 4:2:0 sizes: odd values are rounded DOWN to even so the spec
+        # always states the coded size (mpeg1 and h264_444 keep any size).
+        if self.codec in _EVEN_SIZE_CODECS:
+            object.__setattr__(self, "width", self.width - self.width % 2)
+            object.__setattr__(self, "height", self.height - self.height % 2)
         if self.width < 16 or self.height < 16:
             raise ValueError(f"{self.name}: size {self.width}x{self.height} is below 16x16")
         if self.n_frames < 1:
@@ -141,8 +149,8 @@ class SynthSpec:
             raise ValueError(f"{self.name}: hdr is only supported with codec hevc10")
         if self.container not in _MUXERS:
             raise ValueError(f"{self.name}: container must be one of {sorted(_MUXERS)}")
-        if self.codec == "mpeg2" and self.container == "mp4":
-            raise ValueError(f"{self.name}: use mkv or mpg for mpeg2")
+        if self.codec in ("mpeg2", "mpeg1") and self.container == "mp4":
+            raise ValueError(f"{self.name}: use mkv or mpg for {self.codec}")
         for start, end in self.flat_ranges:
             if not 0 <= start < end <= self.n_frames:
                 raise ValueError(f"{self.name}: flat range [{start}, {end}) is out of bounds")
@@ -170,6 +178,13 @@ class SynthSpec:
     def bit_depth(self) -> int:
         """Luma/chroma bit depth of the coded stream."""
         return 10 if self.codec == "hevc10" else 8
+
+    @property
+    def chroma_shape(self) -> tuple[int, int]:
+        """(rows, columns) of each chroma plane: full size for 4:4:4, else halved, rounded up."""
+        if self.codec == "h264_444":
+            return self.height, self.width
+        return (self.height + 1) // 2, (self.width + 1) // 2
 
     @property
     def suffix(self) -> str:
@@ -300,11 +315,17 @@ def _crop(scene: _Scene, t: int, h: int, w: int) -> tuple[U8, U8, U8]:
     ox = vx * t if vx >= 0 else (tw - w) + vx * t
     oy = vy * t if vy >= 0 else (th - h) + vy * t
     cx, cy = ox // 2, oy // 2
+    ch, cw = (h + 1) // 2, (w + 1) // 2  # h // 2, w // 2 for the even sizes of 4:2:0 codecs
     return (
         scene.y[oy : oy + h, ox : ox + w],
-        scene.u[cy : cy + h // 2, cx : cx + w // 2],
-        scene.v[cy : cy + h // 2, cx : cx + w // 2],
+        scene.u[cy : cy + ch, cx : cx + cw],
+        scene.v[cy : cy + ch, cx : cx + cw],
     )
+
+
+def _full_chroma(c: U8, h: int, w: int) -> U8:
+    """Half-resolution scene chroma repeated to h×w (the 4:4:4 streams' chroma)."""
+    return np.repeat(np.repeat(c, 2, axis=0), 2, axis=1)[:h, :w]
 
 
 def render_planes(spec: SynthSpec) -> Iterator[tuple[U8, U8, U8]]:
@@ -313,8 +334,9 @@ def render_planes(spec: SynthSpec) -> Iterator[tuple[U8, U8, U8]]:
     h, w = bottom - top, right - left
     scenes = _build_scenes(spec)
     y = np.full((spec.height, spec.width), BLACK_Y8, dtype=np.uint8)
-    u = np.full((spec.height // 2, spec.width // 2), NEUTRAL_C8, dtype=np.uint8)
+    u = np.full(spec.chroma_shape, NEUTRAL_C8, dtype=np.uint8)
     v = u.copy()
+    full = spec.chroma_shape == (spec.height, spec.width)
     for i in range(spec.n_frames):
         if spec.is_flat(i):
             y.fill(BLACK_Y8)
@@ -325,8 +347,12 @@ def render_planes(spec: SynthSpec) -> Iterator[tuple[U8, U8, U8]]:
             scene = scenes[spec.scene_of(i)]
             sy, su, sv = _crop(scene, i - scene.start, h, w)
             y[top:bottom, left:right] = sy
-            u[top // 2 : bottom // 2, left // 2 : right // 2] = su
-            v[top // 2 : bottom // 2, left // 2 : right // 2] = sv
+            if full:
+                u[top:bottom, left:right] = _full_chroma(su, h, w)
+                v[top:bottom, left:right] = _full_chroma(sv, h, w)
+            else:  # bars are even, so (bottom + 1) // 2 is bottom // 2 unless the size is odd
+                u[top // 2 : (bottom + 1) // 2, left // 2 : (right + 1) // 2] = su
+                v[top // 2 : (bottom + 1) // 2, left // 2 : (right + 1) // 2] = sv
         yield y, u, v
 
 
@@ -344,6 +370,8 @@ def _fill_plane(plane: VideoPlane, data: U8 | U16) -> None:
 
 def _pix_fmt(spec: SynthSpec) -> str:
     """FFmpeg pixel format fed to the encoder (no swscale conversion happens)."""
+    if spec.codec == "h264_444":
+        return "yuv444p"
     return "yuv420p10le" if spec.bit_depth == 10 else "yuv420p"
 
 
@@ -390,9 +418,9 @@ def _colour_tags(spec: SynthSpec) -> tuple[int, int, int]:
 
 def _add_video_stream(container: OutputContainer, spec: SynthSpec) -> VideoStream:
     """Add and configure the encoder stream for ``spec`` (size, GOP, SAR, colour tags)."""
-    codec_name = {"h264": "libx264", "hevc10": "libx265", "mpeg2": "mpeg2video"}[spec.codec]
+    codec_name = _ENCODERS[spec.codec]
     options: dict[str, str] = {}
-    if spec.codec == "h264":
+    if spec.codec in ("h264", "h264_444"):
         # ultrafast turns B-frames off; put them back. Fixed GOP, no scenecut keyframes, so
         # keyframe positions are predictable (every gop frames).
         options = {
@@ -417,8 +445,8 @@ def _add_video_stream(container: OutputContainer, spec: SynthSpec) -> VideoStrea
     ctx.color_trc = trc
     ctx.colorspace = matrix
     ctx.color_range = ColorRange.MPEG
-    if spec.codec == "mpeg2":
-        # Fixed quantiser 2 (best) so the detail layer survives; MPEG-2 has no CRF.
+    if spec.codec in ("mpeg2", "mpeg1"):
+        # Fixed quantiser 2 (best) so the detail layer survives; MPEG-1/2 have no CRF.
         ctx.qscale = True
         ctx.global_quality = 2 * 118  # FF_QP2LAMBDA = 118
         ctx.qmin, ctx.qmax = 2, 4
