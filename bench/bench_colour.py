@@ -6,11 +6,18 @@ Frames are synthetic (smooth gradients plus noise) 1080p 8-bit BT.709 and 2160p 
 BT.2020 PQ. "whole" is what a naive pipeline does: frame.to_ndarray(format="rgb24") of
 the whole frame, then crop (for HDR that is not even tone-mapped, it is only the cost
 floor). Wall time and process CPU time are both printed: CPU matters on a 2-core machine.
+
+Chroma siting: "centre" crops take the conversion dsgen always used (an untagged frame,
+which swscale centre-sites); "left" crops are stamped with their siting first (the
+H.264/HEVC/MPEG-2 default), so their ratio to "centre" is the cost of honouring it.
+"scaled" rows halve the box inside the conversion: an even box in one swscale pass, an odd
+box (off the 4:2:0 chroma grid) through the exact convert–cut–scale path.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
 from collections.abc import Callable
@@ -18,10 +25,13 @@ from collections.abc import Callable
 import av
 import numpy as np
 
-from dsgen.colour import crop_rgb, luma_small, plane_views
+from dsgen.chroma import read_siting
+from dsgen.colour import crop_rgb, crop_rgb_scaled, luma_small, plane_views
 from dsgen.model import ColourInfo
 
 BOX = (448, 252, 1024, 576)  # a 1024×576 crop away from the frame edges
+ODD_BOX = (449, 253, 1024, 576)  # the same crop one pixel over: off the chroma grid
+HALF = (512, 288)  # the scaled rows' output size
 
 
 def synthetic_frame(width: int, height: int, fmt: str, seed: int = 0) -> av.VideoFrame:
@@ -69,11 +79,21 @@ def main() -> None:
         ("2160p 10-bit HLG HDR", synthetic_frame(3840, 2160, "yuv420p10le"),
          ColourInfo("bt2020", False, 10, "hlg", 1000.0, peak_source="nominal"), "BT2020"),
     ]  # fmt: skip
-    print(f"{'case':28s} {'method':36s} {'wall ms':>8s} {'cpu ms':>8s}")
+    print(f"{'case':28s} {'method':38s} {'wall ms':>8s} {'cpu ms':>8s}")
     for name, frame, info, cs in cases:
+        left = dataclasses.replace(info, chroma_siting="left")
 
-        def fast(frame: av.VideoFrame = frame, info: ColourInfo = info) -> object:
+        def crop(frame: av.VideoFrame = frame, info: ColourInfo = info) -> object:
             return crop_rgb(frame, BOX, info)
+
+        def crop_left(frame: av.VideoFrame = frame, info: ColourInfo = left) -> object:
+            return crop_rgb(frame, BOX, info)
+
+        def scaled(frame: av.VideoFrame = frame, info: ColourInfo = left) -> object:
+            return crop_rgb_scaled(frame, BOX, info, HALF)
+
+        def scaled_odd(frame: av.VideoFrame = frame, info: ColourInfo = left) -> object:
+            return crop_rgb_scaled(frame, ODD_BOX, info, HALF)
 
         def whole(frame: av.VideoFrame = frame, cs: str = cs) -> object:
             rgb = frame.to_ndarray(format="rgb24", src_colorspace=cs, src_color_range="MPEG",
@@ -83,14 +103,21 @@ def main() -> None:
         def luma(frame: av.VideoFrame = frame, info: ColourInfo = info) -> object:
             return luma_small(frame, 4, info)
 
+        def siting(frame: av.VideoFrame = frame) -> object:
+            return read_siting(frame)
+
         rows = [
-            ("crop_rgb 1024x576 (fast path)", fast),
+            ("crop_rgb 1024x576, centre (old path)", crop),
+            ("crop_rgb 1024x576, left (stamped)", crop_left),
+            ("scaled to 512x288, even box, left", scaled),
+            ("scaled to 512x288, odd box, left", scaled_odd),
             ("whole to_ndarray(rgb24) then crop", whole),
             ("luma_small(step=4)", luma),
+            ("read_siting (once per video)", siting),
         ]
         for method, fn in rows:
             wall, cpu = measure(fn, args.repeat if fn is not whole else max(5, args.repeat // 3))
-            print(f"{name:28s} {method:36s} {wall:8.2f} {cpu:8.2f}")
+            print(f"{name:28s} {method:38s} {wall:8.2f} {cpu:8.2f}")
 
 
 if __name__ == "__main__":

@@ -141,7 +141,6 @@ def test_geometry_letterbox_excludes_the_bars(boxed: VideoProbe) -> None:
     assert (g.sx, g.sy) == (1.0, 1.0)
     assert g.x0 == 0 and g.x1 == 1280
     assert 96 <= g.y0 <= 104 and 616 <= g.y1 <= 624
-    assert g.y0 % 2 == 0 and g.y1 % 2 == 0
     assert (g.width, g.height) == (g.x1 - g.x0, g.y1 - g.y0)
 
 
@@ -189,16 +188,15 @@ def test_resize_source_size_and_fits(sdr: VideoProbe, anamorphic: VideoProbe) ->
 
 geo_st = st.builds(
     lambda w, h, sar, ref, mx, my: (w, h, sar, ref, mx, my),
-    st.integers(32, 4096).map(lambda v: v * 2), st.integers(32, 2160).map(lambda v: v * 2),
+    st.integers(64, 8192), st.integers(64, 4320),
     st.sampled_from([Fraction(1), Fraction(64, 45), Fraction(16, 15), Fraction(8, 9),
                      Fraction(4, 3), Fraction(32, 27)]),
     st.sampled_from([1080, 720, 2160]), st.integers(0, 200), st.integers(0, 200))
 
 
 def make_geo(sdr: VideoProbe, spec: tuple[int, int, Fraction, int, int, int]) -> Geometry:
-    w, h, sar, ref, mx, my = spec  # mx, my: even pillarbox/letterbox bars, < 1/4 each
+    w, h, sar, ref, mx, my = spec  # mx, my: pillarbox/letterbox bars (odd too), < 1/4 each
     mx, my = min(mx, w // 4), min(my, h // 4)
-    mx, my = mx - mx % 2, my - my % 2
     p = dataclasses.replace(sdr, width=w, height=h, sar=sar, content=(mx, my, w - mx, h - my))
     return geometry(p, ref)
 
@@ -235,15 +233,19 @@ def test_fitting_formats_are_never_upscaled(sdr: VideoProbe,
 
 @settings(max_examples=200, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(seed=st.integers(0, 2**63), which=st.sampled_from(["sdr", "anamorphic", "boxed", "odd"]),
-       size=st.sampled_from([(96, 96), (240, 135), (540, 540), (720, 405), (3, 3)]),
+@given(seed=st.integers(0, 2**63),
+       which=st.sampled_from(["sdr", "anamorphic", "boxed", "odd", "odd_start", "720x405"]),
+       size=st.sampled_from([(96, 96), (240, 135), (540, 540), (720, 405), (3, 3), (633, 351)]),
        mode=st.sampled_from(["crop", "resize"]))
 def test_pick_box_inside_content(sdr: VideoProbe, anamorphic: VideoProbe, boxed: VideoProbe,
                                  odd: VideoProbe, seed: int, which: str, size: tuple[int, int],
                                  mode: SourceMode) -> None:
-    """For any seed, a fitting format's box has the source size, even x and y, lies inside the
-    probe's content rectangle (never in bars), and in resize mode is centred."""
-    p = {"sdr": sdr, "anamorphic": anamorphic, "boxed": boxed, "odd": odd}[which]
+    """For any seed, a fitting format's box has the source size, lies inside the probe's
+    content rectangle (never in bars), is on even coordinates wherever an even position
+    fits (the picture's own odd start otherwise), and in resize mode is centred."""
+    p = {"sdr": sdr, "anamorphic": anamorphic, "boxed": boxed, "odd": odd,
+         "odd_start": dataclasses.replace(sdr, content=(3, 5, 637, 357)),
+         "720x405": resized(sdr, 720, 405)}[which]
     g = geometry(p, REF)
     f = fmt(*size, mode=mode)
     if not fits(g, f):
@@ -251,11 +253,42 @@ def test_pick_box_inside_content(sdr: VideoProbe, anamorphic: VideoProbe, boxed:
     x, y, w, h = pick_box(g, f, np.random.default_rng(seed))
     cx0, cy0, cx1, cy1 = p.content
     assert (w, h) == source_size(g, f)
-    assert x % 2 == 0 and y % 2 == 0
+    even_x_fits = cx0 + (cx0 & 1) + w <= cx1
+    even_y_fits = cy0 + (cy0 & 1) + h <= cy1
+    assert x % 2 == 0 if even_x_fits else x == cx0
+    assert y % 2 == 0 if even_y_fits else y == cy0
     assert cx0 <= x and x + w <= cx1 and cy0 <= y and y + h <= cy1
     assert x + w <= p.width and y + h <= p.height
     if mode == "resize":
         assert abs((x - cx0) - (cx1 - x - w)) <= 3 and abs((y - cy0) - (cy1 - y - h)) <= 3
+
+
+def test_exact_fits_are_used_at_any_offset(sdr: VideoProbe) -> None:
+    """A format exactly the size of the picture is picked as the whole picture, whatever its
+    size and start: 720×405 frames give (0, 0, 720, 405) (medium_169's GT size), an odd
+    picture starting at (3, 5) gives a box starting there."""
+    g = geometry(resized(sdr, 720, 405), REF)
+    medium = fmt(720, 405)
+    assert fits(g, medium)
+    assert pick_box(g, medium, np.random.default_rng(1)) == (0, 0, 720, 405)
+    assert pick_box(g, fmt(720, 405, mode="resize"), np.random.default_rng(1)) == (0, 0, 720, 405)
+    wide = geometry(resized(sdr, 721, 405), REF)
+    assert pick_box(wide, medium, np.random.default_rng(2)) == (0, 0, 720, 405)
+    boxed_odd = geometry(dataclasses.replace(sdr, content=(3, 5, 636, 355)), REF)
+    assert pick_box(boxed_odd, fmt(633, 350, 1), np.random.default_rng(3)) == (3, 5, 633, 350)
+
+
+def test_pick_box_keeps_the_even_grid_for_even_pictures(boxed: VideoProbe) -> None:
+    """For pictures starting on even coordinates the boxes are those of the old even-only
+    rule, draw for draw (so datasets of such sources are unchanged)."""
+    g = geometry(boxed, REF)
+    f = fmt(240, 135)
+    for seed in range(50):
+        rng, old = np.random.default_rng(seed), np.random.default_rng(seed)
+        w, h = source_size(g, f)
+        x = g.x0 + 2 * int(old.integers(0, (g.width - w) // 2 + 1))
+        y = g.y0 + 2 * int(old.integers(0, (g.height - h) // 2 + 1))
+        assert pick_box(g, f, rng) == (x, y, w, h)
 
 
 def test_pick_box_covers_the_picture(boxed: VideoProbe) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from dsgen.errors import VideoError
 from dsgen.model import VideoProbe
-from dsgen.probe import probe_summary, probe_video, quick_probe
+from dsgen.probe import BAR_MARGIN, _inner, probe_summary, probe_video, quick_probe
 from dsgen.synth import SynthSpec, make_video
 
 VIDEO_FIXTURES = ["h264_cuts", "hevc10_hdr", "mpeg2_anamorphic", "letterboxed", "odd_size"]
@@ -27,6 +27,9 @@ BAR_SLACK = 8  # the content edge may sit at most this far inside a bar edge
 # packets carry no pts (the layout of many DVD VOBs) and the probe must index by decoding.
 PS_SPARSE_PTS = SynthSpec("h264_ps", "h264", 320, 240, 60, cuts=(30,), gop=24, bframes=2,
                           container="mpg", seed=201)
+# 4:4:4 with odd (37-row) letterbox bars: bar edges need no chroma alignment.
+ODD_BARS = SynthSpec("odd_bars", "h264_444", 320, 241, 24, gop=12, letterbox=(37, 0),
+                     seed=203)
 # All black (Y=16 everywhere): as dark as video gets, yet there are no bars.
 ALL_BLACK = SynthSpec("all_black", "h264", 320, 240, 24, gop=12, flat_ranges=((0, 24),),
                       seed=202)
@@ -145,7 +148,7 @@ def test_anamorphic_sar_is_64_45(mpeg2_anamorphic: tuple[Path, SynthSpec]) -> No
 
 def test_letterbox_content_excludes_the_bars(letterboxed: tuple[Path, SynthSpec]) -> None:
     """The content rectangle of the 96-row letterbox lies inside the bars, within a few
-    pixels of their edges, on even coordinates, and spans the full width."""
+    pixels of their edges, and spans the full width."""
     path, spec = letterboxed
     p = probe_video(path, CLIP)
     top, left, bottom, right = spec.picture_box
@@ -153,8 +156,26 @@ def test_letterbox_content_excludes_the_bars(letterboxed: tuple[Path, SynthSpec]
     assert (x0, x1) == (left, right) == (0, spec.width)
     assert top <= y0 <= top + BAR_SLACK
     assert bottom - BAR_SLACK <= y1 <= bottom
-    assert y0 % 2 == 0 and y1 % 2 == 0
     assert "inside bars" in probe_summary(p)
+
+
+def test_inner_keeps_every_row_and_odd_edges() -> None:
+    """The bar margin is the only shrink: a side without a bar keeps its last row or column
+    (a 405-row picture stays 405 rows), and odd bar edges are not rounded to even."""
+    assert _inner(0, 405, 405) == (0, 405)
+    assert _inner(0, 721, 721) == (0, 721)
+    assert _inner(37, 368, 405) == (37 + BAR_MARGIN, 368 - BAR_MARGIN)
+    assert _inner(0, 371, 405) == (0, 371 - BAR_MARGIN)
+    assert _inner(3, 3, 7) == (3 + BAR_MARGIN, min(7, 3 + BAR_MARGIN + 2))
+
+
+def test_odd_letterbox_edges_stay_odd(extra_dir: Path) -> None:
+    """A 4:4:4 video with 37-row bars (odd: no chroma grid to align to) has its picture at
+    exactly the bar edges plus the margin: rows 41..(height − 41), odd numbers kept."""
+    path = make_video(extra_dir / "odd_bars.mkv", ODD_BARS)
+    p = probe_video(path, CLIP)
+    assert p.content == (0, 37 + BAR_MARGIN, ODD_BARS.width, ODD_BARS.height - 37 - BAR_MARGIN)
+    assert p.colour.chroma_siting == "none"
 
 
 @pytest.mark.parametrize("name", ["h264_cuts", "hevc10_hdr", "mpeg2_anamorphic", "odd_size"])

@@ -38,6 +38,15 @@ swscale facts this module is built on (FFmpeg 8.1 in PyAV 18.1, measured; see te
   sources, so windows are padded by 2 chroma samples, made at least 16×16 and whole chroma
   samples in size, then cut: any box equals the same box cut from a whole-frame conversion
   (bit-identical for even-sized frames; tested).
+* ``sws_scale_frame`` interpolates chroma at the frame's ``chroma_location`` and treats an
+  untagged frame as centre-sited. Crop windows are new, untagged frames, so
+  :func:`dsgen.chroma.sited` stamps the stream's siting (``ColourInfo.chroma_siting``) on
+  them; with it, crops are within rounding (≤ 0.52 code) of a float reference that
+  upsamples chroma linearly at the H.273 position, for every siting (tested on real H.264
+  chromaloc 0–5, HEVC, MPEG-1 and MPEG-2 streams).
+* One pass cannot start a subsampled frame half a chroma sample in, so a scaled crop whose
+  box is off the chroma grid (odd x, y, width or height in 4:2:0) is converted at full size
+  to 16-bit R'G'B', cut exactly and then scaled: the scaled region is always exactly the box.
 * swscale's own PQ→BT.709 conversion (``dst_color_trc``) hard-clips at 100 nits, so it is
   not used for tone mapping.
 """

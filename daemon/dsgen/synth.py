@@ -141,8 +141,9 @@ class SynthSpec:
         ):
             raise ValueError(f"{self.name}: cuts must be increasing and inside (0, n_frames)")
         top, side = self.letterbox
-        if top % 2 or side % 2 or top < 0 or side < 0:
-            raise ValueError(f"{self.name}: letterbox bars must be even and >= 0 (4:2:0 chroma)")
+        if top < 0 or side < 0 or ((top % 2 or side % 2) and self.codec != "h264_444"):
+            raise ValueError(f"{self.name}: letterbox bars must be even and >= 0 (4:2:0 chroma;"
+                             " h264_444 takes odd bars)")
         if 2 * top + 16 > self.height or 2 * side + 16 > self.width:
             raise ValueError(f"{self.name}: letterbox leaves less than 16 pixels of picture")
         if self.hdr and self.codec != "hevc10":
