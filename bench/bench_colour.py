@@ -1,6 +1,6 @@
 """Micro-benchmark of dsgen.colour: ms per 1024×576 crop, fast path vs whole-frame convert.
 
-Run: python bench/bench_colour.py [--repeat N]
+Run: python bench/bench_colour.py [--repeat N] [--accuracy]
 
 Frames are synthetic (smooth gradients plus noise) 1080p 8-bit BT.709 and 2160p 10-bit
 BT.2020 PQ. "whole" is what a naive pipeline does: frame.to_ndarray(format="rgb24") of
@@ -25,7 +25,7 @@ from collections.abc import Callable
 import av
 import numpy as np
 
-from dsgen.chroma import read_siting
+from dsgen.chroma import read_siting, sited
 from dsgen.colour import crop_rgb, crop_rgb_scaled, luma_small, plane_views
 from dsgen.model import ColourInfo
 
@@ -66,6 +66,8 @@ def main() -> None:
     """Print the timing table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--accuracy", action="store_true",
+                        help="also print the chroma-siting accuracy table (needs tests/)")
     args = parser.parse_args()
     x, y, w, h = BOX
 
@@ -106,6 +108,11 @@ def main() -> None:
         def siting(frame: av.VideoFrame = frame) -> object:
             return read_siting(frame)
 
+        window = av.VideoFrame(w + 8, h + 8, frame.format.name)  # a crop window's size
+
+        def stamp(window: av.VideoFrame = window) -> object:
+            return sited(window, "left")
+
         rows = [
             ("crop_rgb 1024x576, centre (old path)", crop),
             ("crop_rgb 1024x576, left (stamped)", crop_left),
@@ -114,10 +121,72 @@ def main() -> None:
             ("whole to_ndarray(rgb24) then crop", whole),
             ("luma_small(step=4)", luma),
             ("read_siting (once per video)", siting),
+            ("sited(window, left) alone", stamp),
         ]
         for method, fn in rows:
             wall, cpu = measure(fn, args.repeat if fn is not whole else max(5, args.repeat // 3))
-            print(f"{name:28s} {method:38s} {wall:8.2f} {cpu:8.2f}")
+            print(f"{name:28s} {method:38s} {wall:8.3f} {cpu:8.3f}")
+    siting_ab(max(args.repeat, 100))
+    if args.accuracy:
+        accuracy()
+
+
+def siting_ab(repeat: int) -> None:
+    """CPU ms of crop_rgb per siting, the sitings interleaved call by call, so machine noise
+    hits them alike: the ratio to centre is the cost of honouring the siting."""
+    print(f"\n{'case (interleaved A/B, median CPU ms)':40s} {'centre':>8s} {'left':>8s} "
+          f"{'topleft':>8s} {'left/centre':>12s}")
+    for name, frame, base in (
+        ("1080p 8-bit crop_rgb 1024x576", synthetic_frame(1920, 1080, "yuv420p"),
+         ColourInfo("bt709", False, 8, "sdr")),
+        ("2160p 10-bit crop_rgb 1024x576", synthetic_frame(3840, 2160, "yuv420p10le"),
+         ColourInfo("bt2020", False, 10, "sdr")),
+    ):
+        infos = {s: dataclasses.replace(base, chroma_siting=s)
+                 for s in ("center", "left", "topleft")}
+        times: dict[str, list[float]] = {s: [] for s in infos}
+        for info in infos.values():
+            crop_rgb(frame, BOX, info)
+        for _ in range(repeat):
+            for s, info in infos.items():
+                c0 = time.process_time()
+                crop_rgb(frame, BOX, info)
+                times[s].append((time.process_time() - c0) * 1e3)
+        med = {s: statistics.median(v) for s, v in times.items()}
+        print(f"{name:40s} {med['center']:8.3f} {med['left']:8.3f} {med['topleft']:8.3f} "
+              f"{med['left'] / med['center']:12.3f}")
+
+
+def accuracy() -> None:
+    """Max error and share of pixels off by > 2 codes against the float reference that
+    honours the siting, with the siting read as centre (dsgen before) and as read (now), on
+    the test suite's real encoded sharp-colour-edge streams (tests/test_colour.py)."""
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    import test_colour as tc  # the suite's reference maths and streams, not dsgen's
+
+    print(f"\n{'stream':26s} {'siting':10s} {'centre: max':>11s} {'> 2':>6s} "
+          f"{'honoured: max':>13s} {'> 2':>6s}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for codec, pix_fmt, options, _ in tc.SITED_STREAMS:
+            bits = 10 if pix_fmt.endswith("10le") else 8
+            w, h = 320, 192
+            src = tc.make_frame(pix_fmt, tc.sharp_colour_planes(w, h, bits, (1, 1), seed=23))
+            path = tc.encode(Path(tmp) / "s.mkv", codec, pix_fmt, w, h, options=options,
+                             frames=[src])
+            _, info, frame = tc.probe(path)
+            planes = [p.copy() for p in plane_views(frame)]
+            ref = tc.ref_sited_rgb(*planes, bits, False, info.matrix, info.chroma_siting)
+            old = crop_rgb(frame, (0, 0, w, h), dataclasses.replace(info, chroma_siting="center"))
+            new = crop_rgb(frame, (0, 0, w, h), info)
+            errs = [np.abs(a - ref) for a in (old, new)]
+            shares = [100 * float((e > 2).any(axis=-1).mean()) for e in errs]
+            print(f"{codec + ' ' + pix_fmt:26s} {info.chroma_siting:10s} "
+                  f"{errs[0].max():11.1f} {shares[0]:5.1f}% {errs[1].max():13.2f} "
+                  f"{shares[1]:5.1f}%")
 
 
 if __name__ == "__main__":

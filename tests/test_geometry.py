@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from dsgen.colour import plane_views
-from dsgen.config import Config, FormatCfg, load_config
+from dsgen.config import PREDECESSOR_FORMATS, Config, FormatCfg, load_config
 from dsgen.engine import Engine
 from dsgen.manifest import manifest_records
 from dsgen.patches import fits, geometry, gt_patch, pick_box
@@ -137,6 +137,9 @@ def test_odd_sized_videos_yield_samples_of_the_exact_format(odd_run: tuple[int, 
     box inside it; GT files have the format's size."""
     code, cfg, out = odd_run
     assert code == 0, out
+    medium = next(f for f in PREDECESSOR_FORMATS if f.name == "medium_169")
+    assert (medium.width, medium.height) == (720, 405)
+    assert cfg.format("medium_169") == medium  # the predecessor's format, as in the issue
     assert "no general format fits" not in out and "inside bars" not in out
     recs = records(cfg)
     assert len(recs) == 12

@@ -217,6 +217,20 @@ def test_round_trip_through_state_keeps_everything(hevc10_hdr: tuple[Path, Synth
     assert not VideoProbe.from_state(old, p.arrays_blob()).pts_interpolated
 
 
+def test_probes_stored_before_chroma_siting_load_as_centre(h264_cuts: tuple[Path, SynthSpec]
+                                                           ) -> None:
+    """A new probe records the stream's siting (H.264: left) and round-trips it; a probe
+    stored before the field existed loads as centre, the conversion dsgen then applied, so
+    a resumed run converts its already-probed videos exactly as before."""
+    p = probe_video(h264_cuts[0], CLIP)
+    assert p.colour.chroma_siting == "left"
+    assert "left-sited chroma" in probe_summary(p)
+    assert VideoProbe.from_state(p.to_json(), p.arrays_blob()).colour.chroma_siting == "left"
+    old = p.to_json().replace('"chroma_siting": "left", ', "")
+    assert "chroma_siting" not in old
+    assert VideoProbe.from_state(old, p.arrays_blob()).colour.chroma_siting == "center"
+
+
 @pytest.mark.parametrize("name", VIDEO_FIXTURES)
 def test_quick_probe_agrees_with_full_probe(name: str, request: pytest.FixtureRequest) -> None:
     """quick_probe (header only) reports the same size, rate, codec and runtime."""
