@@ -21,7 +21,7 @@ import pytest
 from av.video.reformatter import Interpolation
 from PIL import Image
 
-from dsgen import colour
+from dsgen import colour, tonemap
 from dsgen.colour import colour_info, crop_rgb, luma_small, plane_views
 from dsgen.model import ColourInfo
 
@@ -706,20 +706,20 @@ def test_transfer_functions_known_values() -> None:
     """ST 2084: 100 nits ↔ 0.5081, 1000 nits ↔ 0.7518, 1.0 ↔ 10000 nits, round trip exact;
     HLG inverse OETF: 0.5 → 1/12, 1.0 → 1; BT.2390 is the identity below the knee, hits the
     target at the source peak and is monotonic."""
-    assert float(colour.pq_inverse_eotf(100.0)) == pytest.approx(0.5081, abs=1e-4)
-    assert float(colour.pq_inverse_eotf(1000.0)) == pytest.approx(0.7518, abs=1e-4)
-    assert float(colour.pq_eotf(1.0)) == pytest.approx(10000.0)
+    assert float(tonemap.pq_inverse_eotf(100.0)) == pytest.approx(0.5081, abs=1e-4)
+    assert float(tonemap.pq_inverse_eotf(1000.0)) == pytest.approx(0.7518, abs=1e-4)
+    assert float(tonemap.pq_eotf(1.0)) == pytest.approx(10000.0)
     xs = np.geomspace(0.001, 10000, 200)
-    assert np.allclose(colour.pq_eotf(colour.pq_inverse_eotf(xs)), xs, rtol=1e-9)
-    assert float(colour.hlg_inverse_oetf(0.5)) == pytest.approx(1 / 12)
-    assert float(colour.hlg_inverse_oetf(1.0)) == pytest.approx(1.0, abs=1e-6)
+    assert np.allclose(tonemap.pq_eotf(tonemap.pq_inverse_eotf(xs)), xs, rtol=1e-9)
+    assert float(tonemap.hlg_inverse_oetf(0.5)) == pytest.approx(1 / 12)
+    assert float(tonemap.hlg_inverse_oetf(1.0)) == pytest.approx(1.0, abs=1e-6)
     ramp = np.linspace(0, 1000, 2001)
-    out = colour.bt2390_eetf(ramp, 1000.0, 100.0)
+    out = tonemap.bt2390_eetf(ramp, 1000.0, 100.0)
     assert np.allclose(out[ramp < 20], ramp[ramp < 20])
     assert float(out[-1]) == pytest.approx(100.0)
     assert (np.diff(out) >= -1e-12).all()
     for nits in (0.1, 30.0, 150.0, 700.0):
-        assert float(colour.bt2390_eetf(nits, 1000.0, 100.0)) == pytest.approx(
+        assert float(tonemap.bt2390_eetf(nits, 1000.0, 100.0)) == pytest.approx(
             ref_eetf(nits, 1000.0), rel=1e-9
         )
 
@@ -727,8 +727,8 @@ def test_transfer_functions_known_values() -> None:
 def test_gamut_matrix_matches_bt2087() -> None:
     """The derived BT.2020→BT.709 matrix matches ITU-R BT.2087 and keeps white white."""
     bt2087 = [[1.6605, -0.5876, -0.0728], [-0.1246, 1.1329, -0.0083], [-0.0182, -0.1006, 1.1187]]
-    assert np.allclose(colour.BT2020_TO_BT709, bt2087, atol=1e-4)
-    assert np.allclose(colour.BT2020_TO_BT709.sum(axis=1), 1.0)
+    assert np.allclose(tonemap.BT2020_TO_BT709, bt2087, atol=1e-4)
+    assert np.allclose(tonemap.BT2020_TO_BT709.sum(axis=1), 1.0)
 
 
 # ------------------------------------------------------------------------------------------

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from dsgen.colour import ColourInfo, crop_rgb, crop_rgb_scaled
+from dsgen.colour import crop_rgb, crop_rgb_scaled
 from dsgen.config import FormatCfg, LrFilter
-from dsgen.model import VideoProbe
+from dsgen.model import ColourInfo, VideoProbe
 
 # LR filters. area = box averaging (exact for integer factors); bicubic = Pillow's
 # antialiased cubic (a = -0.5), which matches MATLAB imresize, the "BI" degradation of

@@ -10,9 +10,9 @@ from typing import Any
 import av
 import numpy as np
 
-from dsgen.colour import ColourInfo, colour_info, luma_small
+from dsgen.colour import colour_info, luma_small
 from dsgen.errors import VideoError
-from dsgen.model import VideoProbe
+from dsgen.model import ColourInfo, VideoProbe
 
 # Frames sampled across the runtime to find letterbox/pillarbox bars: enough to
 # see bright content in every row of a dark film, few enough to cost < 1 s.
