@@ -88,27 +88,39 @@ categories = {{ general = 1.0 }}
 
 
 def run_dsgen(run_dir: Path, video: Path, name: str, target: int, workers: int, segment: int,
-              pythonpath: str | None, profile: int) -> dict[str, Any]:
-    """One fresh Engine run in a subprocess (dsgen from `pythonpath` if given)."""
+              pythonpath: str | None, profile: int, reuse: bool = False) -> dict[str, Any]:
+    """One fresh Engine run in a subprocess (dsgen from `pythonpath` if given); with `reuse`,
+    the result of an earlier run with the same config, if there is one (not run again)."""
+    config = CONFIG_TOML.format(root=run_dir / "dataset", state=run_dir / "state",
+                                workers=workers, seed=SEED, segment=segment, target=target,
+                                name=name, video=video)
+    toml = run_dir / "dsgen.toml"
+    out = run_dir / "run.json"
+    if reuse and out.exists() and toml.exists() and toml.read_text() == config:
+        log(f"  reusing {out} (--reuse)")
+        d: dict[str, Any] = json.loads(out.read_text())
+        d["other_load"] = d.get("measured_load")
+        d["reused"] = True
+        d["steady_cpu"] = d["steady"]["cpu"]
+        d["per_clip"] = tables.per_clip(d)
+        return d
     if run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
-    toml = run_dir / "dsgen.toml"
-    toml.write_text(CONFIG_TOML.format(root=run_dir / "dataset", state=run_dir / "state",
-                                       workers=workers, seed=SEED, segment=segment,
-                                       target=target, name=name, video=video))
+    toml.write_text(config)
     env = dict(os.environ)
     if pythonpath:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (pythonpath, env.get("PYTHONPATH"))
                                             if p)
-    out = run_dir / "run.json"
     cmd = [sys.executable, str(HERE / "dsgen_run.py"), str(toml), str(out)]
     if profile:
         cmd += ["--profile", str(profile)]
     load = wait_quiet()
     subprocess.run(cmd, env=env, check=True)
-    d: dict[str, Any] = json.loads(out.read_text())
+    d = json.loads(out.read_text())
     d["other_load"] = load
+    d["measured_load"] = load  # kept in run.json for --reuse
+    out.write_text(json.dumps(d, default=str))
     d["steady_cpu"] = d["steady"]["cpu"]
     d["per_clip"] = tables.per_clip(d)
     return d
@@ -152,13 +164,13 @@ def bench_one(key: str, video: Path, minutes: float, density: float, args: argpa
             order.reverse()  # interleave: neither always runs first
         for label, pp in order:
             d = run_dsgen(runs / f"{tag}-{label}", video, f"bench {key}", target, workers,
-                          segment, pp, args.profile if label == "dsgen" else 0)
+                          segment, pp, args.profile if label == "dsgen" else 0, args.reuse)
             pc = d["per_clip"]
             rev = d["dsgen_rev"] if label == "dsgen" else args.baseline_label
             log(f"  {label} ({rev}): {d['clips']} clips, {d['patches']} samples, "
                 f"{d['wall']:.1f} s, {pc['cpu_per_clip']:.3f} CPU s/clip, "
                 f"{pc['frames_per_clip'] or 0:.1f} frames/clip "
-                f"(bg load {d['other_load']:.2f}); exit {d['exit_code']}")
+                f"(bg load {common.fmt(d['other_load'])}); exit {d['exit_code']}")
             if label not in best or d["wall"] < best[label]["wall"]:
                 best[label] = d
     d = best["dsgen"]
@@ -253,6 +265,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--wait-quiet", type=float, default=60.0,
                     help="before each timed phase wait up to this many seconds for other "
                          "programs' load to drop below 0.15 cores (default 60)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="reuse a dsgen run's result from an earlier benchmark run with the "
+                         "same config (runs/<video>-<density>-dsgen/run.json) instead of "
+                         "running it again: to redo the yardsticks or add a baseline")
     ap.add_argument("--profile", type=int, default=0, metavar="N",
                     help="also cProfile run_task in-process after each dsgen run: top N")
     args = ap.parse_args(argv)
