@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import numpy as np
 import pytest
 
 from dsgen.decode import ClipError, ClipReader
@@ -369,3 +370,90 @@ def test_a_failed_window_does_not_make_later_seeks_costlier(
     assert [f.pts for f in reader.clip(25, N)] == p.frame_pts[25:25 + N].tolist()
     assert reader.frames_decoded - before == cost
     reader.close()
+
+
+# ------------------------------------------------------------------------------ the minimum
+
+
+def packets_needed(path: str, first: int, last: int) -> int:
+    """Packets a window [first, last] (pts) needs from the keyframe before it: every packet in
+    decode order from that keyframe up to the window's last packet (the window's frames and
+    the references decoded before them); an upper bound of what must be decoded."""
+    with av.open(path) as c:
+        order = [(pk.pts, pk.is_keyframe) for pk in c.demux(video=0) if pk.size]
+    key = max(i for i, (p, k) in enumerate(order) if k and p is not None and p <= first)
+    end = max(i for i, (p, _) in enumerate(order) if p is not None and first <= p <= last)
+    return end - key + 1
+
+
+@pytest.mark.parametrize("name", ["h264_cuts", "hevc10_hdr", "mpeg2_anamorphic"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_lone_window_decodes_only_what_it_needs(name: str, threads: int,
+                                                  request: pytest.FixtureRequest) -> None:
+    """With nothing to walk on to (`then=()`), a window costs at most the packets from its
+    keyframe to its own last packet (the decoder is drained instead of being fed the packets
+    after the window), exactly 7 frames when it opens at a keyframe of a closed GOP, and the
+    frames are still exact. Every frame the decoder produced is counted, even those still
+    inside it when the reader is closed."""
+    path, spec = request.getfixturevalue(name)
+    p = probe_of(str(path))
+    keys = np.searchsorted(p.frame_pts, p.key_pts).tolist()
+    starts = sorted({*keys, *(k + 1 for k in keys), *(k + spec.gop // 2 for k in keys)})
+    for s in (s for s in starts if s + N <= p.n_frames):
+        reader = ClipReader(p, threads)
+        assert_exact_then(reader, s, ())
+        reader.close()
+        need = packets_needed(p.path, int(p.frame_pts[s]), int(p.frame_pts[s + N - 1]))
+        assert N <= reader.frames_decoded <= need, (s, reader.frames_decoded, need)
+        if s in keys and name == "h264_cuts":
+            assert reader.frames_decoded == N, s
+
+
+def assert_exact_then(reader: ClipReader, start: int, then: Iterable[int] | None) -> None:
+    """`assert_exact` with a `then` hint."""
+    frames = reader.clip(start, N, then)
+    assert [f.pts for f in frames] == reader.probe.frame_pts[start:start + N].tolist(), start
+    assert [digest(f) for f in frames] == list(reference(reader.probe.path)[start:start + N])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_draining_costs_fewer_frames_than_walking_on(h264_cuts: tuple[Path, SynthSpec],
+                                                     threads: int) -> None:
+    """Lone windows (the next one in another GOP) decode fewer frames when the reader knows
+    nothing follows than when it keeps feeding the decoder; a window that can be walked to
+    still costs no seek after a hint that it follows."""
+    p = probe_of(str(h264_cuts[0]))
+    starts = [2, 26, 50, 74]  # one per GOP, each needing a seek
+    cost = {}
+    for hinted in (True, False):
+        reader = ClipReader(p, threads)
+        for i, s in enumerate(starts):
+            assert_exact_then(reader, s, starts[i + 1:i + 2] if hinted else None)
+        reader.close()
+        cost[hinted] = reader.frames_decoded
+        assert reader.seeks == len(starts)
+    assert cost[True] < cost[False]
+    reader = ClipReader(p, threads)
+    assert_exact_then(reader, 26, [36])
+    assert_exact_then(reader, 36, ())
+    assert reader.seeks == 1
+    reader.close()
+
+
+def test_every_frame_is_decoded_once_and_counted(video: tuple[VideoProbe, SynthSpec]) -> None:
+    """Back-to-back windows ending at the video's last frame, each told what follows: one
+    seek, and the decoder produces every frame exactly once — frames_decoded equals the
+    frame count with nothing skipped, and is no larger with non-reference skipping on."""
+    p, _ = video
+    starts = list(range(p.n_frames % N, p.n_frames - N + 1, N))
+    for skip in (False, True):
+        reader = ClipReader(p, 2)
+        reader.skip_nonref = skip and reader.skip_nonref
+        for i, s in enumerate(starts):
+            assert_exact_then(reader, s, starts[i + 1:i + 2])
+        reader.close()
+        assert reader.seeks == 1
+        if skip:
+            assert reader.frames_decoded <= p.n_frames
+        else:
+            assert reader.frames_decoded == p.n_frames

@@ -69,7 +69,7 @@ def drive(m: Metrics) -> None:
     m.attempt("worker_crash")
     m.stage("decode", 1.0, n=4)
     m.stage("probe", 42.0)
-    m.decoded(frames=70, seeks=3)
+    m.decoded(frames=70, seeks=3, per_clip=[7, 9, 54])
     m.worker_failure("died")
     m.set_videos({"pending": 2, "in_progress": 3, "missing": 1})
     m.set_workers(busy=3, total=4)
@@ -150,6 +150,10 @@ def test_recorded_values_are_scraped(metrics: Metrics) -> None:
     assert v("dsgen_filesystem_size_bytes") == 1e11
     assert v("dsgen_frames_decoded_total") == 70
     assert v("dsgen_seeks_total") == 3
+    assert v("dsgen_clip_frames_decoded_count") == 3
+    assert v("dsgen_clip_frames_decoded_sum") == 70
+    assert v("dsgen_clip_frames_decoded_bucket", le="7.0") == 1
+    assert v("dsgen_clip_frames_decoded_bucket", le="10.0") == 2
     assert v("dsgen_worker_failures_total", kind="died") == 1
     assert v("dsgen_worker_failures_total", kind="error") == 0
     assert v("dsgen_estimated_completion_timestamp_seconds") == 1_800_000_000.0

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
 from collections import deque
+from collections.abc import Iterable
 from typing import Any
 
 import av
@@ -35,7 +37,8 @@ class ClipError(Exception):
 class ClipReader:
     """Decodes windows of consecutive frames; call `clip` with non-decreasing starts for speed.
 
-    `seeks` counts container seeks and `frames_decoded` the frames the decoder output.
+    `seeks` counts container seeks and `frames_decoded` every frame the decoder produced
+    (frames still inside the decoder when it is flushed for a seek are drained and counted).
     `skip_nonref` (default on) lets the decoder skip non-reference frames shown before a
     window; it is off when the probe had to interpolate frame timestamps.
     """
@@ -56,13 +59,20 @@ class ClipReader:
         self._last_pts: int | None = None  # pts of the newest frame buffered (decoded, usable)
         self._prev: tuple[int, int | None] | None = None  # (pts, duration) of the last frame out
         self._eof = False
+        # The decoder was drained after a window's last packet: nothing more is fed until the
+        # next seek (the window's frames came out without decoding the packets after it).
+        self._drained = False
         self._lead = 0  # frames before the keyframe that seeks aim at (SEEK_LEAD once needed)
         self._sync: int | None = None  # pts of the first keyframe fed since the last seek
         self.frames_decoded = 0
         self.seeks = 0
+        self._stop_after: frozenset[int] | None = None  # the window's pts, when draining after it
+        self._stop_last: int | None = None  # its last pts
+        self._fed: set[int] = set()  # pts of the packets fed to the decoder since the last seek
 
     def close(self) -> None:
         """Release the file and decoder."""
+        self._flush_decoder()
         self.container.close()
 
     def _open(self) -> None:
@@ -74,11 +84,22 @@ class ClipReader:
         self._skip = "DEFAULT"
         self._nominal = nominal_duration(self.stream)  # as the probe's decoding pass has it
 
-    def clip(self, start: int, n: int) -> list[Any]:
-        """Frames start … start+n-1 (by index in the probe's pts list), exactly, or ClipError."""
+    def clip(self, start: int, n: int, then: Iterable[int] | None = None) -> list[Any]:
+        """Frames start … start+n-1 (by index in the probe's pts list), exactly, or ClipError.
+
+        `then` lists the starts the caller may ask for next (None: unknown). When none of
+        them can be reached by walking on from this window, decoding stops at the window's
+        last packet and the decoder is drained: the packets after the window are not decoded
+        just to push its last frames out of the decoder's reorder delay, and non-reference
+        frames shown after it are skipped."""
         if start < 0 or n < 1 or start + n > self.pts.shape[0]:
             raise ClipError(f"window {start}+{n} outside the video's {self.pts.shape[0]} frames")
         want = [int(p) for p in self.pts[start:start + n]]
+        nxt = None if then is None else [int(self.pts[t]) for t in then
+                                          if 0 <= t < self.pts.shape[0]]
+        walk_on = nxt is None or any(self._walkable(want[-1], t) for t in nxt)
+        self._stop_after = None if walk_on else frozenset(want)
+        self._stop_last = None if walk_on else want[-1]
         tried: set[int] = set()
         target = self._position_for(want[0])
         if target is not None:
@@ -110,6 +131,12 @@ class ClipReader:
 
     # -- internals -------------------------------------------------------------------------
 
+    def _walkable(self, last: int, first: int) -> bool:
+        """Whether a window starting at pts `first` is reached by walking on from a window
+        ending at pts `last` (it lies ahead and its keyframe is not beyond the window)."""
+        key = self._key_before(first)
+        return first > last and key is not None and key <= last
+
     def _key_before(self, pts: int) -> int | None:
         i = bisect.bisect_right(self.keys, pts) - 1
         return int(self.keys[i]) if i >= 0 else None
@@ -130,21 +157,25 @@ class ClipReader:
         """Seek if the keyframe before `first` lies beyond where decoding stands (or behind us);
         return the seek target, None if the walk goes on."""
         if self._packets is not None and not self._eof:
-            behind = self._last_pts is not None and first <= self._last_pts and not any(
-                f is not _HOLE and f.pts == first for f in self._buffer)
+            buffered = any(f is not _HOLE and f.pts == first for f in self._buffer)
+            behind = self._last_pts is not None and first <= self._last_pts and not buffered
             key = self._key_before(first)
             ahead = self._last_pts is not None and key is not None and key > self._last_pts
-            if not behind and not ahead:
+            # after a drain only buffered frames can be handed out without a seek
+            if not behind and not ahead and (buffered or not self._drained):
                 return None
         target = self._target(first, 0)
         self._seek(target)
         return target
 
     def _seek(self, target: int) -> None:
+        self._flush_decoder()
         self._buffer.clear()
         self._last_pts = None
         self._prev = None
         self._eof = True  # until the seek succeeded
+        self._drained = False
+        self._fed.clear()
         self.seeks += 1
         try:
             self.container.seek(target, stream=self.stream, backward=True, any_frame=False)
@@ -164,11 +195,33 @@ class ClipReader:
         # from the first keyframe fed onward are sure to be decoded from their references.
         self._sync = BEFORE_START if target == BEFORE_START else None
 
+    def _flush_decoder(self) -> None:
+        """Drain what the decoder still holds (decoded already, or being decoded by frame
+        threads, which a seek's flush would wait for anyway) and count it."""
+        if self._packets is None or self._drained or self._eof:
+            return
+        with contextlib.suppress(av.error.FFmpegError):
+            self.frames_decoded += len(self.stream.codec_context.decode(None))
+        self._drained = True
+
+    def _drain(self) -> None:
+        """The window's packets are all fed: take its last frames out without feeding more."""
+        cc = self.stream.codec_context
+        try:
+            frames = cc.decode(None)
+        except av.error.FFmpegError:
+            frames = []
+        self._drained = True
+        for frame in frames:
+            self.frames_decoded += 1
+            self._accept(frame)
+
     def _next_frame(self, first: int) -> Any:
-        """The next decoded frame in display order, or None at end of stream."""
+        """The next decoded frame in display order, or None at end of stream (or when the
+        decoder was drained after the window's last packet)."""
         cc = self.stream.codec_context
         while not self._buffer:
-            if self._eof:
+            if self._eof or self._drained:
                 return None
             try:
                 packet = next(self._packets, None)
@@ -181,19 +234,27 @@ class ClipReader:
             if self._sync is None and packet.is_keyframe and packet.size > 0:
                 self._sync = packet.pts if packet.pts is not None else BEFORE_START
             # Frames shown before the window are never used: let the decoder skip the
-            # non-reference ones (2.4–8× faster approach; reference frames still decode).
-            skip = (self.skip_nonref and packet.pts is not None and packet.pts < first
-                    and packet.size > 0)
+            # non-reference ones (2.4–8× faster approach; reference frames still decode);
+            # so are those shown after it when nothing follows (only references count).
+            after = self._stop_last is not None and packet.pts is not None and \
+                packet.pts > self._stop_last
+            skip = (self.skip_nonref and packet.pts is not None and packet.size > 0
+                    and (packet.pts < first or after))
             mode: Any = "NONREF" if skip else "DEFAULT"
             if self._skip != mode:
                 cc.skip_frame = self._skip = mode
             try:
                 frames = packet.decode()
             except av.error.FFmpegError:
-                continue  # a corrupt packet: the exact-pts check rejects what it breaks
+                frames = []  # a corrupt packet: the exact-pts check rejects what it breaks
             for frame in frames:
                 self.frames_decoded += 1
                 self._accept(frame)
+            stop = self._stop_after
+            if packet.pts is not None:
+                self._fed.add(packet.pts)
+                if stop is not None and packet.pts in stop and stop <= self._fed:
+                    self._drain()  # every packet of the window is in: nothing after it
         return self._buffer.popleft()
 
     def _accept(self, frame: Any) -> None:

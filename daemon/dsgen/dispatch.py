@@ -10,6 +10,8 @@ import os
 import time
 from collections import Counter, OrderedDict
 
+import numpy as np
+
 from dsgen.executor import Executor
 from dsgen.extract import ProbeRequest, Task, probe_task, run_task
 from dsgen.model import SlotPlan, SlotResult, VideoProbe
@@ -146,9 +148,7 @@ class Dispatcher:
                 if not any(cat in known for cat, _ in s.formats):  # category removed (reload)
                     self.orphans.append((vid, SlotResult(s.slot_id, complete=True)))
             pending = [s for s in pending if any(cat in known for cat, _ in s.formats)]
-            size = run.cfg.segment_slots
-            for i in range(0, len(pending), size):
-                chunk = tuple(pending[i:i + size])
+            for chunk in segments(pending, run.cfg.segment_slots, probe):
                 run.busy.update((vid, s.slot_id) for s in chunk)
                 run.ready.append(self._task(vid, probe, chunk))
             if len(run.ready) >= READY_AHEAD:
@@ -163,3 +163,27 @@ class Dispatcher:
             return list(st.slots(vid, pending_only=True))
         self.progress.video_finished(st, vid)
         return []
+
+
+def segments(slots: list[SlotPlan], size: int, probe: VideoProbe) -> list[tuple[SlotPlan, ...]]:
+    """Slots (sorted by first start) in tasks of about `size`, never cutting between two
+    slots whose first windows share a GOP: one worker decodes that GOP once for both.
+
+    Only the cost depends on this (each slot's result depends on its plan alone)."""
+    if not slots:
+        return []
+    keys = probe.key_pts
+    pts = probe.frame_pts
+
+    def gop(s: SlotPlan) -> int:
+        first = s.starts[0] if s.starts else 0
+        return int(np.searchsorted(keys, pts[min(first, pts.shape[0] - 1)], side="right"))
+    out: list[tuple[SlotPlan, ...]] = []
+    chunk: list[SlotPlan] = []
+    for s in slots:
+        if len(chunk) >= size and gop(s) != gop(chunk[-1]):
+            out.append(tuple(chunk))
+            chunk = []
+        chunk.append(s)
+    out.append(tuple(chunk))
+    return out

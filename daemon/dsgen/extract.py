@@ -156,8 +156,13 @@ def run_task(task: Task) -> TaskResult:
         slot, out = task.slots[i], res.slots[i]
         t0 = time.perf_counter()
         res.clips += 1
+        # what may be asked next: the next window in the sweep, and this slot's replacement
+        then = [heap[0][1]] if heap and heap[0][0] == sweep else []
+        if number + 1 < len(slot.starts):
+            then.append(slot.starts[number + 1])
+        decoded = reader.frames_decoded
         try:
-            frames = reader.clip(start, n)
+            frames = reader.clip(start, n, then)
         except ClipError as e:
             secs["decode"] += time.perf_counter() - t0
             out.attempts.append(Attempt(slot.slot_id, number, start, DECODE_ERROR, 0.0, str(e)))
@@ -174,6 +179,7 @@ def run_task(task: Task) -> TaskResult:
             if verdict.reason == OK:
                 _make_samples(task, geo, slot, out, pending[i], frames, start, number,
                               verdict.scene_diff, secs)
+        res.clip_frames.append(reader.frames_decoded - decoded)
         if pending[i] and number + 1 < len(slot.starts):
             nxt = slot.starts[number + 1]
             heapq.heappush(heap, (sweep if nxt > start else sweep + 1, nxt, i, number + 1))

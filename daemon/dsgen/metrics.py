@@ -54,6 +54,9 @@ WORKER_STATES = ("busy", "idle")
 # How a worker failed: its process died (pool rebuilt) or its task raised an exception.
 WORKER_FAILURES = ("died", "error")
 RELOAD_RESULTS = ("success", "failure")
+# Frames decoded per clip: 7 is the floor (a window opening at a keyframe), a random window
+# in a 2–5 s GOP costs 20–70, a lone 10 s GOP up to ≈ 250.
+CLIP_FRAME_BUCKETS = (7, 8, 10, 12, 15, 20, 30, 50, 80, 120, 200, 500)
 
 _warned: set[tuple[str, str]] = set()  # (what, value) pairs already logged as unknown
 
@@ -132,6 +135,9 @@ class Metrics:
         self._frames = Counter("dsgen_frames_decoded", "Video frames decoded by the workers.",
                                registry=r)
         self._seeks = Counter("dsgen_seeks", "Seeks the workers' decoders made.", registry=r)
+        self._clip_frames = Histogram(
+            "dsgen_clip_frames_decoded", "Frames decoded per clip attempt (7 is the floor).",
+            buckets=CLIP_FRAME_BUCKETS, registry=r)
         self._stage_seconds = Counter(
             "dsgen_stage_seconds", "Worker and parent time spent per stage.", ["stage"],
             registry=r)
@@ -253,10 +259,13 @@ class Metrics:
         for _ in range(n):
             hist.observe(per)
 
-    def decoded(self, frames: int, seeks: int) -> None:
-        """Add a task's decoded frames and seeks (TaskResult.frames_decoded, .seeks)."""
+    def decoded(self, frames: int, seeks: int, per_clip: Iterable[int] = ()) -> None:
+        """Add a task's decoded frames and seeks (TaskResult.frames_decoded, .seeks) and each
+        clip's frames (TaskResult.clip_frames) to the per-clip histogram."""
         self._frames.inc(max(0, frames))
         self._seeks.inc(max(0, seeks))
+        for n in per_clip:
+            self._clip_frames.observe(max(0, n))
 
     def worker_failure(self, kind: str) -> None:
         """A worker process died ("died") or a task raised ("error")."""

@@ -284,8 +284,9 @@ class TaskResult:
     slots: list[SlotResult]
     error: str | None = None  # the video could not be opened at all
     stopped: bool = False
-    frames_decoded: int = 0
+    frames_decoded: int = 0  # every frame the decoder produced, for windows or to reach them
     seeks: int = 0
+    clip_frames: list[int] = field(default_factory=list)  # frames decoded for each clip, in order
     seconds: dict[str, float] = field(default_factory=dict)  # stage → seconds
     clips: int = 0  # windows decoded (attempts that reached the gates or failed decoding)
     worker: str = ""  # host:pid of the worker that ran it

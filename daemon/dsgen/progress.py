@@ -73,7 +73,7 @@ class Progress:
         samples = sum(len(s.samples) for s in res.slots)
         for stage, secs in res.seconds.items():
             m.stage(stage, secs, clips if stage in ("decode", "quality") else samples)
-        m.decoded(res.frames_decoded, res.seeks)
+        m.decoded(res.frames_decoded, res.seeks, res.clip_frames)
 
     def slot_recorded(self, slot: SlotResult) -> None:
         """A slot became durable: metrics (the counters are kept by `ledger.record_slot`)."""
@@ -225,6 +225,14 @@ class Progress:
         ui.line(f"Total Images Created: {images:,}")
         ui.line(f"Total Disk Usage: {gb(size):.1f} GB")
         ui.line(f"Total Time: {human_time(time.time() - started)}")
+        k = run.counters
+        if k.clips_decoded:
+            per_sample = (f", {k.frames_decoded / k.samples:.1f} per sample" if k.samples
+                          else "")
+            ui.line(f"Frames Decoded: {k.frames_decoded:,} this run, "
+                    f"{k.frames_decoded / k.clips_decoded:.1f} per clip{per_sample}",
+                    event="decoding", frames=k.frames_decoded, clips=k.clips_decoded,
+                    samples=k.samples)
         ui.line()
         ui.line("Category Breakdown:")
         width = max(len(c.name) for c in cfg.categories) + 1

@@ -129,6 +129,7 @@ class LiveView:
     average_attempts: float | None
     samples_this_run: int
     frames_per_clip_decoded: float | None
+    frames_per_sample_decoded: float | None
     eta_seconds: float | None
     taken_at: float
 
@@ -153,6 +154,7 @@ class LiveView:
                 "average_attempts": _round(self.average_attempts, 3),
                 "samples_this_run": self.samples_this_run,
                 "frames_decoded_per_clip": _round(self.frames_per_clip_decoded, 2),
+                "frames_decoded_per_sample": _round(self.frames_per_sample_decoded, 2),
             },
             "eta_seconds": None if self.eta_seconds is None else round(self.eta_seconds),
         }
@@ -299,6 +301,7 @@ class RunState:
             samples_this_run=k.samples,
             frames_per_clip_decoded=(k.frames_decoded / k.clips_decoded
                                      if k.clips_decoded else None),
+            frames_per_sample_decoded=k.frames_decoded / k.samples if k.samples else None,
             eta_seconds=(0.0 if not remaining else remaining / rate * 60 if rate > 0
                          else None),
             taken_at=now)
