@@ -527,11 +527,11 @@ def kill_worker(_: Any) -> Any:
 class KillingExecutor(LocalExecutor):
     """A real local pool where every task of the video named `bad` kills its worker."""
 
-    def submit(self, fn: Any, arg: Any) -> int:
+    def submit(self, fn: Any, arg: Any, lane: str = "cpu") -> int:
         """Swap the work of the bad video for a worker death."""
         if getattr(arg, "name", None) == "bad":
-            return super().submit(kill_worker, arg)
-        return super().submit(fn, arg)
+            return super().submit(kill_worker, arg, lane)
+        return super().submit(fn, arg, lane)
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections import Counter
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from dsgen.plan import (
     split_targets,
     start_range,
     usable_seconds,
+    window_ticks,
 )
 from dsgen.probe import probe_video
 from dsgen.synth import SynthSpec
@@ -62,17 +64,22 @@ def make_cfg(**extraction: Any) -> Config:
 CFG = make_cfg()
 
 
+SPAN = N + 1  # a window's room in ticks when one tick is one frame (see window_ticks)
+
+
 @pytest.fixture(scope="module")
 def probe(h264_cuts: VideoFixture) -> VideoProbe:
-    """The real probe of the 640×360, 96-frame H.264 fixture."""
-    return probe_video(h264_cuts[0], N)
+    """The real probe of the 640×360, 96-frame H.264 fixture, timed in frames: a time base
+    of one frame (1/24 s), so positions are frame numbers."""
+    return longer(probe_video(h264_cuts[0], N), 96)
 
 
 def longer(p: VideoProbe, frames: int) -> VideoProbe:
-    """The same video with a frame index of `frames` frames (pts one tick per frame)."""
-    step = int(p.frame_pts[1] - p.frame_pts[0])
-    pts = np.arange(frames, dtype=np.int64) * step
-    return dataclasses.replace(p, frame_pts=pts, key_pts=pts[::24].copy())
+    """The same video, `frames` frames long by its header, timed in frames (no index)."""
+    empty = np.zeros(0, dtype=np.int64)
+    return dataclasses.replace(p, time_base=Fraction(1, 24), fps=24.0, frame_ticks=1,
+                               first_pts=0, end_pts=frames, header_frames=frames,
+                               frame_pts=empty, key_pts=empty, index_complete=False)
 
 
 # --------------------------------------------------------------------------- allocate
@@ -180,18 +187,21 @@ def test_split_targets(amounts: dict[str, int], table: dict[int, tuple[float, in
 
 
 def test_start_range_capacity_and_usable_seconds(probe: VideoProbe) -> None:
-    """Windows [s, s+7) stay inside the runtime minus the edge margins at both ends; capacity
-    is the number of disjoint windows that fit; usable seconds follow the same range."""
+    """Positions leave room for a window (7 frames and the one it may start after) before the
+    end, inside the edge margins at both ends; capacity is the number of disjoint windows that
+    fit; usable seconds follow the same range; all from the header's runtime in pts."""
     assert probe.n_frames == 96 and probe.fps == 24.0
-    assert start_range(probe, CFG) == (0, 89)
-    assert capacity(probe, CFG) == 96 // N
-    assert usable_seconds(probe, CFG) == pytest.approx(90 / 24)
+    assert window_ticks(probe, CFG) == SPAN
+    assert start_range(probe, CFG) == (0, 96 - SPAN)
+    assert capacity(probe, CFG) == (96 - SPAN) // SPAN + 1
+    assert usable_seconds(probe, CFG) == pytest.approx((96 - SPAN + 1) / 24)
     cfg = make_cfg(edge_margin_seconds=1.0)  # 24 frames each end
-    lo, hi = start_range(probe, cfg)
-    assert (lo, hi) == (24, 96 - 24 - N)
-    assert capacity(probe, cfg) == (96 - 48) // N
+    assert start_range(probe, cfg) == (24, 96 - 24 - SPAN)
+    assert capacity(probe, cfg) == (96 - 48 - SPAN) // SPAN + 1
     assert capacity(probe, make_cfg(edge_margin_seconds=2.0)) == 0  # nothing left
     assert usable_seconds(probe, make_cfg(edge_margin_seconds=2.0)) == 0.0
+    real = probe_video(Path(probe.path), N)  # 1/1000 s ticks, 23.976-style rounding
+    assert window_ticks(real, CFG) >= (N + 1) * 1000 / 24
 
 
 def test_fitting_formats_follow_the_picture(probe: VideoProbe) -> None:
@@ -227,15 +237,15 @@ def test_rng_for_depends_only_on_seed_name_and_parts() -> None:
 # --------------------------------------------------------------------------- place_round
 
 
-def free_windows(p: VideoProbe, cfg: Config, used: list[int]) -> list[int]:
-    """Starts a new window may take: in range and disjoint from every used window."""
+def free_windows(p: VideoProbe, cfg: Config, used: list[tuple[int, int]]) -> list[int]:
+    """Positions a new window may take: in range, its room clear of every used window."""
     lo, hi = start_range(p, cfg)
-    n = cfg.extraction.frames_per_clip
-    return [s for s in range(max(lo, 0), hi + 1) if all(abs(s - u) >= n for u in used)]
+    return [s for s in range(max(lo, 0), hi + 1)
+            if all(s + SPAN <= a or s > b for a, b in used)]
 
 
 def packable(free: list[int], n: int) -> int:
-    """How many disjoint windows the free starts hold (greedy from the left is optimal)."""
+    """How many disjoint windows the free positions hold (greedy from the left is optimal)."""
     count, edge = 0, -(10**9)
     for s in free:
         if s >= edge:
@@ -243,28 +253,29 @@ def packable(free: list[int], n: int) -> int:
     return count
 
 
-def check_round(cfg: Config, p: VideoProbe, deficits: dict[str, int], used: list[int],
-                first_slot: int, slots: list[SlotPlan]) -> None:
+def check_round(cfg: Config, p: VideoProbe, deficits: dict[str, int],
+                used: list[tuple[int, int]], first_slot: int, slots: list[SlotPlan]) -> None:
     """The invariants every round must keep (see test docstrings)."""
-    n = cfg.extraction.frames_per_clip
     lo, hi = start_range(p, cfg)
     geo = geometry(p, cfg.extraction.reference_height)
     assert [s.slot_id for s in slots] == list(range(first_slot, first_slot + len(slots)))
     for s in slots:
         assert s.starts and s.formats
         assert 1 <= len(s.starts) <= cfg.extraction.max_attempts
-        assert len(set(s.starts)) == len(s.starts)
-        for a in s.starts:
-            assert lo <= a <= hi
-            assert all(abs(a - u) >= n for u in used)
+        assert len(set(s.starts)) == len(s.starts) == len(s.bounds)
+        for a, (a_lo, a_hi, fence) in zip(s.starts, s.bounds, strict=True):
+            assert lo <= a_lo <= a <= a_hi <= hi
+            assert a_hi + SPAN <= fence  # a window started up to a frame late still ends before
+            # nothing used lies between the earliest start and the fence
+            assert all(b < a_lo or u >= fence for u, b in used), (a_lo, fence, used)
         cats = [c for c, _ in s.formats]
         assert len(cats) == len(set(cats))
         for cat, fmt in s.formats:
             assert fmt in dict(cfg.category(cat).formats)
             assert fits(geo, cfg.format(fmt))
-    # windows of different slots never overlap; slot order follows the timeline
+    # windows of different slots never overlap: a slot's fences lie before the next's starts
     for a, b in itertools.pairwise(slots):
-        assert max(a.starts) + n <= min(b.starts)
+        assert max(f for _, _, f in a.bounds) <= min(b_lo for b_lo, _, _ in b.bounds)
     # each category gets exactly min(deficit, slots placed) slots (none if nothing fits)
     per_cat = Counter(c for s in slots for c, _ in s.formats)
     for cat, d in deficits.items():
@@ -289,36 +300,39 @@ def test_place_round_invariants(probe: VideoProbe, frames: int, seed: int, phase
                                 rnd: int, first: int, alpha: int, beta: int, gamma: int,
                                 used_frac: list[float], margin: float, skip: float,
                                 attempts: int) -> None:
-    """For any video length, used windows and deficits: attempt windows stay inside
-    start_range and off every used window, windows of different slots never overlap, slot ids
-    run from first_slot, formats come only from the category's mix and fit the video, each
-    category gets exactly min(deficit, slots) slots, and the round places as many slots as the
-    biggest deficit asks for, up to what the free runtime can hold."""
+    """For any video length, used windows and deficits: positions stay inside start_range
+    and within their bounds, whose room stays off every used window; windows of different
+    slots never overlap (a slot's fences lie before the next slot's bounds); slot ids run
+    from first_slot; formats come only from the category's mix and fit the video; each
+    category gets exactly min(deficit, slots) slots; and the round places as many slots as
+    the biggest deficit asks for, up to what the free runtime can hold."""
     cfg = dataclasses.replace(make_cfg(edge_margin_seconds=margin, retry_skip_seconds=skip,
                                        max_attempts=attempts), seed=seed)
     p = longer(probe, frames)
-    used = sorted({int(f * (frames - N)) for f in used_frac})
+    used = sorted({(int(f * (frames - N)), int(f * (frames - N)) + N - 1) for f in used_frac})
     deficits = {"alpha": alpha, "beta": beta, "gamma": gamma}
     slots = place_round(cfg, p, "Film A", deficits, used, first, phase, rnd)
     check_round(cfg, p, deficits, used, first, slots)
     fitting_need = max(alpha, gamma, 0)
-    assert len(slots) == min(fitting_need, packable(free_windows(p, cfg, used), N))
+    assert len(slots) == min(fitting_need, packable(free_windows(p, cfg, used), SPAN))
 
 
 def test_place_round_is_deterministic(long_probe: VideoProbe) -> None:
     """Same inputs → the same slots; the slot ids only shift with first_slot; the video name,
     seed, phase and round each change the positions."""
     d = {"alpha": 30, "gamma": 12}
-    a = place_round(CFG, long_probe, "Film A", d, [100, 900], 0, 0, 0)
-    assert a == place_round(CFG, long_probe, "Film A", dict(d), [100, 900], 0, 0, 0)
-    shifted = place_round(CFG, long_probe, "Film A", d, [100, 900], 500, 0, 0)
-    assert [(s.starts, s.formats) for s in shifted] == [(s.starts, s.formats) for s in a]
+    used = [(100, 106), (900, 906)]
+    a = place_round(CFG, long_probe, "Film A", d, used, 0, 0, 0)
+    assert a == place_round(CFG, long_probe, "Film A", dict(d), list(used), 0, 0, 0)
+    shifted = place_round(CFG, long_probe, "Film A", d, used, 500, 0, 0)
+    assert [(s.starts, s.bounds, s.formats) for s in shifted] == [
+        (s.starts, s.bounds, s.formats) for s in a]
     assert [s.slot_id for s in shifted] == list(range(500, 530))
-    for other in (place_round(CFG, long_probe, "Film B", d, [100, 900], 0, 0, 0),
+    for other in (place_round(CFG, long_probe, "Film B", d, used, 0, 0, 0),
                   place_round(dataclasses.replace(CFG, seed=12), long_probe, "Film A", d,
-                              [100, 900], 0, 0, 0),
-                  place_round(CFG, long_probe, "Film A", d, [100, 900], 0, 1, 0),
-                  place_round(CFG, long_probe, "Film A", d, [100, 900], 0, 0, 1)):
+                              used, 0, 0, 0),
+                  place_round(CFG, long_probe, "Film A", d, used, 0, 1, 0),
+                  place_round(CFG, long_probe, "Film A", d, used, 0, 0, 1)):
         assert [s.starts for s in other] != [s.starts for s in a]
 
 
@@ -334,7 +348,7 @@ def test_place_round_spreads_slots_over_the_runtime(long_probe: VideoProbe) -> N
         width = length / k
         for j, s in enumerate(slots):
             for a in s.starts:
-                assert lo + (j - 1) * width - N <= a <= lo + (j + 2) * width + N, (k, j, s.starts)
+                assert lo + (j - 1) * width - SPAN <= a <= lo + (j + 2) * width + SPAN, (k, j)
         firsts = [s.starts[0] for s in slots]
         assert firsts == sorted(firsts)
         if k >= 5:
@@ -360,9 +374,9 @@ def test_place_round_avoids_everything_used(probe: VideoProbe) -> None:
     from the attempts of earlier rounds never reuse a window."""
     assert place_round(CFG, probe, "Film A", {"alpha": 0, "gamma": -3}, [], 0, 0, 0) == []
     assert place_round(CFG, probe, "Film A", {}, [], 0, 0, 0) == []
-    full = list(range(0, 96, N))
+    full = [(s, s + N - 1) for s in range(0, 96, N)]
     assert place_round(CFG, probe, "Film A", {"alpha": 5}, full, 0, 0, 0) == []
-    used: list[int] = []
+    used: list[tuple[int, int]] = []
     next_id = 0
     for rnd in range(20):
         slots = place_round(CFG, probe, "Film A", {"alpha": 3, "gamma": 1}, used, next_id, 0,
@@ -371,8 +385,20 @@ def test_place_round_avoids_everything_used(probe: VideoProbe) -> None:
             break
         check_round(CFG, probe, {"alpha": 3, "gamma": 1}, used, next_id, slots)
         next_id += len(slots)
-        used += [a for s in slots for a in s.starts]  # as if every attempt had been tried
-    assert packable(free_windows(probe, CFG, used), N) == 0
+        used += [(a, a + N - 1) for s in slots for a in s.starts]  # as if all were tried
+    assert packable(free_windows(probe, CFG, used), SPAN) == 0
+
+
+def test_damaged_ranges_are_never_planned(long_probe: VideoProbe) -> None:
+    """A blocked range (damage, the part past a truncated file's end) takes no window: no
+    position's room reaches into it."""
+    blocked = [(500, 700), (2000, 2400)]
+    slots = place_round(CFG, long_probe, "Film A", {"alpha": 100}, [], 0, 0, 0, blocked)
+    assert slots
+    for s in slots:
+        for a, (a_lo, _, fence) in zip(s.starts, s.bounds, strict=True):
+            assert all(a + SPAN <= b0 or a > b1 for b0, b1 in blocked)
+            assert all(b1 < a_lo or b0 >= fence for b0, b1 in blocked)
 
 
 def test_place_round_formats_only_fitting(probe: VideoProbe) -> None:

@@ -21,8 +21,9 @@ from distributed.comm.core import CommClosedError
 
 from dsgen.config import Config
 from dsgen.executor import Done, WorkerInfo
-from dsgen.extract import ProbeRequest, Task
+from dsgen.extract import HeaderRequest, IndexRequest, ProbeRequest, Task
 from dsgen.model import VideoProbe
+from dsgen.probe import QuickProbe
 
 # A worker asks the parent's stop event at most this often (it is a network round trip).
 STOP_CHECK_SECONDS = 0.5
@@ -63,13 +64,19 @@ def run_remote(fn: Callable[[Any], Any], arg: Any, path_map: PathMap, stop_event
     from dsgen import extract
 
     extract.set_stop_check(_stop_checker(stop_event))
-    if isinstance(arg, Task):
+    if isinstance(arg, Task | IndexRequest):
         arg = replace(arg, probe=replace(arg.probe, path=map_path(arg.probe.path, path_map)))
     elif isinstance(arg, ProbeRequest):
         original = arg.path
         arg = replace(arg, path=map_path(arg.path, path_map))
         result = fn(arg)
         return replace(result, path=original) if isinstance(result, VideoProbe) else result
+    elif isinstance(arg, HeaderRequest):
+        originals = arg.paths
+        arg = replace(arg, paths=tuple(map_path(q, path_map) for q in arg.paths))
+        out = fn(arg)
+        return [replace(h, path=o) if isinstance(h, QuickProbe) else h
+                for h, o in zip(out, originals, strict=True)]
     return fn(arg)
 
 
@@ -102,8 +109,9 @@ class DaskExecutor:
         self._info = (now, threads, workers)
         return threads, workers
 
-    def submit(self, fn: Callable[[Any], Any], arg: Any) -> int:
-        """Queue `fn(arg)` on the cluster (never cached: `pure=False`)."""
+    def submit(self, fn: Callable[[Any], Any], arg: Any, lane: str = "cpu") -> int:
+        """Queue `fn(arg)` on the cluster (never cached: `pure=False`); the cluster's workers
+        take every lane's work (the `io` lane is a local-pool refinement)."""
         key = next(self._keys)
         fut = self._client.submit(run_remote, fn, arg, self._path_map, self._event_name,
                                   pure=False, key=f"dsgen-{self._event_name[-8:]}-{key}")

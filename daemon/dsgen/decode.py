@@ -1,74 +1,133 @@
-"""Decoding: frame-exact clips of consecutive frames, walking forward and seeking when cheaper."""
+"""Decoding: windows of consecutive frames, found from the packets and verified against them.
+
+A window is asked for by position (`WindowPlan`: a planned pts, the stretch it must start
+in, how far it may move to open at a keyframe). The reader resolves it from the packets it
+demuxes — no frame index is needed — as the first frame at or after the position (or the
+nearest keyframe), and hands out exactly the `n` packets' frames that follow in display
+order: none missing, no hole in the timestamps, no decode error between their keyframe and
+the last of them. What a window is depends on the file alone, never on how the reader got
+there: a failure on any path but the canonical one (decoding restarted at the window's
+keyframe) is retried on the canonical one.
+"""
 
 from __future__ import annotations
 
 import bisect
 import contextlib
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import av
 import numpy as np
 
 from dsgen.errors import VideoError
-from dsgen.model import VideoProbe
+from dsgen.index import gaps, truncated
+from dsgen.model import NO_FENCE, VideoProbe
 from dsgen.probe import next_pts, nominal_duration
 
-# Re-seeks tried when a seek lands after the wanted frame (dts-seeking demuxer, sparse or
+# Re-seeks tried when a seek lands after the wanted position (dts-seeking demuxer, sparse or
 # wrong index), each one aimed earlier than the last.
 SEEK_FALLBACKS = 3
-# Frames before a keyframe that a seek aims at once a seek has landed after its keyframe.
-# Demuxers without an index (MPEG-TS, MPEG-PS) seek by dts, and a keyframe's dts lies before
-# its pts by the reorder delay (1–4 frames with B-frames): aiming at the keyframe's own pts
-# lands on the packet after it and loses the whole GOP.
+# Frames before a keyframe that a re-seek aims at. Demuxers without an index (MPEG-TS,
+# MPEG-PS) seek by dts, and a keyframe's dts lies before its pts by the reorder delay
+# (1–4 frames with B-frames): aiming at the keyframe's own pts lands on the packet after it.
 SEEK_LEAD = 8
 # Seek target meaning "the start of the file" (below any real timestamp).
 BEFORE_START = -(1 << 62)
+# Without a container index to say where keyframes lie, read on (demux, no decoding) rather
+# than seek when the next position is at most this far ahead.
+WALK_SECONDS = 8.0
+# With a container index: read on rather than seek while the keyframe before the next
+# position is at most this far beyond what was read (the MP4 index gives keyframes' dts,
+# a few frames before their pts).
+READ_ON_SECONDS = 1.0
+# Containers whose index lists keyframes (Matroska cues, the MP4 sample table). MPEG-PS
+# lists every packet it passed while seeking as a keyframe, so its index is no guide.
+INDEXED_FORMATS = ("matroska", "mov")
+# How far before a position a seek goes when the previous one landed after it: demuxers
+# that seek by dts land a packet late; after a seek, MPEG-PS/TS parsers may not flag the
+# first keyframe they pass, so the one before it must be reached.
+SEEK_BACK_SECONDS = (0.5, 3.0, 12.0, 60.0)
 # Buffered in place of a decoded frame that has no pts and none can be given: a window
 # must not span it, or the clip would silently skip a frame.
 _HOLE = object()
 
 
 class ClipError(Exception):
-    """A clip could not be decoded exactly (missing frames, corrupt data, end of stream)."""
+    """A window could not be decoded exactly (no room, end of stream, undecodable frames)."""
+
+
+class ClipDamaged(ClipError):
+    """The file is damaged where the window lies: `what` (decode, gap, unreadable,
+    truncated) between pts `first` and `last`."""
+
+    def __init__(self, what: str, first: int, last: int, message: str) -> None:
+        super().__init__(message)
+        self.what = what
+        self.first = first
+        self.last = last
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """Where a window may start, in pts (stream time-base ticks).
+
+    `target` is the planned position; the window's first frame must lie in [lo, hi] and its
+    last below `fence` (where the next slot's stretch begins). With `tol` > 0 the window
+    opens at the keyframe nearest `target` within `tol` (the cheapest window to decode) if
+    one is there; otherwise, and with `tol` = 0, at the first frame at or after `target`.
+    """
+
+    target: int
+    lo: int = -NO_FENCE
+    hi: int = NO_FENCE
+    fence: int = NO_FENCE
+    tol: int = 0
+
+
+@dataclass(frozen=True)
+class Window:
+    """A resolved window: its frames (display order), their pts, and how it was chosen."""
+
+    frames: list[Any]
+    pts: tuple[int, ...]
+    origin: str  # "keyframe" (opens at one) or "position" (the first frame at the target)
 
 
 class ClipReader:
-    """Decodes windows of consecutive frames; call `clip` with non-decreasing starts for speed.
+    """Resolves and decodes windows; ask with non-decreasing targets for speed.
 
     `seeks` counts container seeks and `frames_decoded` every frame the decoder produced
-    (frames still inside the decoder when it is flushed for a seek are drained and counted).
-    `skip_nonref` (default on) lets the decoder skip non-reference frames shown before a
-    window; it is off when the probe had to interpolate frame timestamps.
+    (frames still inside the decoder when it is flushed are drained and counted).
+    `skip_nonref` (on unless timestamps are interpolated) lets the decoder skip the
+    non-reference frames shown before a window (and after it, when nothing follows).
+
+    `index`: every frame's pts, for videos whose packets lack timestamps (interpolated by the
+    probe's decoding pass, `probe.pts_interpolated`); their windows come from it.
     """
 
-    def __init__(self, probe: VideoProbe, threads: int = 1) -> None:
+    def __init__(self, probe: VideoProbe, threads: int = 1,
+                 index: np.ndarray | None = None) -> None:
         self.probe = probe
-        self.pts = probe.frame_pts
-        self.keys = probe.key_pts.tolist()
+        if index is None and probe.pts_interpolated and probe.frame_pts.shape[0]:
+            index = probe.frame_pts
+        self.index = index
+        self._index_keys = probe.key_pts.tolist() if index is not None else []
+        self.ticks = max(1, probe.frame_ticks)
         self._threads = max(1, threads)
+        self._lead = 0  # frames before a keyframe that seeks aim at (SEEK_LEAD once needed)
         try:
             self._open()
         except (av.error.FFmpegError, OSError) as e:
             raise VideoError(probe.path, "decode", f"cannot open: {e}") from None
         # Interpolated timestamps are only reproducible if every frame is decoded.
         self.skip_nonref = not probe.pts_interpolated
-        self._packets: Any = None
-        self._buffer: deque[Any] = deque()  # decoded frames not yet handed out, display order
-        self._last_pts: int | None = None  # pts of the newest frame buffered (decoded, usable)
-        self._prev: tuple[int, int | None] | None = None  # (pts, duration) of the last frame out
-        self._eof = False
-        # The decoder was drained after a window's last packet: nothing more is fed until the
-        # next seek (the window's frames came out without decoding the packets after it).
-        self._drained = False
-        self._lead = 0  # frames before the keyframe that seeks aim at (SEEK_LEAD once needed)
-        self._sync: int | None = None  # pts of the first keyframe fed since the last seek
         self.frames_decoded = 0
         self.seeks = 0
-        self._stop_after: frozenset[int] | None = None  # the window's pts, when draining after it
-        self._stop_last: int | None = None  # its last pts
-        self._fed: set[int] = set()  # pts of the packets fed to the decoder since the last seek
+        self.readable_end: int | None = None  # the last pts in the file, once EOF was read
+        self._reset(None)
 
     def close(self) -> None:
         """Release the file and decoder."""
@@ -83,99 +142,166 @@ class ClipReader:
         cc.thread_count = self._threads
         self._skip = "DEFAULT"
         self._nominal = nominal_duration(self.stream)  # as the probe's decoding pass has it
+        self._indexed_format = any(f in self.container.format.name for f in INDEXED_FORMATS)
+        self._packets: Any = None
+
+    def _reset(self, sync: int | None) -> None:
+        """Forget the decode position (after a seek or a reopen, and at the start)."""
+        self._queue: deque[Any] = deque()  # demuxed, not yet fed to the decoder
+        self._buffer: deque[Any] = deque()  # decoded, not yet handed out, display order
+        self._seen: list[tuple[int, bool]] = []  # (pts, keyframe) demuxed, in decode order
+        self._keys: list[int] = []  # keyframe pts demuxed (increasing)
+        self._fed_keys: list[int] = []  # keyframes fed since the decoder's last restart
+        self._fed: set[int] = set()  # pts fed since the decoder's last restart
+        self._errors: list[tuple[int, str]] = []  # (pts, what) of packets that failed
+        self._no_pts = 0  # packets without pts demuxed
+        self._unreadable: int | None = None  # the demuxer failed after this pts
+        self._prev: tuple[int, int | None] | None = None  # (pts, duration) of the last frame
+        self._max_pts: int | None = None  # largest pts demuxed
+        self._max_dts: int | None = None  # largest dts demuxed (every later pts is above it)
+        self._eof = False  # the demuxer reached the end of the file
+        self._drained = False  # nothing more is fed until the next seek or restart
+        self._floor: int | None = None  # smallest pts still obtainable without a seek
+        self._sync = sync  # frames shown before this keyframe are not accepted
+        self._skip_below = BEFORE_START  # non-reference frames shown before this are skipped
+        self._skip_above: int | None = None  # … and after this (when draining after a window)
+        self._restarted = False  # the decoder was (re)started for the current window
+
+    # -- requests -----------------------------------------------------------------------------
 
     def clip(self, start: int, n: int, then: Iterable[int] | None = None) -> list[Any]:
-        """Frames start … start+n-1 (by index in the probe's pts list), exactly, or ClipError.
+        """Frames start … start+n-1 by index in `probe.frame_pts` (a complete index), or
+        ClipError; `then` as in `window`, as frame indices."""
+        pts = self.probe.frame_pts
+        if start < 0 or n < 1 or start + n > pts.shape[0]:
+            raise ClipError(f"window {start}+{n} outside the video's {pts.shape[0]} frames")
+        first = int(pts[start])
+        nxt = None if then is None else [int(pts[t]) for t in then if 0 <= t < pts.shape[0]]
+        w = self.window(WindowPlan(first), n, then=nxt)
+        if list(w.pts) != pts[start:start + n].tolist():
+            raise ClipError(f"the window at pts {first} is not frames {start}…{start + n - 1}"
+                            " of the index")
+        return w.frames
 
-        `then` lists the starts the caller may ask for next (None: unknown). When none of
-        them can be reached by walking on from this window, decoding stops at the window's
-        last packet and the decoder is drained: the packets after the window are not decoded
-        just to push its last frames out of the decoder's reorder delay, and non-reference
-        frames shown after it are skipped."""
-        if start < 0 or n < 1 or start + n > self.pts.shape[0]:
-            raise ClipError(f"window {start}+{n} outside the video's {self.pts.shape[0]} frames")
-        want = [int(p) for p in self.pts[start:start + n]]
-        nxt = None if then is None else [int(self.pts[t]) for t in then
-                                          if 0 <= t < self.pts.shape[0]]
-        walk_on = nxt is None or any(self._walkable(want[-1], t) for t in nxt)
-        self._stop_after = None if walk_on else frozenset(want)
-        self._stop_last = None if walk_on else want[-1]
-        tried: set[int] = set()
-        target = self._position_for(want[0])
-        if target is not None:
-            tried.add(target)
-        lead, back = self._lead, 0
-        while True:
-            out = self._collect(want)
-            if out:
-                if back:
-                    self._lead = lead  # an earlier keyframe helped, not the lead: forget it
-                return out
-            # The walk passed the window or hit the end before it: the seek landed after its
-            # keyframe (dts-seeking demuxer) or the index is off. Aim before the keyframe
-            # (kept for later seeks if that is what works), then one keyframe further back
-            # on every retry.
-            self._lead = SEEK_LEAD
-            target = self._target(want[0], back)
-            while target in tried and target != BEFORE_START:
-                back += 1
-                target = self._target(want[0], back)
-            if target in tried or len(tried) > SEEK_FALLBACKS:
-                self._lead = lead
-                why = "end of stream before the clip (truncated file?)" if self._eof else \
-                    "decoding passed it"
-                raise ClipError(f"frames at pts {want[0]}… could not be reached by seeking "
-                                f"({why})")
-            tried.add(target)
-            self._seek(target)
+    def window(self, plan: WindowPlan, n: int, taken: Sequence[tuple[int, int]] = (),
+               then: Iterable[int] | None = None) -> Window:
+        """Resolve `plan` to `n` consecutive frames, decode and verify them.
 
-    # -- internals -------------------------------------------------------------------------
+        `taken`: (first, last) pts of windows this one must not overlap (the slot's earlier
+        attempts). `then`: positions that may be asked for next (None: unknown); when none
+        is reached by walking on, decoding stops at the window's last packet and the decoder
+        is drained (its reorder delay costs no extra frames).
+        Raises ClipDamaged where the file is damaged, ClipError otherwise."""
+        if self.readable_end is not None and plan.target > self.readable_end:
+            raise self._past_end(plan.target)
+        nxt = None if then is None else list(then)
+        if self.index is not None:
+            return self._indexed(plan, n, nxt)
+        self._restarted = False
+        try:
+            return self._window(plan, n, taken, nxt)
+        except ClipError as e:
+            key = getattr(e, "key", None)
+            if self._restarted or key is None:
+                raise
+        # Not decoded from a restart at its keyframe: do that, and let it decide.
+        self._seek(self._seek_target(key))
+        self._restarted = False
+        return self._window(plan, n, taken, nxt)
 
-    def _walkable(self, last: int, first: int) -> bool:
-        """Whether a window starting at pts `first` is reached by walking on from a window
-        ending at pts `last` (it lies ahead and its keyframe is not beyond the window)."""
-        key = self._key_before(first)
-        return first > last and key is not None and key <= last
+    def _window(self, plan: WindowPlan, n: int, taken: Sequence[tuple[int, int]],
+                then: list[int] | None) -> Window:
+        low = plan.target - plan.tol
+        self._arrive(low)
+        t = plan.target
+        # Everything shown at or before the target is known once a packet shown after it is
+        # read: a keyframe follows every frame shown before it, in decode order.
+        self._read_while(lambda: self._max_pts is None or self._max_pts <= t)
+        span = n * self.ticks
 
-    def _key_before(self, pts: int) -> int | None:
-        i = bisect.bisect_right(self.keys, pts) - 1
-        return int(self.keys[i]) if i >= 0 else None
+        def free(s: int) -> bool:
+            return all(not (a - span < s <= b) for a, b in taken)
+        start, origin = None, "keyframe"
+        if plan.tol > 0:
+            start = self._nearest_key(plan, span, free)
+        if start is None:
+            origin = "position"
+            start = self._first_at(t, free)
+            if start is None:
+                raise self._past_end(t) if self._eof else ClipError(
+                    f"no free window start at or after pts {t}")
+            if start > plan.hi + self.ticks:  # the first frame at or after `hi` may start it
+                raise ClipError(f"no free window start between pts {t} and {plan.hi}")
+        want = self._window_pts(start, n)
+        if want[-1] >= plan.fence:
+            raise ClipError(f"the window at pts {start} runs into the next slot's stretch")
+        return Window(self._decode(start, want, then), tuple(want), origin)
 
-    def _target(self, first: int, back: int) -> int:
-        """Seek target for the frame at pts `first`: its keyframe, `back` keyframes earlier,
-        minus the lead; the start of the file for the first keyframe."""
-        i = bisect.bisect_right(self.keys, first) - 1 - back
-        if i <= 0:
-            return BEFORE_START  # the first GOP: seeking to the file start costs nothing
-        key = int(self.keys[i])
-        if not self._lead:
-            return key
-        j = int(np.searchsorted(self.pts, key)) - self._lead
-        return int(self.pts[j]) if j > 0 else BEFORE_START
+    # -- getting there ---------------------------------------------------------------------
 
-    def _position_for(self, first: int) -> int | None:
-        """Seek if the keyframe before `first` lies beyond where decoding stands (or behind us);
-        return the seek target, None if the walk goes on."""
-        if self._packets is not None and not self._eof:
-            buffered = any(f is not _HOLE and f.pts == first for f in self._buffer)
-            behind = self._last_pts is not None and first <= self._last_pts and not buffered
-            key = self._key_before(first)
-            ahead = self._last_pts is not None and key is not None and key > self._last_pts
-            # after a drain only buffered frames can be handed out without a seek
-            if not behind and not ahead and (buffered or not self._drained):
-                return None
-        target = self._target(first, 0)
-        self._seek(target)
+    def _container_keys(self) -> list[int]:
+        """Keyframe timestamps from the container's index (Matroska cues after a seek, the MP4
+        sample table: dts there, close enough to decide whether to seek)."""
+        if not self._indexed_format:
+            return []
+        entries = self.stream.index_entries
+        if entries is None or len(entries) < 2:
+            return []
+        return sorted({int(e.timestamp) for e in entries if e.is_keyframe})
+
+    def _arrive(self, target: int) -> None:
+        """Make the next packets demuxed start at or before the keyframe before `target`:
+        read on if that is cheap, else seek (further back each time a seek lands late)."""
+        if self._reachable(target):
+            return
+        first = self._seek_target(target)
+        backs = [first] if first == BEFORE_START else [
+            first, *(target - round(b / self.probe.time_base) for b in SEEK_BACK_SECONDS),
+            BEFORE_START]
+        for t in backs:
+            self._seek(t)
+            self._read_while(lambda: not self._keys and not self._eof and self._floor is None)
+            if self._floor is not None:
+                return
+            if self._keys and self._keys[0] <= target:
+                self._floor = self._keys[0]
+                return
+            if self._eof and not self._seen:
+                return  # nothing at all from there on: the caller finds the end of the file
+        raise ClipError(f"pts {target} could not be reached by seeking")
+
+    def _reachable(self, target: int) -> bool:
+        """Whether frames from `target` on can still be had without seeking, cheaply."""
+        if self._packets is None or self._floor is None or target < self._floor:
+            return False
+        if self._eof:
+            return not self._drained or bool(self._queue)
+        if self._drained:
+            # the decoder can restart at a keyframe not fed yet (read ahead, or still to come)
+            fed = self._fed_keys[-1] if self._fed_keys else None
+            later = any(k <= target and (fed is None or k > fed) for k in self._keys)
+            if not later and self._max_pts is not None and self._max_pts > target:
+                return False
+        here = self._max_pts if self._max_pts is not None else self._floor
+        keys = self._container_keys()
+        if keys:
+            i = bisect.bisect_right(keys, target) - 1
+            # read on unless the keyframe before it lies well beyond what was read
+            return i < 0 or float((keys[i] - here) * self.probe.time_base) <= READ_ON_SECONDS
+        return float((target - here) * self.probe.time_base) <= WALK_SECONDS
+
+    def _seek_target(self, target: int) -> int:
+        """Seek target for a window at `target`: the file start if no keyframe lies before
+        it (per the container index), else `target` itself."""
+        keys = self._container_keys()
+        near = float((target - self.probe.first_pts) * self.probe.time_base) <= (
+            READ_ON_SECONDS if keys else WALK_SECONDS)
+        if near or (keys and target < keys[min(1, len(keys) - 1)]):
+            return BEFORE_START  # the first GOP, or close: reading from the start is cheap
         return target
 
     def _seek(self, target: int) -> None:
         self._flush_decoder()
-        self._buffer.clear()
-        self._last_pts = None
-        self._prev = None
-        self._eof = True  # until the seek succeeded
-        self._drained = False
-        self._fed.clear()
         self.seeks += 1
         try:
             self.container.seek(target, stream=self.stream, backward=True, any_frame=False)
@@ -190,70 +316,261 @@ class ClipReader:
             except (av.error.FFmpegError, OSError) as e2:
                 raise ClipError(f"cannot reopen the file: {e2}") from None
         self._packets = self.container.demux(self.stream)
-        self._eof = False
         # From the file start everything decodes; after any other seek, only frames shown
-        # from the first keyframe fed onward are sure to be decoded from their references.
-        self._sync = BEFORE_START if target == BEFORE_START else None
+        # from a keyframe on are sure to be decoded from their references.
+        self._reset(BEFORE_START if target == BEFORE_START else None)
+        self._floor = BEFORE_START if target == BEFORE_START else None
+
+    # -- demuxing --------------------------------------------------------------------------
+
+    def _read_while(self, more: Callable[[], bool]) -> None:
+        """Demux into the queue while `more()` and the file goes on."""
+        while more() and self._read():
+            pass
+
+    def _read(self) -> bool:
+        """Demux one packet into the queue; False at the end of what can be read."""
+        if self._eof or self._packets is None:
+            return False
+        try:
+            packet = next(self._packets, None)
+        except av.error.FFmpegError:
+            packet = None  # unreadable data: the end of what can be read from here
+            self._unreadable = self._max_pts if self._max_pts is not None else BEFORE_START
+        if packet is None or packet.size == 0:
+            if packet is not None:
+                self._queue.append(packet)  # the flush packet drains the decoder at the end
+            self._eof = True
+            if self._unreadable is None and self._max_pts is not None:
+                self.readable_end = self._max_pts
+            return False
+        self._queue.append(packet)
+        pts, dts = packet.pts, packet.dts
+        if dts is not None and (self._max_dts is None or dts > self._max_dts):
+            self._max_dts = dts
+        if pts is None:
+            self._no_pts += 1
+        else:
+            key = bool(packet.is_keyframe)
+            self._seen.append((pts, key))
+            if key and (not self._keys or pts > self._keys[-1]):
+                self._keys.append(pts)
+            if self._max_pts is None or pts > self._max_pts:
+                self._max_pts = pts
+            if packet.is_corrupt:
+                self._errors.append((pts, "a packet flagged corrupt"))
+        return True
+
+    def _settled(self, pts: int) -> bool:
+        """Whether every packet shown at or before `pts` has been read: a read packet's dts
+        (never above the pts of what follows) exceeds it, or the file ended."""
+        return self._eof or (self._max_dts is not None and self._max_dts > pts) or (
+            self._max_dts is None and bool(self._keys) and self._keys[-1] > pts)
+
+    # -- resolving -------------------------------------------------------------------------
+
+    def _nearest_key(self, plan: WindowPlan, span: int, free: Callable[[int], bool]
+                     ) -> int | None:
+        """The keyframe nearest the target within tolerance, stretch and fence whose window
+        is free — the last one at or before the target, or a later one — or None."""
+        t = plan.target
+        lo = max(plan.lo, t - plan.tol)
+        hi = min(plan.hi, t + plan.tol, plan.fence - span)
+        before = [k for k in self._keys if k <= t]
+        best = before[-1] if before and lo <= before[-1] <= hi and free(before[-1]) else None
+        reach = hi if best is None else min(hi, 2 * t - best - 1)  # a later one must be closer
+        i = bisect.bisect_right(self._keys, t)
+        while True:
+            while i < len(self._keys):
+                k = self._keys[i]
+                if k > reach:
+                    return best
+                if k >= lo and free(k):
+                    return k
+                i += 1
+            if self._max_pts is not None and self._max_pts > reach:
+                return best  # a keyframe follows every frame shown before it
+            if not self._read():
+                return best
+
+    def _first_at(self, t: int, free: Callable[[int], bool]) -> int | None:
+        """The smallest pts ≥ `t` in the file whose window is free (reading on as needed)."""
+        while True:
+            cand = [p for p, _ in self._seen if p >= t and free(p)]
+            if cand and self._settled(min(cand)):
+                return min(cand)
+            if not self._read():
+                return min(cand) if cand else None
+
+    def _window_pts(self, start: int, n: int) -> list[int]:
+        """The `n` smallest pts ≥ `start` in the file (reading on until they are certain)."""
+        while True:
+            want = sorted(p for p, _ in self._seen if p >= start)[:n]
+            if len(want) == n and self._settled(want[-1]):
+                return want
+            if not self._read():
+                if len(want) == n:
+                    return want
+                if self._unreadable is not None:
+                    raise _keyed(ClipDamaged("unreadable", self._unreadable, start,
+                                             f"unreadable data after pts {self._unreadable}"),
+                                 self._key_for(start))
+                raise ClipError(f"end of stream after {len(want)} of {n} frames from pts "
+                                f"{start}") if want else self._past_end(start)
+
+    def _past_end(self, t: int) -> ClipError:
+        """Nothing at or after `t`: the file ends before it (damaged if shorter than its
+        header says). The same on every path, so never retried."""
+        end = self.readable_end
+        if end is None:
+            return ClipError(f"end of stream before pts {t}")
+        if truncated(self.probe, end + self.ticks):
+            return ClipDamaged("truncated", end, self.probe.end_pts,
+                               f"the file ends at pts {end}, its header says "
+                               f"{self.probe.end_pts}")
+        return ClipError(f"end of stream before pts {t} (the last frame is at pts {end})")
+
+    def _key_for(self, start: int) -> int | None:
+        return max((k for k in self._keys if k <= start), default=None)
+
+    # -- decoding --------------------------------------------------------------------------
+
+    def _decode(self, start: int, want: list[int], then: list[int] | None) -> list[Any]:
+        """Feed the packets `want` needs (from the last keyframe before it), collect and
+        verify its frames."""
+        key = self._key_for(start)
+        if key is None:
+            if self._sync != BEFORE_START:
+                raise ClipError(f"no keyframe before pts {start}")
+            key = BEFORE_START
+        walk_on = then is None or any(self._walkable(want[-1], t) for t in then)
+        wanted = set(want)
+        got: dict[int, Any] = {}
+        try:
+            self._start_at(key)
+            self._skip_below = start
+            self._skip_above = None if walk_on else want[-1]
+            while len(got) < len(want):
+                frame = self._next_frame(wanted, walk_on)
+                if frame is None:
+                    break
+                if frame is _HOLE:
+                    if got:
+                        raise ClipError(f"a frame without timestamp follows pts "
+                                        f"{max(got)}")
+                    continue
+                if frame.pts < start:
+                    continue
+                if frame.pts in wanted:
+                    got[frame.pts] = frame
+                elif frame.pts < want[-1]:
+                    raise ClipDamaged("decode", start, want[-1],
+                                      f"the decoder gave a frame at pts {frame.pts}, which no "
+                                      "packet has")
+                else:
+                    self._buffer.appendleft(frame)
+                    break
+            self._check_chain(key, want)
+            missing = [p for p in want if p not in got]
+            if missing:
+                raise ClipDamaged("decode", start, want[-1],
+                                  f"the frame at pts {missing[0]} did not decode")
+        except ClipError as e:
+            raise _keyed(e, key) from None
+        self._floor = want[-1] + 1
+        self._prune(key)
+        return [got[p] for p in want]
+
+    def _walkable(self, last: int, target: int) -> bool:
+        """Whether a window at `target` is decoded by walking on from one ending at `last`
+        (no keyframe between: the same GOP); unknown counts as walkable."""
+        if target <= last:
+            return False
+        if float((target - last) * self.probe.time_base) > WALK_SECONDS:
+            return False  # far: it will be sought
+        # close enough to read on to it anyway: see whether a keyframe lies between
+        self._read_while(lambda: (self._max_pts is None or self._max_pts <= target)
+                         and not any(last < k <= target for k in self._keys[-4:]))
+        return not any(last < k <= target for k in self._keys)
+
+    def _start_at(self, key: int) -> None:
+        """Make the decoder's next input the packets from keyframe `key` on: go on if it
+        already walked into that GOP, else drop what lies before `key` and restart there."""
+        if not self._drained and (key in self._fed_keys or (
+                key == BEFORE_START and self._sync == BEFORE_START)):
+            return  # frames from a keyframe on decode the same whatever came before it
+        if key == BEFORE_START:
+            raise ClipError("the file start is no longer buffered")
+        while self._queue and not (self._queue[0].is_keyframe and self._queue[0].pts == key):
+            self._queue.popleft()
+        if not self._queue:
+            raise ClipError(f"the keyframe at pts {key} is no longer buffered")
+        self._flush_decoder()
+        if self._fed:
+            self.stream.codec_context.flush_buffers()
+        self._buffer.clear()
+        self._fed_keys = []
+        self._fed = set()
+        self._errors = [(p, w) for p, w in self._errors if p >= key]
+        self._drained = False
+        self._sync = key
+        self._prev = None
+        self._restarted = True
 
     def _flush_decoder(self) -> None:
         """Drain what the decoder still holds (decoded already, or being decoded by frame
-        threads, which a seek's flush would wait for anyway) and count it."""
-        if self._packets is None or self._drained or self._eof:
+        threads, which a flush would wait for anyway) and count it."""
+        if self._packets is None or self._drained or not self._fed:
             return
-        with contextlib.suppress(av.error.FFmpegError):
+        with contextlib.suppress(av.error.FFmpegError, EOFError):
             self.frames_decoded += len(self.stream.codec_context.decode(None))
         self._drained = True
 
     def _drain(self) -> None:
-        """The window's packets are all fed: take its last frames out without feeding more."""
-        cc = self.stream.codec_context
+        """The window's packets are all in: take its last frames out without feeding more."""
         try:
-            frames = cc.decode(None)
-        except av.error.FFmpegError:
+            frames = self.stream.codec_context.decode(None)
+        except (av.error.FFmpegError, EOFError):
             frames = []
         self._drained = True
         for frame in frames:
             self.frames_decoded += 1
             self._accept(frame)
 
-    def _next_frame(self, first: int) -> Any:
-        """The next decoded frame in display order, or None at end of stream (or when the
-        decoder was drained after the window's last packet)."""
+    def _next_frame(self, wanted: set[int], walk_on: bool) -> Any:
+        """The next decoded frame in display order; None at the end of what is fed."""
         cc = self.stream.codec_context
         while not self._buffer:
-            if self._eof or self._drained:
+            if self._drained or (not self._queue and not self._read() and not self._queue):
                 return None
-            try:
-                packet = next(self._packets, None)
-            except av.error.FFmpegError:
-                packet = None  # unreadable data: treat as the end of what can be decoded
-            if packet is None:
-                self._eof = True
-                cc.skip_frame = self._skip = "DEFAULT"
-                continue
-            if self._sync is None and packet.is_keyframe and packet.size > 0:
-                self._sync = packet.pts if packet.pts is not None else BEFORE_START
-            # Frames shown before the window are never used: let the decoder skip the
-            # non-reference ones (2.4–8× faster approach; reference frames still decode);
-            # so are those shown after it when nothing follows (only references count).
-            after = self._stop_last is not None and packet.pts is not None and \
-                packet.pts > self._stop_last
-            skip = (self.skip_nonref and packet.pts is not None and packet.size > 0
-                    and (packet.pts < first or after))
+            packet = self._queue.popleft()
+            pts = packet.pts
+            if packet.is_keyframe and pts is not None:
+                if self._sync is None:
+                    self._sync = pts
+                self._fed_keys.append(pts)
+            skip = (self.skip_nonref and pts is not None and packet.size > 0
+                    and (pts < self._skip_below
+                         or (self._skip_above is not None and pts > self._skip_above)))
             mode: Any = "NONREF" if skip else "DEFAULT"
             if self._skip != mode:
                 cc.skip_frame = self._skip = mode
             try:
                 frames = packet.decode()
-            except av.error.FFmpegError:
-                frames = []  # a corrupt packet: the exact-pts check rejects what it breaks
+            except av.error.FFmpegError as e:
+                frames = []
+                if pts is not None:
+                    self._errors.append((pts, f"a decode error ({type(e).__name__})"))
+            if packet.size == 0:
+                self._drained = True  # the end of the file: the flush packet drained it
             for frame in frames:
                 self.frames_decoded += 1
+                if frame.is_corrupt and frame.pts is not None:
+                    self._errors.append((frame.pts, "a frame decoded as corrupt"))
                 self._accept(frame)
-            stop = self._stop_after
-            if packet.pts is not None:
-                self._fed.add(packet.pts)
-                if stop is not None and packet.pts in stop and stop <= self._fed:
+            if pts is not None:
+                self._fed.add(pts)
+                if not walk_on and pts in wanted and wanted <= self._fed:
                     self._drain()  # every packet of the window is in: nothing after it
         return self._buffer.popleft()
 
@@ -271,15 +588,100 @@ class ClipReader:
         self._prev = (pts, frame.duration)
         if self._sync is None or pts < self._sync:
             return  # decoded before the first keyframe: its references may be missing
-        self._last_pts = pts
         self._buffer.append(frame)
 
-    def _collect(self, want: list[int]) -> list[Any]:
-        """Walk forward to the window and return its frames, [] if the walk passed the window
-        or the stream ended before it."""
+    def _check_chain(self, key: int, want: list[int]) -> None:
+        """Damage between the window's keyframe and its last frame: a packet that failed to
+        decode or was flagged corrupt, unreadable data, a hole in the timestamps."""
+        last = want[-1]
+        bad = sorted((p, w) for p, w in self._errors if key <= p <= last)
+        if bad:
+            raise ClipDamaged("decode", bad[0][0], bad[-1][0], f"{bad[0][1]} at pts {bad[0][0]}")
+        chain = np.asarray(sorted(p for p, _ in self._seen if key <= p <= last), dtype=np.int64)
+        # a packet without pts makes a step too, but its frame is there (decoded): such steps
+        # only count inside the window (where a frame without pts is refused anyway)
+        holes = [(a, b) for a, b in gaps(chain) if not (self._no_pts and b <= want[0])]
+        if holes:
+            a, b = holes[0]
+            raise ClipDamaged("gap", a, b, f"frames are missing between pts {a} and {b}")
+
+    def _prune(self, key: int) -> None:
+        """Forget packets shown before the last window's keyframe (later windows start after
+        it), so a long walk keeps its bookkeeping small."""
+        if len(self._seen) > 512:
+            self._seen = [(p, k) for p, k in self._seen if p >= key]
+            self._errors = [(p, w) for p, w in self._errors if p >= key]
+            self._keys = [k for k in self._keys if k >= key]
+
+    # -- index mode (timestamps interpolated) ----------------------------------------------
+
+    def _indexed(self, plan: WindowPlan, n: int, then: list[int] | None) -> Window:
+        """Windows of a video whose pts come from its index (the old walk: seek before the
+        keyframe of the window, decode every frame forward, compare with the index)."""
+        assert self.index is not None
+        i = int(np.searchsorted(self.index, plan.target))
+        if i + n > self.index.shape[0] or int(self.index[i]) > plan.hi:
+            raise ClipError(f"no window at pts {plan.target} in the index")
+        want = [int(p) for p in self.index[i:i + n]]
+        if want[-1] >= plan.fence:
+            raise ClipError(f"the window at pts {want[0]} runs into the next slot's stretch")
+        tried: set[int] = set()
+        if not self._reachable_indexed(want[0]):
+            t = self._index_target(want[0], 0)
+            self._seek(t)
+            tried.add(t)
+        lead, back = self._lead, 0
+        while True:
+            out = self._collect_indexed(want)
+            if out:
+                self._floor = want[-1] + 1
+                if back:
+                    self._lead = lead
+                return Window(out, tuple(want), "position")
+            self._lead = SEEK_LEAD
+            t = self._index_target(want[0], back)
+            while t in tried and t != BEFORE_START:
+                back += 1
+                t = self._index_target(want[0], back)
+            if t in tried or len(tried) > SEEK_FALLBACKS:
+                self._lead = lead
+                why = "end of stream before the clip" if self._eof else "decoding passed it"
+                raise ClipError(f"frames at pts {want[0]}… could not be reached by seeking "
+                                f"({why})")
+            tried.add(t)
+            self._seek(t)
+
+    def _index_target(self, first: int, back: int) -> int:
+        assert self.index is not None
+        i = bisect.bisect_right(self._index_keys, first) - 1 - back
+        if i <= 0:
+            return BEFORE_START
+        key = int(self._index_keys[i])
+        if not self._lead:
+            return key
+        j = int(np.searchsorted(self.index, key)) - self._lead
+        return int(self.index[j]) if j > 0 else BEFORE_START
+
+    def _reachable_indexed(self, first: int) -> bool:
+        if self._packets is None or self._eof or self._drained:
+            return False
+        if self._floor is not None and first < self._floor:
+            return False
+        newest = max((f.pts for f in self._buffer if f is not _HOLE), default=None)
+        here = newest if newest is not None else self._max_pts
+        if here is not None and first <= here and not any(
+                f is not _HOLE and f.pts == first for f in self._buffer):
+            return False
+        i = bisect.bisect_right(self._index_keys, first) - 1
+        return here is None or i < 0 or self._index_keys[i] <= here
+
+    def _collect_indexed(self, want: list[int]) -> list[Any]:
+        """Walk to the window; [] if the walk passed it or the stream ended before it."""
+        self._skip_below = want[0]
+        self._skip_above = None
         got: list[Any] = []
         while True:
-            frame = self._next_frame(want[0])
+            frame = self._next_frame(set(), True)
             if frame is None:
                 break
             if frame is _HOLE:
@@ -300,5 +702,11 @@ class ClipReader:
                 return got
         if not got:
             return []
-        raise ClipError(f"end of stream after {len(got)} of {len(want)} frames (truncated file?)")
+        raise ClipError(f"end of stream after {len(got)} of {len(want)} frames (truncated "
+                        "file?)")
 
+
+def _keyed(e: ClipError, key: int | None) -> ClipError:
+    """Tag a failure with the keyframe of the window, so it can be retried from there."""
+    e.key = key  # type: ignore[attr-defined]
+    return e

@@ -6,27 +6,35 @@ something to do: a dispatch costs the same with 5 or 5,000 videos in the library
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections import Counter, OrderedDict
+from fractions import Fraction
 
 import numpy as np
 
+from dsgen.config import Config
 from dsgen.executor import Executor
-from dsgen.extract import ProbeRequest, Task, probe_task, run_task
+from dsgen.extract import IndexRequest, ProbeRequest, Task, index_task, probe_task, run_task
 from dsgen.model import SlotPlan, SlotResult, VideoProbe
 from dsgen.planner import plan_round
 from dsgen.progress import Progress
 from dsgen.report import Reporter
-from dsgen.runstate import PROBE, ProbeWork, RunState, TaskWork
+from dsgen.runstate import PROBE, IndexWork, ProbeWork, RunState, TaskWork
 from dsgen.state import State
 
 # Tasks made ahead of the workers: enough to refill at once, few enough that a reload or a
 # stop has little planned work to throw away.
 READY_AHEAD = 2
-# Probes (frame indexes) kept in the parent: those of the videos being worked on. The state
-# holds them all; a task carries its video's.
+# Probes kept in the parent: those of the videos being worked on, without frame indexes
+# (only their keyframes, to cut tasks between GOPs). The state holds the rest.
 PROBE_CACHE = 8
+# Without keyframes known, a task is cut where two slots' positions lie this far apart
+# (more than any GOP), so one GOP's reference frames are decoded by one worker.
+CUT_GAP_SECONDS = 10.0
+# A task grows past `segment_slots` at most this many times while looking for such a cut.
+CUT_GROWTH = 2
 
 
 class Dispatcher:
@@ -36,23 +44,32 @@ class Dispatcher:
         self.run = run
         self.ui = ui
         self.progress = progress
-        self._probes: OrderedDict[int, VideoProbe] = OrderedDict()
+        self._probes: OrderedDict[int, tuple[VideoProbe, np.ndarray | None]] = OrderedDict()
+        self._cfgs: tuple[Config, Config] | None = None  # (config, what tasks carry of it)
         # a pending slot whose category a reload removed: recorded empty at once
         self.orphans: list[tuple[int, SlotResult]] = []
 
     def probe(self, st: State, vid: int) -> VideoProbe | None:
-        """A video's probe from the cache or the state (None before it is probed)."""
-        p = self._probes.get(vid)
-        if p is None:
+        """A video's probe from the cache or the state (None before it is probed), without its
+        frame index except for videos whose timestamps were interpolated (tasks need it)."""
+        hit = self._probes.get(vid)
+        if hit is None:
             p = st.probe(vid)
             if p is None:
                 return None
-            self._probes[vid] = p
+            keys = p.key_pts.copy() if p.index_complete else None
+            hit = (p if p.pts_interpolated else p.light(), keys)
+            self._probes[vid] = hit
             while len(self._probes) > PROBE_CACHE:
                 self._probes.popitem(last=False)
         else:
             self._probes.move_to_end(vid)
-        return p
+        return hit[0]
+
+    def keyframes(self, vid: int) -> np.ndarray | None:
+        """A cached video's keyframe pts, once its index is complete (to cut tasks)."""
+        hit = self._probes.get(vid)
+        return None if hit is None else hit[1]
 
     def forget_probe(self, vid: int) -> None:
         """Drop a cached probe (the video changed)."""
@@ -62,20 +79,44 @@ class Dispatcher:
         """Videos whose probe is in flight."""
         return {w.video_id for w in self.run.inflight.values() if isinstance(w, ProbeWork)}
 
+    def index_more(self, st: State, executor: Executor) -> None:
+        """Keep one chunk scan of a frame index in flight (the io lane), videos in run order:
+        indexes are built as work proceeds, never ahead of the first samples."""
+        run = self.run
+        if any(isinstance(w, IndexWork) for w in run.inflight.values()):
+            return
+        for vid in list(run.index_todo):
+            todo = run.index_todo[vid]
+            if not todo or vid not in run.videos or run.videos[vid].status != "ready":
+                run.index_todo.pop(vid, None)
+                continue
+            probe = self.probe(st, vid)
+            if probe is None:
+                run.index_todo.pop(vid, None)
+                continue
+            chunk = todo[0]
+            key = executor.submit(index_task, IndexRequest(probe.light(), chunk), lane="io")
+            run.inflight[key] = IndexWork(vid, chunk, time.monotonic())
+            return
+
     def fill(self, st: State, executor: Executor) -> None:
         """Keep every worker busy (plus one queued task); alone while suspects are retried."""
         run = self.run
         limit = executor.capacity() + 1
         if run.suspects:
-            if not run.inflight:
+            if not self.busy():
                 self._submit_suspect(st, executor)
             return
-        if len(run.inflight) >= limit:
-            return
-        if not run.ready:
-            self._make_tasks(st, executor, limit)
-        while run.ready and len(run.inflight) < limit:
-            self.submit(executor, run.ready.popleft())
+        if self.busy() < limit:
+            if not run.ready:
+                self._make_tasks(st, executor, limit)
+            while run.ready and self.busy() < limit:
+                self.submit(executor, run.ready.popleft())
+        self.index_more(st, executor)
+
+    def busy(self) -> int:
+        """Probes and tasks in flight (the decoding lane's work)."""
+        return sum(1 for w in self.run.inflight.values() if not isinstance(w, IndexWork))
 
     def submit(self, executor: Executor, task: Task) -> None:
         """Send a task to the executor."""
@@ -83,7 +124,7 @@ class Dispatcher:
         self.run.inflight[key] = TaskWork(task, time.monotonic())
 
     def submit_probe(self, executor: Executor, vid: int) -> None:
-        """Send a video's full probe to the executor."""
+        """Send a video's probe to the executor (seconds, whatever the file's size)."""
         req = ProbeRequest(self.run.videos[vid].path, self.run.cfg.extraction.frames_per_clip)
         key = executor.submit(probe_task, req)
         self.run.inflight[key] = ProbeWork(vid, time.monotonic())
@@ -113,7 +154,17 @@ class Dispatcher:
         threads = 1 if run.cfg.executor == "dask" else max(
             1, (os.cpu_count() or 1) // run.cfg.worker_count)
         vc = run.cfg_by_id[vid]
-        return Task(run.cfg, vid, vc.name, vc.slug, probe, slots, threads)
+        index = probe.frame_pts if probe.pts_interpolated else None
+        return Task(self._task_cfg(), vid, vc.name, vc.slug, probe.light(), slots, threads,
+                    index)
+
+    def _task_cfg(self) -> Config:
+        """The config without the video list and watch folders (workers need neither): a
+        task's size does not grow with the library."""
+        cfg = self.run.cfg
+        if self._cfgs is None or self._cfgs[0] is not cfg:
+            self._cfgs = (cfg, dataclasses.replace(cfg, videos=(), watch=()))
+        return self._cfgs[1]
 
     def _make_tasks(self, st: State, executor: Executor, limit: int) -> None:
         run = self.run
@@ -134,7 +185,7 @@ class Dispatcher:
                 continue  # every pending slot is already in flight
             probe = self.probe(st, vid)
             if probe is None:
-                if len(run.inflight) < limit:
+                if self.busy() < limit:
                     self.submit_probe(executor, vid)
                     probing.add(vid)
                     continue
@@ -148,7 +199,7 @@ class Dispatcher:
                 if not any(cat in known for cat, _ in s.formats):  # category removed (reload)
                     self.orphans.append((vid, SlotResult(s.slot_id, complete=True)))
             pending = [s for s in pending if any(cat in known for cat, _ in s.formats)]
-            for chunk in segments(pending, run.cfg.segment_slots, probe):
+            for chunk in segments(pending, run.cfg.segment_slots, probe, self.keyframes(vid)):
                 run.busy.update((vid, s.slot_id) for s in chunk)
                 run.ready.append(self._task(vid, probe, chunk))
             if len(run.ready) >= READY_AHEAD:
@@ -165,23 +216,32 @@ class Dispatcher:
         return []
 
 
-def segments(slots: list[SlotPlan], size: int, probe: VideoProbe) -> list[tuple[SlotPlan, ...]]:
-    """Slots (sorted by first start) in tasks of about `size`, never cutting between two
-    slots whose first windows share a GOP: one worker decodes that GOP once for both.
+def segments(slots: list[SlotPlan], size: int, probe: VideoProbe,
+             keys: np.ndarray | None = None) -> list[tuple[SlotPlan, ...]]:
+    """Slots (sorted by first position) in tasks of about `size`, cut between two slots whose
+    first windows lie in different GOPs (by `keys`, the keyframes, when known; else where
+    their positions are more than CUT_GAP_SECONDS apart, growing a task up to CUT_GROWTH
+    times), so one worker decodes a GOP once for both.
 
     Only the cost depends on this (each slot's result depends on its plan alone)."""
     if not slots:
         return []
-    keys = probe.key_pts
-    pts = probe.frame_pts
+    gap = round(Fraction(CUT_GAP_SECONDS) / probe.time_base)
 
-    def gop(s: SlotPlan) -> int:
-        first = s.starts[0] if s.starts else 0
-        return int(np.searchsorted(keys, pts[min(first, pts.shape[0] - 1)], side="right"))
+    def first(s: SlotPlan) -> int:
+        return s.starts[0] if s.starts else 0
+
+    def apart(a: SlotPlan, b: SlotPlan) -> bool:
+        if keys is not None and keys.shape[0]:  # known: never split a GOP
+            return bool(np.searchsorted(keys, first(a), "right")
+                        != np.searchsorted(keys, first(b), "right"))
+        return first(b) - first(a) > gap
+    known = keys is not None and keys.shape[0] > 0
     out: list[tuple[SlotPlan, ...]] = []
     chunk: list[SlotPlan] = []
     for s in slots:
-        if len(chunk) >= size and gop(s) != gop(chunk[-1]):
+        grown = not known and len(chunk) >= CUT_GROWTH * size
+        if len(chunk) >= size and (apart(chunk[-1], s) or grown):
             out.append(tuple(chunk))
             chunk = []
         chunk.append(s)

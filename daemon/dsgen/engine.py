@@ -30,16 +30,18 @@ from dsgen.errors import (
     VideoError,
 )
 from dsgen.executor import Done, Executor, make_executor
-from dsgen.library import Library
+from dsgen.extract import HeaderRequest, header_task
+from dsgen.indexer import Indexer
+from dsgen.library import Library, read_headers
 from dsgen.metrics import Metrics
 from dsgen.model import WORKER_CRASH, Attempt, SlotResult, TaskResult, VideoProbe
 from dsgen.notify import Notifier
 from dsgen.patches import geometry, scale_note
 from dsgen.planner import new_phase
-from dsgen.probe import probe_summary
+from dsgen.probe import QuickProbe, probe_summary
 from dsgen.progress import Progress
 from dsgen.report import Reporter
-from dsgen.runstate import PROBE, ProbeWork, RunState, Work
+from dsgen.runstate import PROBE, IndexWork, ProbeWork, RunState, TaskWork, Work
 from dsgen.state import State
 from dsgen.writer import (
     DiskFull,
@@ -58,6 +60,9 @@ PROGRESS_SECONDS = 10.0
 STOP_WAIT_SECONDS = 120.0
 # How long one poll of the executor waits for results before the loop's periodic work.
 POLL_SECONDS = 1.0
+# Header checks per piece of work sent to a worker: enough to amortise the round trip, few
+# enough that a large library spreads over both lanes.
+HEADER_BATCH = 16
 
 
 class Engine:
@@ -73,9 +78,11 @@ class Engine:
         self.notify = notifier or Notifier(environ={})
         self.progress = Progress(run, self.ui, metrics, self.notify)
         self.disk = DiskGuard(run, self.ui, metrics)
-        self.library = Library(run, self.ui, self.progress.video_metrics)
+        self.library = Library(run, self.ui, self.progress.video_metrics, self._headers)
         self.dispatch = Dispatcher(run, self.ui, self.progress)
+        self.indexer = Indexer(run, self.ui)
         self.executor: Executor | None = None
+        self._stash: list[Done] = []  # work that finished while sync waited for its own
         self._cfg_mtime = _mtime(cfg.source)
 
     @property
@@ -139,6 +146,7 @@ class Engine:
         ledger.load(run, st)
         self.library.start_watching(st)
         self.library.sync(st)
+        self.indexer.resume(st)
         self.library.rollback_unrecorded(st)
         if leftovers:
             ui.line(f"→ Removed {leftovers} temporary file(s) of an interrupted write")
@@ -192,6 +200,28 @@ class Engine:
                 hint="restore the old seed/layout/output_root, or use a new state_dir and "
                      "output_root for a new dataset")
 
+    def _headers(self, paths: list[Path]) -> list[QuickProbe | VideoError]:
+        """Header checks for sync, in the workers (batches spread over both lanes: nothing is
+        decoding yet at start-up), waited for here; other work that finishes meanwhile is
+        kept for the loop. A batch whose worker died or raised is read here instead."""
+        ex = self.executor
+        if ex is None or not paths:
+            return read_headers(paths)
+        batches = [paths[i:i + HEADER_BATCH] for i in range(0, len(paths), HEADER_BATCH)]
+        keys = {ex.submit(header_task, HeaderRequest(tuple(str(p) for p in b)),
+                          lane=("io", "cpu")[i % 2]): i for i, b in enumerate(batches)}
+        got: dict[int, list[QuickProbe | VideoError]] = {}
+        while keys:
+            for d in ex.poll(POLL_SECONDS):
+                i = keys.pop(d.key, None)
+                if i is None:
+                    self._stash.append(d)
+                elif isinstance(d.result, list):
+                    got[i] = d.result
+                else:
+                    got[i] = read_headers(batches[i])
+        return [h for i in range(len(batches)) for h in got[i]]
+
     # -- the loop --------------------------------------------------------------------------
 
     def _loop(self, st: State) -> None:
@@ -225,7 +255,8 @@ class Engine:
                     self.progress.idle_line()
                     continue
                 run.status = "running"
-                self._collect(st, self.executor.poll(POLL_SECONDS))
+                stashed, self._stash = self._stash, []
+                self._collect(st, stashed + self.executor.poll(0.0 if stashed else POLL_SECONDS))
             self._drain(st)
         finally:
             self.executor.shutdown()
@@ -286,6 +317,9 @@ class Engine:
         if isinstance(work, ProbeWork):
             self._handle_probe(st, work, result)
             return
+        if isinstance(work, IndexWork):
+            self.indexer.handle(st, work.video_id, result)
+            return
         run = self.run_state
         task, res = work.task, result
         assert isinstance(res, TaskResult)
@@ -322,6 +356,7 @@ class Engine:
             return
         st.set_probe(vid, result)
         self.library.set_status(st, vid, "ready")
+        self.indexer.probed(st, vid, result)
         cats = " + ".join(f"{c}({w:g})" for c, w in run.cfg_by_id[vid].categories)
         source = (f"{probe_summary(result)}; "
                   f"{scale_note(geometry(result, self.cfg.extraction.reference_height))}")
@@ -362,7 +397,7 @@ class Engine:
     def _work_failed(self, st: State, work: Work, err: BaseException) -> None:
         """A worker raised (a bug, or input no check caught): report, requeue, bounded."""
         run = self.run_state
-        vid = work.video_id if isinstance(work, ProbeWork) else work.task.video_id
+        vid = work.task.video_id if isinstance(work, TaskWork) else work.video_id
         where = run.videos[vid].name if vid in run.videos else str(vid)
         self.ui.warn("Internal error in a worker", [f"Video: {where}",
                                                     f"Error: {type(err).__name__}: {err}"],
@@ -389,6 +424,9 @@ class Engine:
         suspects, run alone; counted failures beyond MAX_TASK_CRASHES give it up."""
         run = self.run_state
         for w in works:
+            if isinstance(w, IndexWork):
+                self.indexer.failed(st, w.video_id, w.chunk, why)
+                continue
             if isinstance(w, ProbeWork):
                 keys = [(w.video_id, PROBE)]
             else:

@@ -8,8 +8,10 @@ speaks this one small protocol; the engine never sees a backend's own types.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import multiprocessing
+import os
 import socket
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -39,11 +41,16 @@ class Done:
     lost: bool = False  # the worker died or was lost before it answered
 
 
+# Lanes of work: "cpu" (decoding: one worker per core) and "io" (reading: header checks and
+# frame index scans, which mostly wait for the disk and must not hold a decoding worker).
+LANES = ("cpu", "io")
+
+
 class Executor(Protocol):
     """What the engine needs from a backend."""
 
-    def submit(self, fn: Callable[[Any], Any], arg: Any) -> int:
-        """Start `fn(arg)` somewhere; return its key."""
+    def submit(self, fn: Callable[[Any], Any], arg: Any, lane: str = "cpu") -> int:
+        """Start `fn(arg)` somewhere (in `lane`); return its key."""
 
     def poll(self, timeout: float) -> list[Done]:
         """Wait up to `timeout` seconds; return what finished (possibly nothing)."""
@@ -69,6 +76,17 @@ def warm_up(_: object) -> int:
     return 0
 
 
+# Niceness of the io lane's process: its reading yields the cores to the decoding workers.
+IO_NICE = 10
+
+
+def _init_io(stop_event: Any, init: Callable[[Any], None]) -> None:
+    """The io lane's initializer: the worker's, then a lower priority."""
+    init(stop_event)
+    with contextlib.suppress(OSError):
+        os.nice(IO_NICE)
+
+
 class LocalExecutor:
     """A `ProcessPoolExecutor` (spawn) whose workers die with the parent; rebuilt when broken."""
 
@@ -81,22 +99,32 @@ class LocalExecutor:
         self._stop = self._ctx.Event()
         self._keys = itertools.count(1)
         self._futures: dict[Future[Any], int] = {}
+        self._lane_of: dict[Future[Any], str] = {}
         self._host = socket.gethostname()
-        self._pool = self._new_pool()
+        self._pools: dict[str, ProcessPoolExecutor] = {lane: self._new_pool(lane)
+                                                        for lane in LANES}
 
-    def _new_pool(self) -> ProcessPoolExecutor:
-        pool = ProcessPoolExecutor(max_workers=self._size, mp_context=self._ctx,
-                                   initializer=self._init, initargs=(self._stop,))
+    def _new_pool(self, lane: str) -> ProcessPoolExecutor:
+        size = self._size if lane == "cpu" else 1
+        if lane == "cpu":
+            init, args = self._init, (self._stop,)
+        else:
+            init, args = _init_io, (self._stop, self._init)  # type: ignore[assignment]
+        pool = ProcessPoolExecutor(max_workers=size, mp_context=self._ctx, initializer=init,
+                                   initargs=args)
         # Start every worker now (one per submission), so their imports overlap the
         # parent's start-up instead of delaying the first probe.
-        for _ in range(self._size):
+        for _ in range(size):
             pool.submit(warm_up, None)
         return pool
 
-    def submit(self, fn: Callable[[Any], Any], arg: Any) -> int:
-        """Queue `fn(arg)` in the pool."""
+    def submit(self, fn: Callable[[Any], Any], arg: Any, lane: str = "cpu") -> int:
+        """Queue `fn(arg)` in the lane's pool."""
         key = next(self._keys)
-        self._futures[self._pool.submit(fn, arg)] = key
+        lane = lane if lane in self._pools else "cpu"
+        fut = self._pools[lane].submit(fn, arg)
+        self._futures[fut] = key
+        self._lane_of[fut] = lane
         return key
 
     def poll(self, timeout: float) -> list[Done]:
@@ -105,21 +133,24 @@ class LocalExecutor:
             return []
         done, _ = wait(list(self._futures), timeout=timeout, return_when=FIRST_COMPLETED)
         out: list[Done] = []
-        broken = False
+        broken: set[str] = set()
         for fut in done:
             key = self._futures.pop(fut)
+            lane = self._lane_of.pop(fut)
             try:
                 out.append(Done(key, result=fut.result()))
             except BrokenProcessPool:
-                broken = True
+                broken.add(lane)
                 out.append(Done(key, lost=True))
             except Exception as e:  # raised inside the worker (or its result failed to load)
                 out.append(Done(key, error=e))
-        if broken:
-            out.extend(Done(key, lost=True) for key in self._futures.values())
-            self._futures.clear()
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = self._new_pool()
+        for lane in broken:
+            gone = [f for f, ln in self._lane_of.items() if ln == lane]
+            out.extend(Done(self._futures.pop(f), lost=True) for f in gone)
+            for f in gone:
+                del self._lane_of[f]
+            self._pools[lane].shutdown(wait=False, cancel_futures=True)
+            self._pools[lane] = self._new_pool(lane)
         return out
 
     def capacity(self) -> int:
@@ -132,7 +163,7 @@ class LocalExecutor:
 
     def workers(self) -> list[WorkerInfo]:
         """`local-1…N`, the first ones busy (a pool does not say which process runs what)."""
-        busy = min(self._size, len(self._futures))
+        busy = min(self._size, sum(1 for ln in self._lane_of.values() if ln == "cpu"))
         return [WorkerInfo(f"local-{i + 1}", self._host, i < busy) for i in range(self._size)]
 
     def healthy(self) -> bool:
@@ -142,7 +173,9 @@ class LocalExecutor:
     def shutdown(self) -> None:
         """Stop the workers and drop what is queued."""
         self._futures.clear()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._lane_of.clear()
+        for pool in self._pools.values():
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def make_executor(cfg: Config) -> Executor:

@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,9 @@ import numpy as np
 
 from dsgen.colour import luma_small
 from dsgen.config import Config
-from dsgen.decode import ClipError, ClipReader
+from dsgen.decode import ClipError, ClipReader, WindowPlan
 from dsgen.errors import VideoError
+from dsgen.index import ChunkScan, scan_chunk
 from dsgen.model import (
     DECODE_ERROR,
     OK,
@@ -36,7 +37,7 @@ from dsgen.model import (
 )
 from dsgen.patches import Geometry, geometry, grey, gt_patch, lr_frame, lr_stack, pick_box
 from dsgen.plan import name_key, rng_for
-from dsgen.probe import probe_video
+from dsgen.probe import QuickProbe, file_key, open_probe, quick_probe
 from dsgen.quality import check_clip, check_crop
 from dsgen.writer import encode_png, sample_files
 
@@ -55,9 +56,11 @@ class Task:
     video_id: int
     name: str  # configured video name: seeds the randomness
     slug: str
-    probe: VideoProbe
+    probe: VideoProbe  # without its frame index
     slots: tuple[SlotPlan, ...]
     threads: int = 1
+    # every frame's pts, only for videos whose timestamps were interpolated (they need it)
+    index: np.ndarray | None = None
 
 
 # Per worker thread (a Dask worker may run several tasks at once): one open reader, so the
@@ -99,21 +102,64 @@ def _die_with_parent() -> None:
 
 @dataclass(frozen=True)
 class ProbeRequest:
-    """A full probe to run in a worker."""
+    """A video's probe at its turn (header, colour, bars; seconds, whatever its size)."""
 
     path: str
     min_frames: int
 
 
 def probe_task(req: ProbeRequest) -> VideoProbe | VideoError:
-    """Worker-side full probe (index scan is I/O + demux heavy): the probe or the error."""
+    """Worker-side probe: the probe (without frame index) or the error."""
     try:
-        return probe_video(Path(req.path), req.min_frames)
+        return open_probe(Path(req.path), req.min_frames)
     except VideoError as e:
         return e
 
 
-def _reader(probe: VideoProbe, threads: int) -> ClipReader:
+@dataclass(frozen=True)
+class IndexRequest:
+    """Scan one chunk of a video's frame index (demux only)."""
+
+    probe: VideoProbe  # without its index
+    chunk: int
+
+
+def index_task(req: IndexRequest) -> ChunkScan:
+    """Worker-side scan of one chunk of the index."""
+    probe = req.probe
+    try:
+        if file_key(Path(probe.path)) != (probe.size, probe.mtime_ns):
+            return ChunkScan(req.chunk, _no_pts(), _no_pts(), None, None,
+                             error="the file changed since it was probed")
+    except OSError as e:
+        return ChunkScan(req.chunk, _no_pts(), _no_pts(), None, None,
+                         error=f"cannot read the file: {e.strerror}")
+    return scan_chunk(probe, req.chunk)
+
+
+def _no_pts() -> np.ndarray:
+    return np.zeros(0, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class HeaderRequest:
+    """Header checks of some videos (what sync needs: duration, rate, size)."""
+
+    paths: tuple[str, ...]
+
+
+def header_task(req: HeaderRequest) -> list[QuickProbe | VideoError]:
+    """Worker-side header reads, in order: each header or why the file is unusable."""
+    out: list[QuickProbe | VideoError] = []
+    for path in req.paths:
+        try:
+            out.append(quick_probe(Path(path)))
+        except VideoError as e:
+            out.append(e)
+    return out
+
+
+def _reader(probe: VideoProbe, threads: int, index: np.ndarray | None) -> ClipReader:
     old: ClipReader | None = getattr(_local, "reader", None)
     if old is not None and old.probe.path == probe.path and old.probe.size == probe.size and (
             old.probe.mtime_ns == probe.mtime_ns):
@@ -121,7 +167,7 @@ def _reader(probe: VideoProbe, threads: int) -> ClipReader:
     if old is not None:
         old.close()
         _local.reader = None
-    r = ClipReader(probe, threads)
+    r = ClipReader(probe, threads, index)
     _local.reader = r
     return r
 
@@ -133,7 +179,7 @@ def run_task(task: Task) -> TaskResult:
     secs = dict.fromkeys(("decode", "quality", "patch", "encode"), 0.0)
     res.seconds = secs
     try:
-        reader = _reader(task.probe, task.threads)
+        reader = _reader(task.probe, task.threads, task.index)
     except VideoError as e:
         res.error = e.message
         return res
@@ -148,11 +194,12 @@ def run_task(task: Task) -> TaskResult:
     for i, s in enumerate(task.slots):
         if not s.starts:
             res.slots[i].complete = True
+    taken: dict[int, list[tuple[int, int]]] = {i: [] for i in range(len(task.slots))}
     while heap:
         if _stop_check():
             res.stopped = True
             break
-        sweep, start, i, number = heapq.heappop(heap)
+        sweep, target, i, number = heapq.heappop(heap)
         slot, out = task.slots[i], res.slots[i]
         t0 = time.perf_counter()
         res.clips += 1
@@ -160,29 +207,45 @@ def run_task(task: Task) -> TaskResult:
         then = [heap[0][1]] if heap and heap[0][0] == sweep else []
         if number + 1 < len(slot.starts):
             then.append(slot.starts[number + 1])
+        lo, hi, fence = slot.limits(number)
         decoded = reader.frames_decoded
         try:
-            frames = reader.clip(start, n, then)
+            window = reader.window(WindowPlan(target, lo, hi, fence, slot.tol), n, taken[i],
+                                   then)
         except ClipError as e:
             secs["decode"] += time.perf_counter() - t0
-            out.attempts.append(Attempt(slot.slot_id, number, start, DECODE_ERROR, 0.0, str(e)))
-            frames = None
-        if frames is not None:
+            out.attempts.append(Attempt(slot.slot_id, number, target, DECODE_ERROR, 0.0, str(e),
+                                        target=target))
+            window = None
+        if window is not None:
+            frames = window.frames
+            start = window.pts[0]
+            taken[i].append((start, window.pts[-1]))
             t1 = time.perf_counter()
             secs["decode"] += t1 - t0
             lumas = [luma_small(f, LUMA_STEP, task.probe.colour) for f in frames]
             verdict = check_clip(lumas, task.cfg.extraction.scene_cut_threshold,
                                  task.cfg.extraction.quality)
             secs["quality"] += time.perf_counter() - t1
-            out.attempts.append(Attempt(slot.slot_id, number, start, verdict.reason,
-                                        verdict.scene_diff))
+            attempt = Attempt(slot.slot_id, number, start, verdict.reason, verdict.scene_diff,
+                              end=window.pts[-1], target=target, origin=window.origin)
+            out.attempts.append(attempt)
             if verdict.reason == OK:
+                made = len(out.samples)
                 _make_samples(task, geo, slot, out, pending[i], frames, start, number,
                               verdict.scene_diff, secs)
+                # where each window came from (the gates may have rewritten the attempt)
+                out.attempts[-1] = replace(out.attempts[-1], end=attempt.end, target=target,
+                                           origin=attempt.origin)
+                origin = {"target": target, "origin": window.origin,
+                          "moved_seconds": round(float((start - target) * task.probe.time_base),
+                                                 3),
+                          "tolerance_seconds": round(float(slot.tol * task.probe.time_base), 3)}
+                out.samples[made:] = [replace(smp, window=origin) for smp in out.samples[made:]]
         res.clip_frames.append(reader.frames_decoded - decoded)
         if pending[i] and number + 1 < len(slot.starts):
             nxt = slot.starts[number + 1]
-            heapq.heappush(heap, (sweep if nxt > start else sweep + 1, nxt, i, number + 1))
+            heapq.heappush(heap, (sweep if nxt > target else sweep + 1, nxt, i, number + 1))
         else:
             for cat in pending[i]:
                 out.failed.setdefault(cat, out.attempts[-1].outcome)

@@ -10,21 +10,36 @@ from dsgen import ledger
 from dsgen.config import Config, VideoCfg
 from dsgen.errors import VideoError
 from dsgen.model import RETURNABLE, VideoRow
-from dsgen.probe import quick_probe
+from dsgen.probe import QuickProbe, file_key, quick_probe
 from dsgen.report import Reporter
 from dsgen.runstate import RunState
 from dsgen.state import State
 from dsgen.watcher import FolderWatcher
 from dsgen.writer import remove_files, sample_files
 
+Headers = Callable[[list[Path]], list["QuickProbe | VideoError"]]
+
+
+def read_headers(paths: list[Path]) -> list[QuickProbe | VideoError]:
+    """Header checks in this process (what the workers run, for callers without any)."""
+    out: list[QuickProbe | VideoError] = []
+    for path in paths:
+        try:
+            out.append(quick_probe(path))
+        except VideoError as e:
+            out.append(e)
+    return out
+
 
 class Library:
     """Keeps `run.videos` true to the files: sync, watch folders, gone and back, rollback."""
 
-    def __init__(self, run: RunState, ui: Reporter, changed: Callable[[], None]) -> None:
+    def __init__(self, run: RunState, ui: Reporter, changed: Callable[[], None],
+                 headers: Headers = read_headers) -> None:
         self.run = run
         self.ui = ui
         self.changed = changed  # called when video states change (metrics)
+        self.headers = headers  # reads headers (in the workers, when the engine runs)
         self.watcher: FolderWatcher | None = None
 
     # -- watched folders -------------------------------------------------------------------
@@ -60,24 +75,40 @@ class Library:
     # -- sync ------------------------------------------------------------------------------
 
     def sync(self, st: State) -> None:
-        """Read every video's header; record missing and unusable ones with why."""
+        """Check every video's header; record missing and unusable ones with why.
+
+        A file whose size and mtime match what the state recorded is not opened again;
+        the others are read in the workers (`headers`), in batches."""
         run = self.run
         known = {v.name: v for v in st.videos(probes=False)}
+        todo: list[tuple[VideoCfg, VideoRow | None]] = []
+        results: dict[str, QuickProbe | VideoError] = {}
         for vc in self.video_cfgs():
             row = known.get(vc.name)
             if row is not None and row.status in ("failed", "changed") and (
                     row.id in run.cfg_by_id):
                 continue  # already reported in this run
-            run.cfg_by_id[self._sync_one(st, vc, row)] = vc
+            todo.append((vc, row))
+            q = _unchanged(vc, row)
+            if q is not None:
+                results[vc.name] = q
+        reads = [vc for vc, _ in todo if vc.name not in results]
+        for vc, res in zip(reads, self.headers([v.path for v in reads]), strict=True):
+            results[vc.name] = res
+        for vc, row in todo:
+            run.cfg_by_id[self._sync_one(st, vc, row, results[vc.name])] = vc
         run.videos = {v.id: v for v in st.videos(probes=False) if v.id in run.cfg_by_id}
         self.changed()
 
-    def _sync_one(self, st: State, vc: VideoCfg, row: VideoRow | None) -> int:
-        """Record one video's current state; return its id."""
+    def _sync_one(self, st: State, vc: VideoCfg, row: VideoRow | None,
+                  header: QuickProbe | VideoError) -> int:
+        """Record one video's current state from its header check; return its id."""
         path = str(vc.path)
         cfg = self.run.cfg
         try:
-            q = quick_probe(vc.path)
+            if isinstance(header, VideoError):
+                raise header
+            q = header
         except VideoError as e:
             status = "missing" if e.reason == "file not found" else "failed"
             if row is not None and row.status == status:
@@ -224,3 +255,19 @@ def slot_paths(cfg: Config, slug: str, slot_id: int, formats: tuple[tuple[str, s
         if cat in cats and fmt in fmts:
             out.extend(sample_files(cfg, cats[cat], fmts[fmt], slug, slot_id))
     return out
+
+
+def _unchanged(vc: VideoCfg, row: VideoRow | None) -> QuickProbe | None:
+    """The header as recorded, if the file is the one the state knows (same path, size and
+    mtime, usable, with its duration and rate): no need to open it again."""
+    if row is None or row.status not in ("new", "ready") or row.path != str(vc.path):
+        return None
+    if row.duration is None or row.fps is None or row.size is None or row.mtime_ns is None:
+        return None
+    try:
+        size, mtime_ns = file_key(vc.path)
+    except OSError:
+        return None
+    if (size, mtime_ns) != (row.size, row.mtime_ns):
+        return None
+    return QuickProbe(str(vc.path), size, mtime_ns, row.duration, row.fps, 0, 0, "")

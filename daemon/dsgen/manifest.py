@@ -6,22 +6,32 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+
 from dsgen.config import Config, slugify
+from dsgen.model import VideoProbe
 from dsgen.state import State
 from dsgen.writer import sample_name
 
 # Bump when a field changes meaning; documented in docs/manifest.md.
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 
 
 def manifest_records(cfg: Config, st: State) -> Iterator[dict[str, Any]]:
-    """Every durable sample as a provenance record (fields documented in docs/manifest.md)."""
-    probes = {v.id: v.probe for v in st.videos()}
+    """Every durable sample as a provenance record (fields documented in docs/manifest.md).
+
+    Frame indices come from a video's complete frame index (one video's index in memory at
+    a time); before it is complete they are null — the pts identify the frames exactly."""
     n = cfg.extraction.frames_per_clip
+    as_pts = st.positions_are_pts()
+    probe: VideoProbe | None = None
+    current = None
     for (name, path, slot_id, category, fmt, files, start, frame_pts, box, metrics, _,
-         video_id) in st.sample_rows():
-        probe = probes.get(video_id)
+         video_id, window) in st.sample_rows():
+        if video_id != current:
+            current, probe = video_id, st.probe(video_id)
         pts = json.loads(frame_pts)
+        first = _frame_index(probe, pts) if as_pts else start
         rec: dict[str, Any] = {
             "manifest_version": MANIFEST_VERSION,
             "sample": sample_name(slugify(name), slot_id),
@@ -30,8 +40,10 @@ def manifest_records(cfg: Config, st: State) -> Iterator[dict[str, Any]]:
             "video": name,
             "video_path": path,
             "slot": slot_id,
-            "frame_indices": list(range(start, start + n)),
-            "gt_frame_index": start + n // 2,
+            "frame_indices": None if first is None else list(range(first, first + n)),
+            "gt_frame_index": None if first is None else first + n // 2,
+            "index_complete": first is not None,
+            "window": json.loads(window) if window else {"origin": "position"},
             "frame_pts": pts,
             "crop_box": dict(zip(("x", "y", "w", "h"), json.loads(box), strict=True)),
             "files": [f for f, _ in json.loads(files)],
@@ -46,3 +58,14 @@ def manifest_records(cfg: Config, st: State) -> Iterator[dict[str, Any]]:
             rec["picture_box"] = list(probe.content)
             rec["colour"] = probe.colour.describe()
         yield rec
+
+
+def _frame_index(probe: VideoProbe | None, pts: list[int]) -> int | None:
+    """The index of the clip's first frame in the video's complete frame index, if it is
+    complete and holds the clip's frames consecutively (else None)."""
+    if probe is None or not probe.index_complete or not pts:
+        return None
+    i = int(np.searchsorted(probe.frame_pts, pts[0]))
+    if probe.frame_pts[i:i + len(pts)].tolist() != pts:
+        return None
+    return i

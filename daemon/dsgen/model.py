@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from typing import Any, Final, Literal
 
@@ -112,7 +112,12 @@ class ColourInfo:
 # --- Videos ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class VideoProbe:
-    """Everything the planner and workers need to know about one video stream."""
+    """Everything the planner and workers need to know about one video stream.
+
+    The frame index (`frame_pts`, `key_pts`) is complete only when `index_complete`; the
+    probe a video gets at its turn (`probe.open_probe`) has none, and workers never need it:
+    they find and verify windows from the packets. Positions are pts in `time_base` ticks.
+    """
 
     path: str
     size: int
@@ -132,16 +137,32 @@ class VideoProbe:
     # True when some frames carry no timestamp (MPEG-PS packing several frames per PES) and
     # their pts were interpolated while indexing: readers must interpolate the same way.
     pts_interpolated: bool = False
+    first_pts: int = 0  # the first frame's pts (display order)
+    end_pts: int = 0  # where the header says the stream ends: first_pts + its duration
+    frame_ticks: int = 1  # one frame's nominal duration in ticks (from the rate)
+    header_frames: int = 0  # frames the header's duration and rate make
+    index_complete: bool = True  # frame_pts lists every frame (probes stored before: yes)
 
     @property
     def n_frames(self) -> int:
-        """Frames in the stream."""
-        return int(self.frame_pts.shape[0])
+        """Frames in the stream: the index's count once complete, the header's until then."""
+        return int(self.frame_pts.shape[0]) if self.index_complete else self.header_frames
 
     @property
     def duration_s(self) -> float:
         """Runtime in seconds (frame count over the average rate)."""
         return self.n_frames / self.fps if self.fps > 0 else 0.0
+
+    def light(self) -> VideoProbe:
+        """This probe without its frame index (what tasks and the parent's cache carry)."""
+        if not self.frame_pts.shape[0] and not self.key_pts.shape[0]:
+            return self
+        empty = np.zeros(0, dtype=np.int64)
+        return replace(self, frame_pts=empty, key_pts=empty, index_complete=False)
+
+    def with_index(self, frame_pts: np.ndarray, key_pts: np.ndarray) -> VideoProbe:
+        """This probe with its complete frame index."""
+        return replace(self, frame_pts=frame_pts, key_pts=key_pts, index_complete=True)
 
     def to_json(self) -> str:
         """Everything but the pts arrays, as JSON (the arrays go to `arrays_blob`)."""
@@ -160,15 +181,22 @@ class VideoProbe:
         return buf.getvalue()
 
     @classmethod
-    def from_state(cls, text: str, blob: bytes) -> VideoProbe:
-        """Rebuild a probe stored with `to_json` + `arrays_blob`."""
+    def from_state(cls, text: str, blob: bytes | None) -> VideoProbe:
+        """Rebuild a probe stored with `to_json` (+ `arrays_blob` once the index is there)."""
         d = json.loads(text)
-        arrays = np.load(io.BytesIO(blob))
+        arrays = np.load(io.BytesIO(blob)) if blob else None
         d["sar"] = Fraction(*d["sar"])
         d["time_base"] = Fraction(*d["time_base"])
         d["colour"] = ColourInfo(**d["colour"])
         d["content"] = tuple(d["content"])
-        return cls(frame_pts=arrays["frame_pts"], key_pts=arrays["key_pts"], **d)
+        frame_pts = arrays["frame_pts"] if arrays is not None else np.zeros(0, dtype=np.int64)
+        key_pts = arrays["key_pts"] if arrays is not None else np.zeros(0, dtype=np.int64)
+        if "first_pts" not in d and frame_pts.shape[0]:  # stored before lazy probing
+            tb = Fraction(d["time_base"])
+            ticks = max(1, round(1 / (Fraction(d["fps"]) * tb))) if d["fps"] > 0 else 1
+            d.update(first_pts=int(frame_pts[0]), end_pts=int(frame_pts[-1]) + ticks,
+                     frame_ticks=ticks, header_frames=int(frame_pts.shape[0]))
+        return cls(frame_pts=frame_pts, key_pts=key_pts, **d)
 
 
 @dataclass(frozen=True)
@@ -225,15 +253,33 @@ class VideoCounts:
 
 
 # --- Plans and results ----------------------------------------------------------------------
+# No pts reaches this: the open end of a stretch or fence.
+NO_FENCE: Final = 1 << 62
+
+
 @dataclass(frozen=True)
 class SlotPlan:
-    """One sample slot: the positions to try, in order, and what it serves per category."""
+    """One sample slot: the positions to try, in order, and what it serves per category.
+
+    Positions are pts (stream time-base ticks). The window tried for position i starts in
+    [lo, hi] of `bounds[i]` and ends below its fence (where the next slot's stretch or an
+    earlier window begins), so slots never share a frame; with `tol` > 0 it may move that
+    many ticks from its position to open at a keyframe. No bounds: exactly at the position
+    (slots planned before positions were pts)."""
 
     slot_id: int
     phase: int
     round: int
-    starts: tuple[int, ...]  # first-frame indices of the windows to try, in trial order
+    starts: tuple[int, ...]  # planned positions (pts) of the windows to try, in trial order
     formats: tuple[tuple[str, str], ...]  # (category, format) pairs this slot must produce
+    bounds: tuple[tuple[int, int, int], ...] = ()  # (lo, hi, fence) per position
+    tol: int = 0
+
+    def limits(self, i: int) -> tuple[int, int, int]:
+        """(lo, hi, fence) of position i."""
+        if i < len(self.bounds):
+            return self.bounds[i]
+        return self.starts[i], self.starts[i], NO_FENCE
 
 
 @dataclass(frozen=True)
@@ -242,10 +288,13 @@ class Attempt:
 
     slot_id: int
     number: int
-    start: int
+    start: int  # the window's first pts (its planned position if it was not resolved)
     outcome: str
     scene_diff: float
     detail: str = ""
+    end: int | None = None  # the window's last pts, once resolved
+    target: int | None = None  # the planned position
+    origin: str = ""  # how the window was chosen: "keyframe", "position" ("": unresolved)
 
 
 @dataclass(frozen=True)
@@ -256,13 +305,15 @@ class Sample:
     category: str
     format: str
     files: tuple[tuple[str, int], ...]  # (path relative to output_root, bytes)
-    start: int  # first frame index of the clip
+    start: int  # first frame's pts
     frame_pts: tuple[int, ...]
     box: tuple[int, int, int, int]  # (x, y, w, h) in source coded pixels
     metrics: dict[str, float]
     # The encoded files, in `files` order, as the worker made them: the parent writes them
     # under their final names and drops them before recording (never stored).
     blobs: tuple[bytes, ...] = ()
+    # Where the window came from: planned position, how it was chosen, the tolerance.
+    window: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterable
 from fractions import Fraction
 
 import numpy as np
 
 from dsgen.config import Config, FormatCfg
-from dsgen.model import SlotPlan, VideoProbe
+from dsgen.model import NO_FENCE, SlotPlan, VideoProbe
 from dsgen.patches import Geometry, fits, geometry
 
 # Rounds of replacement slots a video gets before its deficit moves to other videos:
@@ -60,16 +61,32 @@ def allocate(total: int, weights: list[float], caps: list[int]) -> list[int]:
     return alloc
 
 
+def frame_length(probe: VideoProbe) -> Fraction:
+    """One frame's duration in ticks, from the average rate."""
+    if probe.fps <= 0:
+        return Fraction(max(1, probe.frame_ticks))
+    return 1 / (Fraction(probe.fps).limit_denominator(100_000) * probe.time_base)
+
+
+def window_ticks(probe: VideoProbe, cfg: Config) -> int:
+    """The room a window takes, in ticks: its frames plus one, as a window opens at the first
+    frame at or after its position (up to a frame later), so windows planned a room apart
+    never share a frame."""
+    return math.ceil((cfg.extraction.frames_per_clip + 1) * frame_length(probe))
+
+
 def start_range(probe: VideoProbe, cfg: Config) -> tuple[int, int]:
-    """First and last allowed window start (inclusive); empty when last < first."""
-    margin = round(cfg.extraction.edge_margin_seconds * probe.fps)
-    return margin, probe.n_frames - margin - cfg.extraction.frames_per_clip
+    """First and last allowed window position (pts, inclusive), from the header's runtime
+    minus the edge margins and a window; empty when last < first."""
+    margin = round(Fraction(cfg.extraction.edge_margin_seconds) / probe.time_base)
+    return (probe.first_pts + margin,
+            probe.end_pts - margin - window_ticks(probe, cfg))
 
 
 def capacity(probe: VideoProbe, cfg: Config) -> int:
     """How many non-overlapping windows the usable runtime holds."""
     lo, hi = start_range(probe, cfg)
-    return max(0, (hi - lo + cfg.extraction.frames_per_clip) // cfg.extraction.frames_per_clip)
+    return max(0, (hi - lo) // window_ticks(probe, cfg) + 1) if hi >= lo else 0
 
 
 def fitting_formats(cfg: Config, geo: Geometry, category: str) -> list[tuple[FormatCfg, float]]:
@@ -90,7 +107,7 @@ def window_capacity(frames: int, fps: float, cfg: Config) -> tuple[float, int]:
 def usable_seconds(probe: VideoProbe, cfg: Config) -> float:
     """Runtime the planner may sample from."""
     lo, hi = start_range(probe, cfg)
-    return max(0.0, (hi - lo + 1) / probe.fps) if probe.fps > 0 else 0.0
+    return max(0.0, float((hi - lo + probe.frame_ticks) * probe.time_base)) if hi >= lo else 0.0
 
 
 def split_targets(cfg: Config, amounts: dict[str, int], shares: dict[str, dict[int, float]],
@@ -104,92 +121,128 @@ def split_targets(cfg: Config, amounts: dict[str, int], shares: dict[str, dict[i
     return out
 
 
-def free_starts(probe: VideoProbe, cfg: Config, used: list[int]) -> np.ndarray:
-    """Bool per frame index: may a new window start here (in range, overlapping no used one)?"""
-    n = cfg.extraction.frames_per_clip
+Interval = tuple[int, int]  # [first, last] pts, inclusive
+
+
+def free_intervals(probe: VideoProbe, cfg: Config, used: Iterable[Interval],
+                   blocked: Iterable[Interval] = ()) -> list[Interval]:
+    """Positions where a new window may start: in range, its (nominal) frames overlapping no
+    used window (`used`: windows tried before, first and last pts) and no `blocked` range
+    (damage, the part past a truncated file's end)."""
     lo, hi = start_range(probe, cfg)
-    ok = np.zeros(probe.n_frames, dtype=bool)
     if hi < lo:
-        return ok
-    ok[lo:hi + 1] = True
-    for s in used:
-        ok[max(0, s - n + 1):s + n] = False  # any window overlapping [s, s+n) is taken
-    return ok
+        return []
+    span = window_ticks(probe, cfg)
+    cuts = sorted((a - span + 1, b) for a, b in [*used, *blocked])
+    out: list[Interval] = []
+    at = lo
+    for a, b in cuts:
+        if a > at:
+            out.append((at, min(a - 1, hi)))
+        at = max(at, b + 1)
+        if at > hi:
+            break
+    if at <= hi:
+        out.append((at, hi))
+    return [(a, b) for a, b in out if a <= b]
 
 
 def place_round(cfg: Config, probe: VideoProbe, name: str, deficits: dict[str, int],
-                used: list[int], first_slot: int, phase: int, rnd: int) -> list[SlotPlan]:
-    """New slots for `deficits` (category → samples still owed) in windows no slot has tried."""
+                used: list[Interval], first_slot: int, phase: int, rnd: int,
+                blocked: Iterable[Interval] = (), tol: int = 0) -> list[SlotPlan]:
+    """New slots for `deficits` (category → samples still owed) in windows no slot has tried.
+
+    The free runtime is cut into one stretch per slot; a slot's positions are a random one
+    in its stretch and replacements around it, each with the bounds a window there must
+    keep (so windows of different slots never overlap). Positions are pts; `tol` (ticks)
+    lets a window move to open at a keyframe."""
     geo = geometry(probe, cfg.extraction.reference_height)
     fitting = {cat: fitting_formats(cfg, geo, cat) for cat in sorted(deficits)}
     need = max((d for cat, d in deficits.items() if fitting[cat]), default=0)
     if need <= 0:
         return []
-    n = cfg.extraction.frames_per_clip
     rng = rng_for(cfg.seed, name, phase, rnd)
-    cand = np.flatnonzero(free_starts(probe, cfg, used))
-    if cand.size == 0:
+    free = free_intervals(probe, cfg, used, blocked)
+    if not free:
         return []
-    step_pref = max(n, round(cfg.extraction.retry_skip_seconds * probe.fps))
+    span = window_ticks(probe, cfg)
+    step_pref = max(span, round(Fraction(cfg.extraction.retry_skip_seconds) / probe.time_base))
     # One stretch of the free runtime per slot, cut at evenly chosen windows of a greedy
     # packing, so every stretch holds a window that ends before the next stretch begins.
-    packed = _packed_windows(cand, n)
+    packed = _packed_windows(free, span)
     stretches = min(need, packed.size)
-    bounds = packed[(np.arange(stretches) * packed.size) // stretches]
-    firsts = np.searchsorted(cand, bounds)
-    # a stretch's windows end before the next stretch begins
-    ends = [*np.searchsorted(cand, bounds[1:] - n, side="right").tolist(), cand.size]
-    attempts: list[tuple[int, ...]] = []
-    for i0, i1 in zip(firsts.tolist(), ends, strict=True):
-        chunk = cand[i0:i1]
-        step = max(n, min(step_pref, chunk.size // cfg.extraction.max_attempts))
-        attempts.append(_nearby(chunk, int(rng.integers(chunk.size)), step,
-                                cfg.extraction.max_attempts))
-    serve: list[list[tuple[str, str]]] = [[] for _ in attempts]
+    bounds = packed[(np.arange(stretches) * packed.size) // stretches].tolist()
+    plans: list[tuple[tuple[int, ...], tuple[tuple[int, int, int], ...]]] = []
+    for i, first in enumerate(bounds):
+        fence = bounds[i + 1] if i + 1 < len(bounds) else NO_FENCE
+        last = fence - span if i + 1 < len(bounds) else NO_FENCE
+        parts = [(max(a, first), min(b, last)) for a, b in free if b >= first and a <= last]
+        parts = [(a, b) for a, b in parts if a <= b]
+        measure = sum(b - a + 1 for a, b in parts)
+        step = max(span, min(step_pref, measure // cfg.extraction.max_attempts))
+        offsets = _nearby(measure, int(rng.integers(measure)), step,
+                          cfg.extraction.max_attempts)
+        plans.append(_positions(parts, offsets, fence, span))
+    serve: list[list[tuple[str, str]]] = [[] for _ in plans]
     for cat, fmts in fitting.items():
-        k = min(deficits[cat], len(attempts))
+        k = min(deficits[cat], len(plans))
         if k <= 0 or not fmts:
             continue
-        chosen = np.sort(rng.choice(len(attempts), size=k, replace=False))
+        chosen = np.sort(rng.choice(len(plans), size=k, replace=False))
         weights = np.asarray([w for _, w in fmts], dtype=np.float64)
         picks = rng.choice(len(fmts), size=k, p=weights / weights.sum())
         for slot_idx, f in zip(chosen.tolist(), picks.tolist(), strict=True):
             serve[slot_idx].append((cat, fmts[f][0].name))
     out: list[SlotPlan] = []
-    for starts, formats in zip(attempts, serve, strict=True):
+    for (starts, limits), formats in zip(plans, serve, strict=True):
         if formats:
-            out.append(SlotPlan(first_slot + len(out), phase, rnd, starts, tuple(formats)))
+            out.append(SlotPlan(first_slot + len(out), phase, rnd, starts, tuple(formats),
+                                limits, tol))
     return out
 
 
-def _packed_windows(cand: np.ndarray, n: int) -> np.ndarray:
-    """Starts of the most disjoint windows among sorted free starts `cand` (greedy, left first)."""
-    runs = np.split(cand, np.flatnonzero(np.diff(cand) > 1) + 1)
+def _packed_windows(free: list[Interval], span: int) -> np.ndarray:
+    """Starts of the most disjoint windows in the free intervals (greedy, left first)."""
     out: list[np.ndarray] = []
-    edge = int(cand[0])
-    for run in runs:  # each run is contiguous: its windows are a grid from its first free start
-        first = max(int(run[0]), edge)
-        if first > int(run[-1]):
+    edge = free[0][0]
+    for a, b in free:  # each interval's windows are a grid from its first free position
+        first = max(a, edge)
+        if first > b:
             continue
-        grid = np.arange(first, int(run[-1]) + 1, n)
+        grid = np.arange(first, b + 1, span, dtype=np.int64)
         out.append(grid)
-        edge = int(grid[-1]) + n
+        edge = int(grid[-1]) + span
     return np.concatenate(out)
 
 
-def _nearby(chunk: np.ndarray, i0: int, step: int, limit: int) -> tuple[int, ...]:
-    """Starts to try: chunk[i0], then alternately forward and back by `step` frames."""
-    starts = [int(chunk[i0])]
+def _nearby(measure: int, u0: int, step: int, limit: int) -> list[int]:
+    """Offsets into a stretch to try: u0, then alternately forward and back by `step`."""
+    offsets = [u0]
     k = 1
-    while len(starts) < limit:
+    while len(offsets) < limit:
         moved = False
-        for j in (i0 + k * step, i0 - k * step):
-            if 0 <= j < chunk.size and len(starts) < limit:
-                s = int(chunk[j])
-                if all(abs(s - t) >= step for t in starts):
-                    starts.append(s)
+        for u in (u0 + k * step, u0 - k * step):
+            if 0 <= u < measure and len(offsets) < limit:
+                offsets.append(u)
                 moved = True
         if not moved:
             break
         k += 1
-    return tuple(starts)
+    return offsets
+
+
+def _positions(parts: list[Interval], offsets: list[int], fence: int, span: int
+               ) -> tuple[tuple[int, ...], tuple[tuple[int, int, int], ...]]:
+    """Positions (pts) for offsets into the stretch's free parts, each with the bounds of
+    its part: (lo, hi) where its window may start, and the fence its frames stay below."""
+    starts: list[int] = []
+    limits: list[tuple[int, int, int]] = []
+    for u in offsets:
+        for a, b in parts:
+            if u <= b - a:
+                starts.append(a + u)
+                part_fence = b + span if b + span < fence else fence
+                limits.append((a, b, part_fence))
+                break
+            u -= b - a + 1
+    return tuple(starts), tuple(limits)

@@ -36,8 +36,9 @@ def shares(run: RunState) -> tuple[dict[str, dict[int, float]], dict[str, dict[i
         if v.status not in USABLE or not v.fps or not v.duration or vc is None:
             continue
         c = run.video_counts(vid)
-        # the index's frame count once probed, the header's figures until then
-        frames = v.frames if v.frames is not None else int(v.duration * v.fps)
+        # the header's figures: the index completes whenever its scans do, and a share must
+        # not depend on timing
+        frames = int(v.duration * v.fps)
         secs, cap0 = window_capacity(frames, v.fps, cfg)
         for cat, weight in vc.categories:
             if cat in c.exhausted:
@@ -97,7 +98,7 @@ def plan_round(run: RunState, st: State, vid: int, probe: VideoProbe) -> RoundOu
         reason = "the last round of positions gave no usable clip"
     planned = 0
     if reason is None and owed:
-        slots = place_round(cfg, probe, v.name, owed, st.used_starts(vid), c.next_slot,
+        slots = place_round(cfg, probe, v.name, owed, st.used_windows(vid), c.next_slot,
                             st.phase(), c.last_round + 1)
         if slots:
             ledger.add_slots(run, st, vid, slots)

@@ -24,6 +24,9 @@ BAR_LEVEL = 24.0
 BAR_MARGIN = 4
 # Bars larger than this share of a dimension are a dark video, not a letterbox.
 BAR_MAX_SHARE = 0.35
+# Packets read at the start to see whether timestamps are missing (then the file is
+# indexed by decoding): MPEG-PS files that pack frames lack most of them from the start.
+PTS_CHECK_PACKETS = 64
 
 
 @dataclass(frozen=True)
@@ -101,13 +104,29 @@ def file_key(path: Path) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
 
 
+def open_probe(path: Path, min_frames: int) -> VideoProbe:
+    """What a video is, read in seconds whatever its size: header (rate, runtime), the first
+    frame (colour, size), the picture inside bars (keyframes across the runtime) — no frame
+    index: `index.scan_chunk` builds it as work proceeds. Files whose packets lack
+    timestamps are indexed by decoding at once (their windows need the index)."""
+    return _probe(path, min_frames, full=False)
+
+
 def probe_video(path: Path, min_frames: int) -> VideoProbe:
-    """Open, index and measure `path`; raise VideoError with a clear reason if unusable."""
+    """`open_probe` plus the complete frame index from a scan of every packet."""
+    return _probe(path, min_frames, full=True)
+
+
+def _probe(path: Path, min_frames: int, full: bool) -> VideoProbe:
     spath = str(path)
     size, mtime_ns = _stat(path)
     container = _open(path)
     try:
-        return _probe_open(container, path, size, mtime_ns, min_frames)
+        if not full:
+            full = _packets_lack_pts(container, _video_stream(container, spath))
+            container.close()
+            container = _open(path)  # from the start again (some demuxers cannot seek there)
+        return _probe_open(container, path, size, mtime_ns, min_frames, full)
     except av.error.FFmpegError as e:
         raise VideoError(spath, "probe", f"decoding failed: {e}",
                          "the file is probably damaged; re-copy or remux it") from None
@@ -115,16 +134,20 @@ def probe_video(path: Path, min_frames: int) -> VideoProbe:
         container.close()
 
 
-def _probe_open(container: Any, path: Path, size: int, mtime_ns: int, min_frames: int
-                ) -> VideoProbe:
+def _probe_open(container: Any, path: Path, size: int, mtime_ns: int, min_frames: int,
+                full: bool) -> VideoProbe:
     spath = str(path)
     stream = _video_stream(container, spath)
-    frame_pts, key_pts, interpolated = _scan_index(container, stream)
-    if frame_pts.shape[0] < min_frames:
-        raise VideoError(spath, "probe", f"only {frame_pts.shape[0]} decodable frame(s); "
-                         f"a clip needs {min_frames}", "use a longer video")
-    if key_pts.shape[0] == 0:
-        key_pts = frame_pts[:1].copy()
+    frame_pts = key_pts = np.zeros(0, dtype=np.int64)
+    interpolated = False
+    indexed = full
+    if indexed:
+        frame_pts, key_pts, interpolated = _scan_index(container, stream)
+        if frame_pts.shape[0] < min_frames:
+            raise VideoError(spath, "probe", f"only {frame_pts.shape[0]} decodable frame(s); "
+                             f"a clip needs {min_frames}", "use a longer video")
+        if key_pts.shape[0] == 0:
+            key_pts = frame_pts[:1].copy()
     first = _first_frame(container, stream)
     if first is None:
         raise VideoError(spath, "probe", "no frame could be decoded",
@@ -133,19 +156,77 @@ def _probe_open(container: Any, path: Path, size: int, mtime_ns: int, min_frames
     cc = stream.codec_context
     sar = cc.sample_aspect_ratio or stream.sample_aspect_ratio or Fraction(1)
     sar = Fraction(sar) if Fraction(sar) > 0 else Fraction(1)
+    tb = Fraction(stream.time_base)
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     fps = float(rate) if rate else 0.0
-    if fps <= 0:
-        span = float((frame_pts[-1] - frame_pts[0]) * stream.time_base)
+    if fps <= 0 and frame_pts.shape[0] > 1:
+        span = float((frame_pts[-1] - frame_pts[0]) * tb)
         fps = (frame_pts.shape[0] - 1) / span if span > 0 else 24.0
+    if fps <= 0:
+        raise VideoError(spath, "probe", "the video stream has no frame rate",
+                         "remux the file (e.g. to .mkv) so its timing is known")
+    ticks = nominal_duration(stream)
+    first_pts = int(frame_pts[0]) if frame_pts.shape[0] else _first_pts(first, stream)
+    end_pts = _header_end(container, stream, first_pts)
+    if end_pts is None:
+        if not frame_pts.shape[0]:
+            raise VideoError(spath, "probe", "the header gives no duration",
+                             "remux the file (e.g. to .mkv) so its runtime is known")
+        end_pts = int(frame_pts[-1]) + ticks
+    header_frames = max(0, round(float((end_pts - first_pts) * tb) * fps))
+    if not indexed and header_frames < min_frames:
+        raise VideoError(spath, "probe", f"only {header_frames} frame(s) per the header; a "
+                         f"clip needs {min_frames}", "use a longer video")
     width, height = first.width, first.height
-    content = _detect_bars(container, stream, frame_pts, key_pts, info, width, height,
-                           first.format.name)
+    content = _detect_bars(container, stream, first_pts, end_pts, info, width, height)
     return VideoProbe(path=spath, size=size, mtime_ns=mtime_ns, stream_index=stream.index,
                       codec=cc.name, pix_fmt=first.format.name, width=width, height=height,
-                      sar=sar, fps=fps, time_base=Fraction(stream.time_base),
+                      sar=sar, fps=fps, time_base=tb,
                       frame_pts=frame_pts, key_pts=key_pts, colour=info, content=content,
-                      pts_interpolated=interpolated)
+                      pts_interpolated=interpolated, first_pts=first_pts, end_pts=end_pts,
+                      frame_ticks=ticks, header_frames=header_frames,
+                      index_complete=bool(frame_pts.shape[0]))
+
+
+def _packets_lack_pts(container: Any, stream: Any) -> bool:
+    """Whether packets near the start lack timestamps (MPEG-PS packing several frames into
+    one PES, raw streams): such files are indexed by decoding."""
+    n = 0
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            if packet.pts is None:
+                return True
+            n += 1
+            if n >= PTS_CHECK_PACKETS:
+                break
+    except av.error.FFmpegError:
+        pass
+    return False
+
+
+def _first_pts(frame: Any, stream: Any) -> int:
+    if frame.pts is not None:
+        return int(frame.pts)
+    return int(stream.start_time) if stream.start_time is not None else 0
+
+
+def _header_end(container: Any, stream: Any, first_pts: int) -> int | None:
+    """Where the header says the video ends (pts): its start plus the stream's (else the
+    container's) duration."""
+    tb = Fraction(stream.time_base)
+    if stream.duration is not None and stream.duration > 0:
+        start = stream.start_time if stream.start_time is not None else first_pts
+        return int(start + stream.duration)
+    if container.duration is not None and container.duration > 0:
+        start_us = container.start_time if container.start_time is not None else 0
+        return round(Fraction(start_us + container.duration, 1_000_000) / tb)
+    if stream.frames:
+        rate = stream.average_rate or stream.guessed_rate
+        if rate:
+            return int(first_pts + round(Fraction(stream.frames) / Fraction(rate) / tb))
+    return None
 
 
 def nominal_duration(stream: Any) -> int:
@@ -222,27 +303,36 @@ def _first_frame(container: Any, stream: Any) -> Any:
     return None
 
 
-def _detect_bars(container: Any, stream: Any, frame_pts: np.ndarray, key_pts: np.ndarray,
-                 info: ColourInfo, width: int, height: int, pix_fmt: str
-                 ) -> tuple[int, int, int, int]:
-    """The picture rectangle inside black bars, from keyframes spread over the runtime."""
+def _detect_bars(container: Any, stream: Any, first_pts: int, end_pts: int,
+                 info: ColourInfo, width: int, height: int) -> tuple[int, int, int, int]:
+    """The picture rectangle inside black bars, from the keyframes at or before BAR_SAMPLES
+    positions spread over the runtime (only keyframes are decoded). Stops early once bright
+    content reaches every edge: more frames can only shrink the bars, so the result is the
+    same as with every sample."""
     row_max = np.zeros(height, dtype=np.float32)
     col_max = np.zeros(width, dtype=np.float32)
-    n = key_pts.shape[0]
-    picks = sorted({int(key_pts[int(i)]) for i in np.linspace(0, n - 1, min(n, BAR_SAMPLES))})
+    cc = stream.codec_context
+    cc.skip_frame = "NONKEY"  # after a backward seek the first frame out is the keyframe
     seen = 0
-    for target in picks:
-        container.seek(target, stream=stream, backward=True, any_frame=False)
-        try:
-            frame = next(iter(container.decode(stream)), None)
-        except av.error.FFmpegError:
-            frame = None
-        if frame is None or frame.width != width or frame.height != height:
-            continue
-        y = luma_small(frame, 1, info)
-        np.maximum(row_max, y.mean(axis=1), out=row_max)
-        np.maximum(col_max, y.mean(axis=0), out=col_max)
-        seen += 1
+    try:
+        for i in range(BAR_SAMPLES):
+            target = first_pts + (end_pts - first_pts) * (2 * i + 1) // (2 * BAR_SAMPLES)
+            try:
+                container.seek(target, stream=stream, backward=True, any_frame=False)
+                frame = next(iter(container.decode(stream)), None)
+            except av.error.FFmpegError:
+                frame = None
+            if frame is None or frame.width != width or frame.height != height:
+                continue
+            y = luma_small(frame, 1, info)
+            np.maximum(row_max, y.mean(axis=1), out=row_max)
+            np.maximum(col_max, y.mean(axis=0), out=col_max)
+            seen += 1
+            if not any((_bar_extent(row_max), _bar_extent(row_max[::-1]),
+                        _bar_extent(col_max), _bar_extent(col_max[::-1]))):
+                break
+    finally:
+        cc.skip_frame = "DEFAULT"
     if seen == 0:
         return 0, 0, width, height
     top, bottom = _bar_extent(row_max), _bar_extent(row_max[::-1])
@@ -275,5 +365,6 @@ def probe_summary(p: VideoProbe) -> str:
     bars = "" if (x0, y0, x1, y1) == (0, 0, p.width, p.height) else \
         f", picture {x1 - x0}×{y1 - y0} at ({x0},{y0}) inside bars"
     sar = "" if p.sar == 1 else f", SAR {p.sar.numerator}:{p.sar.denominator}"
-    return (f"{p.codec} {p.width}×{p.height}{sar} {p.fps:.3f} fps, {p.n_frames} frames "
+    about = "" if p.index_complete else "≈"
+    return (f"{p.codec} {p.width}×{p.height}{sar} {p.fps:.3f} fps, {about}{p.n_frames} frames "
             f"({p.duration_s / 60:.1f} min), {p.colour.describe()}{bars}")

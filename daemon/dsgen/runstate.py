@@ -84,7 +84,16 @@ class TaskWork:
     started: float
 
 
-Work = ProbeWork | TaskWork
+@dataclass(frozen=True)
+class IndexWork:
+    """A scan of one chunk of a video's frame index in flight (the io lane)."""
+
+    video_id: int
+    chunk: int
+    started: float
+
+
+Work = ProbeWork | TaskWork | IndexWork
 
 
 @dataclass(frozen=True)
@@ -185,6 +194,8 @@ class RunState:
     suspects: set[tuple[int, int]] = field(default_factory=set)  # (video, slot | PROBE)
     deaths: dict[tuple[int, int], int] = field(default_factory=dict)
     finished: set[int] = field(default_factory=set)  # videos whose summary was printed
+    # Videos whose frame index is still being built: chunks not scanned yet, in order.
+    index_todo: dict[int, list[int]] = field(default_factory=dict)
     pauses: set[str] = field(default_factory=set)
     counters: Counters = field(default_factory=Counters)
     idle: bool = False  # nothing to do until something changes (daemon)

@@ -65,9 +65,28 @@ CREATE TABLE IF NOT EXISTS slot_failures (
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY, started REAL NOT NULL, ended REAL, status TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS index_chunks (
+    video_id INTEGER NOT NULL, chunk INTEGER NOT NULL, arrays BLOB NOT NULL,
+    start_key INTEGER, end_key INTEGER, eof INTEGER NOT NULL, holes INTEGER NOT NULL,
+    damage TEXT NOT NULL, PRIMARY KEY (video_id, chunk)
+);
 CREATE INDEX IF NOT EXISTS samples_cat ON samples (category);
 CREATE INDEX IF NOT EXISTS slots_pending ON slots (done, video_id);
 """
+
+
+# Columns added since schema 1: (table, column, declaration); older databases get them in
+# place, NULL in existing rows.
+ADDED_COLUMNS = (
+    ("videos", "frames", "INTEGER"),  # frames in the index (planning without loading it)
+    ("slots", "bounds", "TEXT"),  # JSON [[lo, hi, fence], …] per position (NULL: exact)
+    ("slots", "tol", "INTEGER"),  # ticks a window may move to open at a keyframe
+    ("attempts", "end_pts", "INTEGER"),  # the window's last pts (NULL: not resolved)
+    ("attempts", "target", "INTEGER"),  # the planned position
+    ("attempts", "origin", "TEXT"),  # keyframe | position
+    ("samples", "window", "TEXT"),  # JSON: where the window came from
+    ("videos", "damage", "TEXT"),  # JSON [[what, first, last, detail], …] found so far
+)
 
 
 class State:
@@ -101,16 +120,60 @@ class State:
         row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         if row is None:
             self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('positions', 'pts')")
         elif int(row[0]) > SCHEMA_VERSION:
             raise StateError(f"{self.path}: written by a newer dsgen (schema {row[0]})",
                              hint="upgrade dsgen or use another state_dir")
         self._add_columns()
 
     def _add_columns(self) -> None:
-        """Columns added since schema 1: older databases get them in place (NULL)."""
-        have = {r[1] for r in self.db.execute("PRAGMA table_info(videos)")}
-        if "frames" not in have:
-            self.db.execute("ALTER TABLE videos ADD COLUMN frames INTEGER")
+        """Columns added since schema 1: older databases get them in place (NULL), and their
+        window positions become pts (see `_positions_to_pts`)."""
+        for table, column, decl in ADDED_COLUMNS:
+            if column not in self._columns(table):
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+        if self.get_meta("positions") != "pts":
+            self._positions_to_pts()
+
+    def _columns(self, table: str) -> set[str]:
+        return {str(r[1]) for r in self.db.execute(f"PRAGMA table_info({table})")}
+
+    def _positions_to_pts(self) -> None:
+        """Databases from before lazy probing keep window positions as frame indices into
+        each video's stored index: rewrite them as pts (slots' positions, attempts' and
+        samples' first frames, attempts' last frames), in one transaction. Such slots keep
+        no bounds: their windows are exactly where they were planned."""
+        ident = self.get_meta("identity")
+        n = int(json.loads(ident).get("frames", 7)) if ident else 7
+        with self.tx() as db:
+            for vid, probe, arrays in db.execute(
+                    "SELECT id, probe, arrays FROM videos").fetchall():
+                rows = db.execute("SELECT COUNT(*) FROM slots WHERE video_id=?",
+                                  (vid,)).fetchone()[0]
+                if not rows:
+                    continue
+                if not probe or not arrays:
+                    raise StateError(f"{self.path}: video {vid} has planned slots but no frame "
+                                     "index to convert them with",
+                                     hint="use a new state_dir (this one is damaged)")
+                pts = VideoProbe.from_state(probe, arrays).frame_pts.tolist()
+
+                def at(i: int, pts: list[int] = pts) -> int:
+                    return int(pts[i]) if 0 <= i < len(pts) else i
+                for slot_id, starts in db.execute(
+                        "SELECT slot_id, starts FROM slots WHERE video_id=?", (vid,)).fetchall():
+                    db.execute("UPDATE slots SET starts=? WHERE video_id=? AND slot_id=?",
+                               (json.dumps([at(i) for i in json.loads(starts)]), vid, slot_id))
+                for slot_id, number, start in db.execute(
+                        "SELECT slot_id, number, start FROM attempts WHERE video_id=?",
+                        (vid,)).fetchall():
+                    db.execute("UPDATE attempts SET start=?, end_pts=?, target=? WHERE video_id=?"
+                               " AND slot_id=? AND number=?",
+                               (at(start), at(start + n - 1) if start >= 0 else None,
+                                at(start), vid, slot_id, number))
+                db.execute("UPDATE samples SET start=json_extract(frame_pts, '$[0]')"
+                           " WHERE video_id=?", (vid,))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('positions', 'pts')")
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
@@ -196,11 +259,59 @@ class State:
                    .fetchone()[0])
 
     def set_probe(self, video_id: int, probe: VideoProbe) -> None:
-        """Store the full probe (index, colour, bars) of a video."""
+        """Store a video's probe (colour, bars, header timing) and its frame index if it is
+        complete."""
+        done = probe.index_complete
+        with self.tx() as db:
+            db.execute("UPDATE videos SET probe=?, arrays=?, frames=?, updated=? WHERE id=?",
+                       (probe.to_json(), probe.arrays_blob() if done else None,
+                        probe.n_frames if done else None, time.time(), video_id))
+
+    # -- the frame index, chunk by chunk ----------------------------------------------------
+
+    def incomplete_indexes(self) -> list[int]:
+        """Usable videos that were probed but whose frame index is not complete."""
+        return [int(r[0]) for r in self.db.execute(
+            "SELECT id FROM videos WHERE probe IS NOT NULL AND arrays IS NULL"
+            " AND status IN ('new', 'ready') ORDER BY id")]
+
+    def add_chunk(self, video_id: int, chunk: int, blob: bytes, start_key: int | None,
+                  end_key: int | None, eof: bool, holes: int,
+                  damage: list[tuple[str, int, int]]) -> None:
+        """Store one chunk's scan of a video's index."""
+        with self.tx() as db:
+            db.execute("INSERT OR REPLACE INTO index_chunks VALUES (?,?,?,?,?,?,?,?)",
+                       (video_id, chunk, blob, start_key, end_key, int(eof), holes,
+                        json.dumps(damage)))
+
+    def chunks_done(self, video_id: int) -> set[int]:
+        """Chunks of a video's index already scanned."""
+        return {int(r[0]) for r in self.db.execute(
+            "SELECT chunk FROM index_chunks WHERE video_id=?", (video_id,))}
+
+    def chunks(self, video_id: int) -> list[tuple[int, bytes, int | None, int | None, bool, int,
+                                                  list[tuple[str, int, int]]]]:
+        """(chunk, arrays, start_key, end_key, eof, holes, damage) of every scanned chunk."""
+        rows = self.db.execute(
+            "SELECT chunk, arrays, start_key, end_key, eof, holes, damage FROM index_chunks"
+            " WHERE video_id=? ORDER BY chunk", (video_id,)).fetchall()
+        return [(int(r[0]), bytes(r[1]), r[2], r[3], bool(r[4]), int(r[5]),
+                 [tuple(d) for d in json.loads(r[6])]) for r in rows]
+
+    def set_index(self, video_id: int, probe: VideoProbe) -> None:
+        """Store a video's complete frame index and drop its chunks, in one transaction."""
         with self.tx() as db:
             db.execute("UPDATE videos SET probe=?, arrays=?, frames=?, updated=? WHERE id=?",
                        (probe.to_json(), probe.arrays_blob(), probe.n_frames, time.time(),
                         video_id))
+            db.execute("DELETE FROM index_chunks WHERE video_id=?", (video_id,))
+
+    def forget_index(self, video_id: int) -> None:
+        """Drop a video's probe, index and chunks (the file changed)."""
+        with self.tx() as db:
+            db.execute("UPDATE videos SET probe=NULL, arrays=NULL, frames=NULL WHERE id=?",
+                       (video_id,))
+            db.execute("DELETE FROM index_chunks WHERE video_id=?", (video_id,))
 
     # -- plan ------------------------------------------------------------------------------
 
@@ -243,19 +354,23 @@ class State:
         """Record new slots of a video."""
         with self.tx() as db:
             db.executemany(
-                "INSERT INTO slots (video_id, slot_id, phase, round, starts, formats)"
-                " VALUES (?,?,?,?,?,?)",
+                "INSERT INTO slots (video_id, slot_id, phase, round, starts, formats, bounds,"
+                " tol) VALUES (?,?,?,?,?,?,?,?)",
                 [(video_id, s.slot_id, s.phase, s.round, json.dumps(s.starts),
-                  json.dumps(s.formats)) for s in slots])
+                  json.dumps(s.formats), json.dumps(s.bounds) if s.bounds else None, s.tol)
+                 for s in slots])
 
     def slots(self, video_id: int, pending_only: bool = False) -> list[SlotPlan]:
         """A video's slots in slot order."""
-        q = "SELECT slot_id, phase, round, starts, formats FROM slots WHERE video_id=?"
+        q = ("SELECT slot_id, phase, round, starts, formats, bounds, tol FROM slots"
+             " WHERE video_id=?")
         if pending_only:
             q += " AND done=0"
         rows = self.db.execute(q + " ORDER BY slot_id", (video_id,)).fetchall()
         return [SlotPlan(r[0], r[1], r[2], tuple(json.loads(r[3])),
-                         tuple((c, f) for c, f in json.loads(r[4]))) for r in rows]
+                         tuple((c, f) for c, f in json.loads(r[4])),
+                         tuple(tuple(b) for b in json.loads(r[5])) if r[5] else (),  # type: ignore[misc]
+                         int(r[6] or 0)) for r in rows]
 
     def slot_stats(self, video_id: int) -> tuple[int, int, int, int]:
         """(slots, pending slots, next slot id, last round) of a video."""
@@ -264,10 +379,12 @@ class State:
             " COALESCE(MAX(round), -1) FROM slots WHERE video_id=?", (video_id,)).fetchone()
         return int(r[0]), int(r[1]), int(r[2]), int(r[3])
 
-    def used_starts(self, video_id: int) -> list[int]:
-        """Every window start a slot of this video has tried."""
-        rows = self.db.execute("SELECT start FROM attempts WHERE video_id=?", (video_id,))
-        return [int(r[0]) for r in rows]
+    def used_windows(self, video_id: int) -> list[tuple[int, int]]:
+        """(first, last) pts of every window a slot of this video has tried (an attempt that
+        was not resolved blocks its planned position)."""
+        rows = self.db.execute("SELECT start, COALESCE(end_pts, start) FROM attempts"
+                               " WHERE video_id=? AND start >= 0", (video_id,))
+        return [(int(r[0]), int(r[1])) for r in rows]
 
     def round_yield(self, video_id: int, rnd: int) -> int:
         """Samples the given round of a video produced."""
@@ -283,14 +400,18 @@ class State:
         now = time.time()
         with self.tx() as db:
             db.executemany(
-                "INSERT OR REPLACE INTO attempts VALUES (?,?,?,?,?,?,?)",
-                [(video_id, a.slot_id, a.number, a.start, a.outcome, a.scene_diff, a.detail)
-                 for a in res.attempts])
+                "INSERT OR REPLACE INTO attempts (video_id, slot_id, number, start, outcome,"
+                " scene_diff, detail, end_pts, target, origin) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [(video_id, a.slot_id, a.number, a.start, a.outcome, a.scene_diff, a.detail,
+                  a.end, a.target, a.origin or None) for a in res.attempts])
             db.executemany(
-                "INSERT OR REPLACE INTO samples VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO samples (video_id, slot_id, category, format, files,"
+                " bytes, start, frame_pts, box, metrics, created, window)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(video_id, s.slot_id, s.category, s.format, json.dumps(s.files),
                   sum(b for _, b in s.files), s.start, json.dumps(s.frame_pts),
-                  json.dumps(s.box), json.dumps(s.metrics, sort_keys=True), now)
+                  json.dumps(s.box), json.dumps(s.metrics, sort_keys=True), now,
+                  json.dumps(s.window, sort_keys=True) if s.window else None)
                  for s in res.samples])
             db.executemany("INSERT OR REPLACE INTO slot_failures VALUES (?,?,?,?)",
                            [(video_id, res.slot_id, c, r) for c, r in res.failed.items()])
@@ -344,11 +465,19 @@ class State:
         return {r[0]: int(r[1]) for r in self.db.execute(q + " GROUP BY outcome", args)}
 
     def sample_rows(self) -> Iterator[tuple[Any, ...]]:
-        """Every sample joined with its video, for the manifest."""
+        """Every sample joined with its video, for the manifest (the window JSON is NULL for
+        samples of a database not yet migrated, opened read-only)."""
+        window = "s.window" if "window" in self._columns("samples") else "NULL"
         yield from self.db.execute(
             "SELECT v.name, v.path, s.slot_id, s.category, s.format, s.files, s.start,"
-            " s.frame_pts, s.box, s.metrics, v.arrays IS NOT NULL, s.video_id FROM samples s"
+            " s.frame_pts, s.box, s.metrics, v.arrays IS NOT NULL, s.video_id,"
+            f" {window} FROM samples s"
             " JOIN videos v ON v.id = s.video_id ORDER BY s.video_id, s.slot_id, s.category")
+
+    def positions_are_pts(self) -> bool:
+        """Whether window positions are pts (False: frame indices, an old database opened
+        read-only before a run migrated it)."""
+        return self.get_meta("positions") == "pts"
 
     def sample_keys(self) -> list[tuple[str, str, str, int]]:
         """(category, format, video slug source name, slot) of every sample."""
