@@ -97,3 +97,48 @@ def test_workers_are_listed_with_their_host(tmp_path: Path) -> None:
         assert all(w.host for w in infos)
     finally:
         ex.shutdown()
+
+
+def test_submitting_to_a_pool_broken_since_the_last_poll_loses_nothing(tmp_path: Path) -> None:
+    """A worker dies between two polls and new work is submitted before the next poll: the
+    submission works (the lane's pool is rebuilt), the dead pool's work comes back lost at the
+    next poll, and the new work gives its result."""
+    ex = LocalExecutor(_cfg(tmp_path))
+    try:
+        killer = ex.submit(die, 0)
+        deadline = time.monotonic() + 60
+        while not any(f.done() for f in ex._futures):  # the pool breaks; nobody polled yet
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        after = ex.submit(square, 4)
+        done = {d.key: d for d in _wait_all(ex, 2)}
+        assert done[killer].lost
+        assert done[after].result == 16
+    finally:
+        ex.shutdown()
+
+
+def wait_for(path: str) -> str:
+    """Work that holds its worker until a file exists."""
+    deadline = time.monotonic() + 120
+    while not Path(path).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return path
+
+
+def test_io_lane_work_runs_beside_the_workers(tmp_path: Path) -> None:
+    """Work in the io lane runs in its own process while every cpu worker is held busy, and
+    the io process is not listed as a decoding worker."""
+    gate = tmp_path / "gate"
+    ex = LocalExecutor(_cfg(tmp_path, workers=1))
+    try:
+        busy = ex.submit(wait_for, str(gate))
+        io = ex.submit(square, 5, lane="io")
+        first = _wait_all(ex, 1)
+        assert [(d.key, d.result) for d in first] == [(io, 25)]
+        assert [w.name for w in ex.workers()] == ["local-1"]
+        gate.touch()
+        assert [d.key for d in _wait_all(ex, 1)] == [busy]
+    finally:
+        gate.touch()
+        ex.shutdown()

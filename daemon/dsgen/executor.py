@@ -100,6 +100,7 @@ class LocalExecutor:
         self._keys = itertools.count(1)
         self._futures: dict[Future[Any], int] = {}
         self._lane_of: dict[Future[Any], str] = {}
+        self._lost: list[Done] = []  # lost when a pool was found broken at submit
         self._host = socket.gethostname()
         self._pools: dict[str, ProcessPoolExecutor] = {lane: self._new_pool(lane)
                                                         for lane in LANES}
@@ -119,20 +120,37 @@ class LocalExecutor:
         return pool
 
     def submit(self, fn: Callable[[Any], Any], arg: Any, lane: str = "cpu") -> int:
-        """Queue `fn(arg)` in the lane's pool."""
+        """Queue `fn(arg)` in the lane's pool (rebuilt first if a worker died since the last
+        poll: what it had in flight comes back lost at the next poll)."""
         key = next(self._keys)
         lane = lane if lane in self._pools else "cpu"
-        fut = self._pools[lane].submit(fn, arg)
+        try:
+            fut = self._pools[lane].submit(fn, arg)
+        except BrokenProcessPool:
+            self._lost.extend(self._rebuild(lane))
+            fut = self._pools[lane].submit(fn, arg)
         self._futures[fut] = key
         self._lane_of[fut] = lane
         return key
 
+    def _rebuild(self, lane: str) -> list[Done]:
+        """A new pool for `lane`; its old pool's work in flight, as lost."""
+        gone = [f for f, ln in self._lane_of.items() if ln == lane]
+        out = [Done(self._futures.pop(f), lost=True) for f in gone]
+        for f in gone:
+            del self._lane_of[f]
+        self._pools[lane].shutdown(wait=False, cancel_futures=True)
+        self._pools[lane] = self._new_pool(lane)
+        return out
+
     def poll(self, timeout: float) -> list[Done]:
         """Results, errors, or — when a worker died — every in-flight item as lost."""
+        out: list[Done] = self._lost
+        self._lost = []
         if not self._futures:
-            return []
-        done, _ = wait(list(self._futures), timeout=timeout, return_when=FIRST_COMPLETED)
-        out: list[Done] = []
+            return out
+        done, _ = wait(list(self._futures), timeout=0.0 if out else timeout,
+                       return_when=FIRST_COMPLETED)
         broken: set[str] = set()
         for fut in done:
             key = self._futures.pop(fut)
@@ -145,12 +163,7 @@ class LocalExecutor:
             except Exception as e:  # raised inside the worker (or its result failed to load)
                 out.append(Done(key, error=e))
         for lane in broken:
-            gone = [f for f, ln in self._lane_of.items() if ln == lane]
-            out.extend(Done(self._futures.pop(f), lost=True) for f in gone)
-            for f in gone:
-                del self._lane_of[f]
-            self._pools[lane].shutdown(wait=False, cancel_futures=True)
-            self._pools[lane] = self._new_pool(lane)
+            out.extend(self._rebuild(lane))
         return out
 
     def capacity(self) -> int:
