@@ -23,7 +23,7 @@ import av
 import numpy as np
 
 from dsgen.errors import VideoError
-from dsgen.index import gaps, truncated
+from dsgen.index import GAP_STEPS, gaps, truncated
 from dsgen.model import NO_FENCE, VideoProbe
 from dsgen.probe import next_pts, nominal_duration
 
@@ -50,6 +50,8 @@ INDEXED_FORMATS = ("matroska", "mov")
 # that seek by dts land a packet late; after a seek, MPEG-PS/TS parsers may not flag the
 # first keyframe they pass, so the one before it must be reached.
 SEEK_BACK_SECONDS = (0.5, 3.0, 12.0, 60.0)
+# Packets whose steps give a frame's duration (its median step), for telling holes.
+STEP_PACKETS = 32
 # Buffered in place of a decoded frame that has no pts and none can be given: a window
 # must not span it, or the clip would silently skip a frame.
 _HOLE = object()
@@ -231,8 +233,18 @@ class ClipReader:
                 raise self._past_end(t) if self._eof else ClipError(
                     f"no free window start at or after pts {t}")
             if start > plan.hi + self.ticks:  # the first frame at or after `hi` may start it
+                before = max((p for p, _ in self._seen if p < t), default=None)
+                after = min(p for p, _ in self._seen if p >= t)  # the next frame, taken or not
+                if before is not None and after - before > GAP_STEPS * self._step():
+                    raise ClipDamaged("gap", before, after, f"frames are missing between pts "
+                                      f"{before} and {after} (the planned position is in the "
+                                      "hole)")
                 raise ClipError(f"no free window start between pts {t} and {plan.hi}")
         want = self._window_pts(start, n)
+        holes = gaps(np.asarray(want, dtype=np.int64), None if n >= 4 else self._step())
+        if holes:
+            a, b = holes[0]
+            raise ClipDamaged("gap", a, b, f"frames are missing between pts {a} and {b}")
         if want[-1] >= plan.fence:
             raise ClipError(f"the window at pts {start} runs into the next slot's stretch")
         return Window(self._decode(start, want, then), tuple(want), origin)
@@ -429,6 +441,14 @@ class ClipReader:
                                f"the file ends at pts {end}, its header says "
                                f"{self.probe.end_pts}")
         return ClipError(f"end of stream before pts {t} (the last frame is at pts {end})")
+
+    def _step(self) -> float:
+        """A frame's duration as the packets read show it (the median step of the last ones;
+        the header's rate before there are enough)."""
+        recent = sorted(p for p, _ in self._seen[-STEP_PACKETS:])
+        if len(recent) < 4:
+            return float(self.ticks)
+        return float(np.median(np.diff(recent)))
 
     def _key_for(self, start: int) -> int | None:
         return max((k for k in self._keys if k <= start), default=None)

@@ -18,6 +18,7 @@ from typing import Any
 
 from dsgen import __version__, ledger
 from dsgen.config import Config, load_config
+from dsgen.damage import DamageLog, entry, entry_seconds
 from dsgen.diskspace import DiskGuard
 from dsgen.dispatch import Dispatcher
 from dsgen.errors import (
@@ -34,7 +35,7 @@ from dsgen.extract import HeaderRequest, header_task
 from dsgen.indexer import Indexer
 from dsgen.library import Library, read_headers
 from dsgen.metrics import Metrics
-from dsgen.model import WORKER_CRASH, Attempt, SlotResult, TaskResult, VideoProbe
+from dsgen.model import DAMAGED, WORKER_CRASH, Attempt, SlotResult, TaskResult, VideoProbe
 from dsgen.notify import Notifier
 from dsgen.patches import geometry, scale_note
 from dsgen.planner import new_phase
@@ -80,7 +81,8 @@ class Engine:
         self.disk = DiskGuard(run, self.ui, metrics)
         self.library = Library(run, self.ui, self.progress.video_metrics, self._headers)
         self.dispatch = Dispatcher(run, self.ui, self.progress)
-        self.indexer = Indexer(run, self.ui)
+        self.damage = DamageLog(run, self.ui, self.progress.video_metrics)
+        self.indexer = Indexer(run, self.ui, self.damage)
         self.executor: Executor | None = None
         self._stash: list[Done] = []  # work that finished while sync waited for its own
         self._cfg_mtime = _mtime(cfg.source)
@@ -324,6 +326,11 @@ class Engine:
         task, res = work.task, result
         assert isinstance(res, TaskResult)
         self.progress.task_metrics(res)
+        if res.damage:
+            p = task.probe
+            self.damage.record(st, task.video_id, [
+                entry(what, a, b, p.first_pts, p.time_base, detail)
+                for what, a, b, detail in res.damage])
         disk_full = False
         for slot in res.slots:
             run.busy.discard((task.video_id, slot.slot_id))
@@ -351,6 +358,9 @@ class Engine:
         v = run.videos[vid]
         if isinstance(result, VideoError):
             self.library.set_status(st, vid, "failed", result.stage, result.reason)
+            if result.stage == DAMAGED:
+                self.damage.record(st, vid, [entry_seconds(
+                    "undecodable", 0.0, v.duration or 0.0, result.reason)])
             self.library.warn_unusable(v.name, v.path, result.stage, result.reason,
                                        result.hint)
             return

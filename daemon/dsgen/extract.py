@@ -22,10 +22,11 @@ import numpy as np
 
 from dsgen.colour import luma_small
 from dsgen.config import Config
-from dsgen.decode import ClipError, ClipReader, WindowPlan
+from dsgen.decode import ClipDamaged, ClipError, ClipReader, WindowPlan
 from dsgen.errors import VideoError
 from dsgen.index import ChunkScan, scan_chunk
 from dsgen.model import (
+    DAMAGED,
     DECODE_ERROR,
     OK,
     Attempt,
@@ -212,6 +213,16 @@ def run_task(task: Task) -> TaskResult:
         try:
             window = reader.window(WindowPlan(target, lo, hi, fence, slot.tol), n, taken[i],
                                    then)
+        except ClipDamaged as e:
+            # the damaged range counts as tried: no later window of this slot or round
+            # is planned over it
+            secs["decode"] += time.perf_counter() - t0
+            detail = f"{e.what}: {e}"
+            out.attempts.append(Attempt(slot.slot_id, number, e.first, DAMAGED, 0.0, detail,
+                                        end=e.last, target=target))
+            taken[i].append((e.first, e.last))
+            res.damage.append((e.what, e.first, e.last, str(e)))
+            window = None
         except ClipError as e:
             secs["decode"] += time.perf_counter() - t0
             out.attempts.append(Attempt(slot.slot_id, number, target, DECODE_ERROR, 0.0, str(e),

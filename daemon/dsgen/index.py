@@ -173,12 +173,13 @@ def _scan(container: Any, stream: Any, probe: VideoProbe, k: int, lo: int | None
                      end_key, holes, damage, eof)
 
 
-def gaps(pts: np.ndarray) -> list[tuple[int, int]]:
-    """(before, after) pts of every hole in sorted `pts`: a step over GAP_STEPS typical ones."""
-    if pts.shape[0] < 4:
+def gaps(pts: np.ndarray, typical_step: float | None = None) -> list[tuple[int, int]]:
+    """(before, after) pts of every hole in sorted `pts`: a step over GAP_STEPS typical ones
+    (the median step, or `typical_step` — a frame's duration — for a few pts)."""
+    if pts.shape[0] < (2 if typical_step else 4):
         return []
     steps = np.diff(pts)
-    typical = float(np.median(steps))
+    typical = float(typical_step if typical_step else np.median(steps))
     if typical <= 0:
         return []
     at = np.flatnonzero(steps > GAP_STEPS * typical)

@@ -10,7 +10,8 @@ the manifest its frame numbers and the dispatcher its GOPs.
 
 from __future__ import annotations
 
-from dsgen.index import ChunkScan, assemble, chunk_count
+from dsgen.damage import DamageLog, entry
+from dsgen.index import ChunkScan, assemble, chunk_count, gaps
 from dsgen.model import VideoProbe
 from dsgen.report import Reporter
 from dsgen.runstate import RunState
@@ -27,9 +28,10 @@ WHOLE_FILE = -1
 class Indexer:
     """Schedules and records the frame index scans of the run's videos."""
 
-    def __init__(self, run: RunState, ui: Reporter) -> None:
+    def __init__(self, run: RunState, ui: Reporter, damage: DamageLog) -> None:
         self.run = run
         self.ui = ui
+        self.damage = damage
         self.tries: dict[tuple[int, int], int] = {}
 
     def resume(self, st: State) -> None:
@@ -67,10 +69,16 @@ class Indexer:
                      scan.holes, scan.damage)
         if scan.chunk in todo:
             todo.remove(scan.chunk)
-        if not todo:
-            probe = st.probe(vid)
-            if probe is not None:
-                self._complete(st, vid, probe)
+        probe = st.probe(vid) if scan.damage or not todo else None
+        if probe is not None and scan.damage:
+            self._record(st, vid, probe, scan.damage)
+        if not todo and probe is not None:
+            self._complete(st, vid, probe)
+
+    def _record(self, st: State, vid: int, probe: VideoProbe,
+                found: list[tuple[str, int, int]]) -> None:
+        self.damage.record(st, vid, [entry(what, a, b, probe.first_pts, probe.time_base,
+                                           source="index") for what, a, b in found])
 
     def failed(self, st: State, vid: int, chunk: int, why: str) -> None:
         """A chunk's scan failed or was lost: retry it, a bounded number of times."""
@@ -108,3 +116,7 @@ class Indexer:
             return
         st.set_index(vid, probe.with_index(pts, keys))
         self.run.index_todo.pop(vid, None)
+        # holes across chunk boundaries show only in the whole index
+        holes = [("gap", a, b) for a, b in gaps(pts)]
+        if holes:
+            self._record(st, vid, probe, holes)

@@ -102,6 +102,9 @@ class Metrics:
 
         self._videos = Gauge("dsgen_videos", "Configured videos by state.", ["state"],
                              registry=r)
+        self._damaged = Gauge("dsgen_damaged_videos",
+                              "Videos found damaged (decode errors, missing frames, truncated).",
+                              registry=r)
         self._attempts = Counter(
             "dsgen_clip_attempts", "Clip attempts by outcome (ok or the rejection reason).",
             ["reason"], registry=r)
@@ -298,6 +301,10 @@ class Metrics:
             totals[key] = totals.get(key, 0) + n
         for state, n in totals.items():
             self._videos.labels(state).set(n)
+
+    def set_damaged(self, n: int) -> None:
+        """How many of the run's videos are damaged (their damage: status file, summary)."""
+        self._damaged.set(max(0, n))
 
     def set_workers(self, busy: int, total: int) -> None:
         """Worker processes busy with a task, and the rest idle."""

@@ -24,7 +24,10 @@ DECODE_ERROR: Final = "decode_error"
 LOW_DETAIL: Final = "low_detail"
 LOW_TEXTURE: Final = "low_texture"
 WORKER_CRASH: Final = "worker_crash"  # the attempt's task killed its worker again and again
-REASONS: Final = (OK, SCENE_CUT, BLACK, FLAT, DECODE_ERROR, LOW_DETAIL, LOW_TEXTURE)
+# The file is damaged where the window lies (a decode error or frames missing between its
+# keyframe and its end, unreadable data, past a truncated file's end): never a scene cut.
+DAMAGED: Final = "damaged"
+REASONS: Final = (OK, SCENE_CUT, BLACK, FLAT, DECODE_ERROR, DAMAGED, LOW_DETAIL, LOW_TEXTURE)
 
 # --- Video states -------------------------------------------------------------------------
 # Stored in the state (`videos.status`): what the library knows about the file.
@@ -214,7 +217,8 @@ class VideoRow:
     duration: float | None
     fps: float | None
     probe: VideoProbe | None
-    frames: int | None = None  # frames in the index, once probed (planning without the index)
+    frames: int | None = None  # frames in the index, once complete
+    damage: list[dict[str, Any]] | None = None  # damaged ranges found so far (dsgen.damage)
 
 
 @dataclass
@@ -338,6 +342,8 @@ class TaskResult:
     frames_decoded: int = 0  # every frame the decoder produced, for windows or to reach them
     seeks: int = 0
     clip_frames: list[int] = field(default_factory=list)  # frames decoded for each clip, in order
+    # damage the windows found: (what, first pts, last pts, detail)
+    damage: list[tuple[str, int, int, str]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)  # stage → seconds
     clips: int = 0  # windows decoded (attempts that reached the gates or failed decoding)
     worker: str = ""  # host:pid of the worker that ran it

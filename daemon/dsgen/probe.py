@@ -27,6 +27,9 @@ BAR_MAX_SHARE = 0.35
 # Packets read at the start to see whether timestamps are missing (then the file is
 # indexed by decoding): MPEG-PS files that pack frames lack most of them from the start.
 PTS_CHECK_PACKETS = 64
+# Packets from the start within which a first frame must decode (past a few damaged ones;
+# a decoder's reorder delay is at most 16 frames).
+FIRST_FRAME_PACKETS = 256
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,15 @@ def _probe_open(container: Any, path: Path, size: int, mtime_ns: int, min_frames
             key_pts = frame_pts[:1].copy()
     first = _first_frame(container, stream)
     if first is None:
+        packets = _count_packets(container, stream, PTS_CHECK_PACKETS)
+        if packets:
+            start = stream.start_time if stream.start_time is not None else 0
+            end = _header_end(container, stream, start)
+            secs = float((end - start) * stream.time_base) if end is not None else 0.0
+            raise VideoError(spath, "damaged", f"no frame decodes: damaged from 0.0 s to "
+                             f"{secs:.1f} s ({packets}+ packets read, none decodes)",
+                             "re-copy the file from its source; its start (or the data its "
+                             "index points at) is probably missing")
         raise VideoError(spath, "probe", "no frame could be decoded",
                          "the file is probably damaged or uses an unsupported codec")
     info = colour_info(stream, first)
@@ -204,6 +216,20 @@ def _packets_lack_pts(container: Any, stream: Any) -> bool:
     except av.error.FFmpegError:
         pass
     return False
+
+
+def _count_packets(container: Any, stream: Any, limit: int) -> int:
+    """Packets with data from the file start (up to `limit`)."""
+    n = 0
+    try:
+        container.seek(0, stream=stream, backward=True, any_frame=False)
+        for packet in container.demux(stream):
+            n += packet.size > 0
+            if n >= limit:
+                break
+    except av.error.FFmpegError:
+        pass
+    return n
 
 
 def _first_pts(frame: Any, stream: Any) -> int:
@@ -294,10 +320,21 @@ def _scan_by_decoding(container: Any, stream: Any) -> tuple[np.ndarray, np.ndarr
 
 
 def _first_frame(container: Any, stream: Any) -> Any:
+    """The first frame that decodes, within FIRST_FRAME_PACKETS packets of the start (a
+    packet that fails to decode is passed over: damage at the start is not the whole file)."""
     container.seek(0, stream=stream, backward=True, any_frame=False)
+    tried = 0
     try:
-        for frame in container.decode(stream):
-            return frame
+        for packet in container.demux(stream):
+            tried += 1
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError:
+                frames = []
+            if frames:
+                return frames[0]
+            if tried >= FIRST_FRAME_PACKETS:
+                return None
     except av.error.FFmpegError:
         return None
     return None

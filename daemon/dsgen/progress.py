@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections import Counter as Tally
 
+from dsgen.damage import describe
 from dsgen.metrics import Metrics
 from dsgen.model import OK, SlotResult, TaskResult
 from dsgen.notify import Notifier
@@ -16,6 +17,9 @@ from dsgen.report import Reporter, bar, gb, human_time
 from dsgen.runstate import RunState
 from dsgen.state import State
 from dsgen.status import write_status
+
+# Damaged ranges listed per video in the run summary (the status file has them all).
+DAMAGE_LISTED = 5
 
 
 class Progress:
@@ -46,9 +50,10 @@ class Progress:
         self.video_metrics()
 
     def video_metrics(self) -> None:
-        """Videos per state (the one derived state, `RunState.state_of`)."""
+        """Videos per state (the one derived state, `RunState.state_of`), damaged videos."""
         if self.metrics is not None:
             self.metrics.set_videos(Tally(self.run.state_of(vid) for vid in self.run.videos))
+            self.metrics.set_damaged(sum(1 for v in self.run.videos.values() if v.damage))
 
     def worker_metrics(self) -> None:
         """Busy and idle workers, pause and run state."""
@@ -246,6 +251,16 @@ class Progress:
                 missing = c.target - totals.get(c.name, (0, 0))[0]
                 ui.line(f"  ⚠ {c.name.upper()}: {missing:,} short — its videos are exhausted; "
                         "add videos to this category to reach the target")
+        damaged = [v for v in run.videos.values() if v.damage]
+        if damaged:
+            ui.line()
+            ui.line("Damaged Videos (damaged parts skipped, the rest used):")
+            for v in damaged:
+                ranges = v.damage or []
+                more = f"; and {len(ranges) - DAMAGE_LISTED} more" if len(
+                    ranges) > DAMAGE_LISTED else ""
+                ui.line(f"  {v.name}: " + "; ".join(describe(d) for d in ranges[:DAMAGE_LISTED])
+                        + more, event="damaged_video", video=v.name, damage=ranges)
         ui.line()
         ui.line(f"Output: {cfg.output_root}/")
         ui.line(rule)

@@ -130,6 +130,7 @@ class LiveView:
     workers: int
     workers_busy: int
     worker_names: tuple[tuple[str, str, bool], ...]  # (name, host, busy)
+    damaged: tuple[tuple[str, tuple[dict[str, Any], ...]], ...]  # (video, its damage)
     current: tuple[VideoLine, ...]
     totals: tuple[tuple[str, int], ...]  # category → durable samples
     patches_per_min: float
@@ -150,6 +151,7 @@ class LiveView:
             "started": self.started,
             "workers": self.workers, "workers_busy": self.workers_busy,
             "worker_list": [{"name": n, "host": h, "busy": b} for n, h, b in self.worker_names],
+            "damaged_videos": [{"name": n, "damage": list(d)} for n, d in self.damaged],
             "current_videos": [{
                 "index": v.index, "name": v.name, "path": v.path,
                 "slots_done": v.slots - v.pending, "slots_planned": v.slots,
@@ -305,6 +307,7 @@ class RunState:
             workers_busy=(sum(1 for _, _, b in self.workers if b) if self.workers else
                           min(self.cfg.worker_count, len(self.inflight))),
             worker_names=self.workers, current=current,
+            damaged=tuple((v.name, tuple(v.damage)) for v in self.videos.values() if v.damage),
             totals=tuple((c, self.totals.get(c, 0)) for c in self.category_names),
             patches_per_min=rate, success_rate=k.success_rate(),
             retry_rate=1 - k.slots / k.attempts if k.attempts else None,

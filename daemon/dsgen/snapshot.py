@@ -80,6 +80,14 @@ class FailedVideo:
 
 
 @dataclass(frozen=True)
+class DamagedVideo:
+    """A video found damaged, and where (dsgen.damage: what, first_s, last_s, …)."""
+
+    name: str
+    damage: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
 class Checkpoints:
     """Videos by checkpoint state."""
 
@@ -89,6 +97,7 @@ class Checkpoints:
     pending: int = 0
     failed: int = 0
     failures: tuple[FailedVideo, ...] = ()
+    damaged: tuple[DamagedVideo, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -361,6 +370,7 @@ class _Db:
     quotas: dict[tuple[int, str], int] = field(default_factory=dict)
     tried: dict[int, tuple[int, int]] = field(default_factory=dict)  # vid → (tried, ok)
     owed: dict[int, int] = field(default_factory=dict)  # vid → samples its quotas still expect
+    damage: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # vid → its damage
 
 
 def read_db(db: sqlite3.Connection) -> _Db:
@@ -380,6 +390,9 @@ def read_db(db: sqlite3.Connection) -> _Db:
         out.tried = {r[0]: (int(r[1]), int(r[2])) for r in db.execute(
             "SELECT video_id, COUNT(*), SUM(outcome=?) FROM attempts GROUP BY video_id", (OK,))}
         exhausted = set(db.execute("SELECT video_id, category FROM exhausted"))
+        if any(r[1] == "damage" for r in db.execute("PRAGMA table_info(videos)")):
+            out.damage = {r[0]: json.loads(r[1]) for r in db.execute(
+                "SELECT id, damage FROM videos WHERE damage IS NOT NULL")}
     finally:
         db.execute("COMMIT")
     for (vid, cat), q in out.quotas.items():
@@ -467,8 +480,10 @@ class LocalReader:
             states[name] = state
         tally = {k: sum(1 for s in states.values() if s == k)
                  for k in ("done", "in_progress", "pending", "failed")}
+        damaged = tuple(DamagedVideo(name, tuple(db.damage[by_name[name][0]])) for name in names
+                        if name in by_name and db.damage.get(by_name[name][0]))
         checkpoints = Checkpoints(len(names), tally["done"], tally["in_progress"],
-                                  tally["pending"], tally["failed"], tuple(failures))
+                                  tally["pending"], tally["failed"], tuple(failures), damaged)
         categories = self._categories(doc, db, names, by_name, states)
         current = self._current(blk, db, names, by_name, states, live is not None or own)
         perf = self._performance(blk, pid, status, own)

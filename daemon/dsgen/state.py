@@ -204,17 +204,25 @@ class State:
         """All videos (or one), in insertion order; `probes=False` skips the frame indexes
         (megabytes per film) for callers that only need names and states."""
         cols = "probe, arrays" if probes else "NULL, NULL"
+        damage = "damage" if "damage" in self._columns("videos") else "NULL"
         where, args = ("WHERE id=?", (video_id,)) if video_id is not None else ("", ())
         rows = self.db.execute(
             "SELECT id, name, path, size, mtime_ns, status, stage, reason, duration, fps,"
-            f" {cols}, frames FROM videos {where} ORDER BY id", args).fetchall()
+            f" {cols}, frames, {damage} FROM videos {where} ORDER BY id", args).fetchall()
         out = []
         for r in rows:
             probe = VideoProbe.from_state(r[10], r[11]) if r[10] else None
             out.append(VideoRow(id=r[0], name=r[1], path=r[2], size=r[3], mtime_ns=r[4],
                                 status=r[5], stage=r[6], reason=r[7], duration=r[8], fps=r[9],
-                                probe=probe, frames=r[12]))
+                                probe=probe, frames=r[12],
+                                damage=json.loads(r[13]) if r[13] else None))
         return out
+
+    def set_damage(self, video_id: int, damage: list[dict[str, Any]]) -> None:
+        """Store a video's damaged ranges (dsgen.damage)."""
+        with self.tx() as db:
+            db.execute("UPDATE videos SET damage=? WHERE id=?",
+                       (json.dumps(damage, sort_keys=True), video_id))
 
     def probe(self, video_id: int) -> VideoProbe | None:
         """A video's full probe (its frame index), or None before it is probed."""

@@ -24,6 +24,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from dsgen.damage import describe
 from dsgen.report import Reporter, bar, human_time
 from dsgen.runstate import RunState
 from dsgen.snapshot import Event, LocalReader, LocalSource, Snapshot
@@ -358,6 +359,9 @@ def plain_lines(snap: Snapshot) -> list[str]:
                  f" {ck.failed} failed")
     lines.extend(f"  failed: {f.name}: {f.status}" + (f" — {f.reason}" if f.reason else "")
                  for f in ck.failures)
+    lines.extend(f"  damaged: {d.name}: " + "; ".join(describe(x) for x in d.damage[:3])
+                 + (f"; and {len(d.damage) - 3} more" if len(d.damage) > 3 else "")
+                 for d in ck.damaged)
     lines.extend(f"  ⚠ {' '.join(e.text.split())}" for e in s.events[-3:]
                  if e.level == "warning")
     return lines
