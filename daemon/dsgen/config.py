@@ -13,6 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from dsgen.degrade_config import (
+    BUILTIN_TEMPLATES,
+    NONE,
+    DegradationCfg,
+    Weights,
+    load_mix,
+    load_templates,
+    missing_codecs,
+)
 from dsgen.errors import ConfigError
 
 Layout = Literal["stacked", "basicsr"]
@@ -47,6 +56,13 @@ class CategoryCfg:
     target: int
     path: str = ""  # under output_root; defaults to the category name
     formats: tuple[tuple[str, float], ...] = ()
+    # LR degradation templates drawn per sample; `none` = clean LR (today's BI downscale).
+    degradations: Weights = ((NONE, 1.0),)
+    format_degradations: tuple[tuple[str, Weights], ...] = ()  # format → its own mix
+
+    def degradation_mix(self, fmt: str) -> Weights:
+        """The templates (with weights) a sample of this category in format `fmt` draws."""
+        return dict(self.format_degradations).get(fmt, self.degradations)
 
 
 @dataclass(frozen=True)
@@ -98,6 +114,9 @@ class ExtractionCfg:
     low_success_warning: float = 0.80  # warn when a video's clip success rate falls below it
     lr_filter: LrFilter = "bicubic"  # Vimeo-90K/REDS "BI" degradation, what VSR models expect
     edge_margin_seconds: float = 0.0  # skip this much at the start and end (logos, credits)
+    # Also write the clean LR stacks (LR_<k>frames_clean / LR_clean) of degraded samples, so
+    # one run trains both a BI and a real-world model.
+    write_clean_lr: bool = False
     quality: QualityCfg = field(default_factory=QualityCfg)
 
 
@@ -188,6 +207,9 @@ class Config:
     daemon: DaemonCfg = field(default_factory=DaemonCfg)
     executor: ExecutorKind = "local"  # where workers run: this machine's pool, or Dask
     dask: DaskCfg = field(default_factory=DaskCfg)
+    # Every template a category may name: the built-ins, replaced by user tables of the same
+    # name, then the user's own (docs/degradations.md).
+    degradations: tuple[DegradationCfg, ...] = BUILTIN_TEMPLATES
 
     def format(self, name: str) -> FormatCfg:
         """The format called `name`."""
@@ -196,6 +218,10 @@ class Config:
     def category(self, name: str) -> CategoryCfg:
         """The category called `name`."""
         return next(c for c in self.categories if c.name == name)
+
+    def degradation(self, name: str) -> DegradationCfg:
+        """The degradation template called `name` (not `none`, which has no stages)."""
+        return next(d for d in self.degradations if d.name == name)
 
     @property
     def worker_count(self) -> int:
@@ -357,7 +383,7 @@ def config_from_dict(raw: dict[str, Any], file: Path) -> Config:
     ctx = _Ctx(str(file))
     base = file.resolve().parent
     sections = {"extraction", "disk", "formats", "categories", "videos", "watch", "metrics",
-                "daemon", "dask"}
+                "daemon", "dask", "degradations"}
     top = _build(ctx, Config, raw, "", skip=sections,
                  hidden={"source": "remove it (the config file itself is the source)"})
     for req in ("output_root", "state_dir"):
@@ -391,7 +417,10 @@ def config_from_dict(raw: dict[str, Any], file: Path) -> Config:
     _check_range(ctx, "disk.check_seconds", disk.check_seconds, 0.1, 86_400)
 
     formats = _load_formats(ctx, raw.get("formats"))
-    categories = _load_categories(ctx, raw.get("categories"), {f.name: f.dir for f in formats})
+    templates = load_templates(ctx, raw.get("degradations"))
+    categories = _load_categories(ctx, raw.get("categories"), {f.name: f.dir for f in formats},
+                                  {t.name for t in templates})
+    _check_templates_used(ctx, raw.get("degradations") or {}, categories, templates)
     videos = _load_videos(ctx, raw.get("videos"), {c.name for c in categories}, base)
     watch = _load_watch(ctx, raw.get("watch"), {c.name for c in categories}, base)
     metrics = MetricsCfg(**_build(ctx, MetricsCfg, raw.get("metrics", {}), "metrics", skip=set()))
@@ -402,7 +431,7 @@ def config_from_dict(raw: dict[str, Any], file: Path) -> Config:
     dask = _load_dask(ctx, raw.get("dask", {}), top.get("executor", "local"))
     return Config(source=file, extraction=extraction, disk=disk, formats=formats,
                   categories=categories, videos=videos, watch=watch, metrics=metrics,
-                  daemon=daemon, dask=dask, **top)
+                  daemon=daemon, dask=dask, degradations=templates, **top)
 
 
 def _load_dask(ctx: _Ctx, table: Any, executor: str) -> DaskCfg:
@@ -521,7 +550,7 @@ def _load_formats(ctx: _Ctx, table: Any) -> tuple[FormatCfg, ...]:
     return tuple(out)
 
 
-def _load_categories(ctx: _Ctx, table: Any, fmt_dirs: dict[str, str]
+def _load_categories(ctx: _Ctx, table: Any, fmt_dirs: dict[str, str], templates: set[str]
                      ) -> tuple[CategoryCfg, ...]:
     if not isinstance(table, dict) or not table:
         ctx.fail("categories", "missing or empty", "add at least one [categories.<name>] table")
@@ -529,7 +558,8 @@ def _load_categories(ctx: _Ctx, table: Any, fmt_dirs: dict[str, str]
     folders: dict[tuple[str, ...], str] = {}
     for name, body in table.items():
         key = f"categories.{name}"
-        vals = _build(ctx, CategoryCfg, body, key, skip={"formats"},
+        vals = _build(ctx, CategoryCfg, body, key,
+                      skip={"formats", "degradations", "format_degradations"},
                       hidden={"name": "the table name is the category name; remove it"})
         if "target" not in vals:
             ctx.fail(f"{key}.target", "missing", "add target = <number of samples>")
@@ -554,8 +584,67 @@ def _load_categories(ctx: _Ctx, table: Any, fmt_dirs: dict[str, str]
                          f"writes to folder {fmt_dirs[fmt_name]!r}, as {dirs[d]!r} does",
                          f"give formats.{fmt_name}.dir a folder of its own")
             dirs[d] = fmt_name
-        out.append(CategoryCfg(name=name, path=path, formats=mix, **vals))
+        degr = _degradation_mixes(ctx, key, body, templates, [f for f, _ in mix])
+        out.append(CategoryCfg(name=name, path=path, formats=mix, **degr, **vals))
     return tuple(out)
+
+
+def _degradation_mixes(ctx: _Ctx, key: str, body: dict[str, Any], templates: set[str],
+                       formats: list[str]) -> dict[str, Any]:
+    """A category's `degradations` mix and its per-format overrides."""
+    known = templates | {NONE}
+    define = f"define [degradations.<name>] or use a built-in or {NONE!r}"
+    out: dict[str, Any] = {}
+    if "degradations" in body:
+        out["degradations"] = load_mix(ctx, f"{key}.degradations", body["degradations"], known,
+                                       "degradation template", define)
+    if "format_degradations" in body:
+        table = body["format_degradations"]
+        if not isinstance(table, dict):
+            ctx.fail(f"{key}.format_degradations", f"{table!r} is not a table",
+                     "write { format = { template = weight } }")
+        per = []
+        for fmt, mix in table.items():
+            if fmt not in formats:
+                ctx.fail(f"{key}.format_degradations.{fmt}",
+                         f"{fmt!r} is not one of this category's formats",
+                         "add it to the category's formats or remove the override"
+                         + _suggest(fmt, formats))
+            per.append((fmt, load_mix(ctx, f"{key}.format_degradations.{fmt}", mix, known,
+                                      "degradation template", define)))
+        out["format_degradations"] = tuple(per)
+    return out
+
+
+def _check_templates_used(ctx: _Ctx, user: Any, categories: tuple[CategoryCfg, ...],
+                          templates: tuple[DegradationCfg, ...]) -> None:
+    """A template the file defines must be named by some category (else it is a typo or a
+    forgotten mix); every used template's codecs must exist in this PyAV build."""
+    used: dict[str, str] = {}
+    for c in categories:
+        for name, _ in c.degradations:
+            used.setdefault(name, f"categories.{c.name}.degradations")
+        for fmt, mix in c.format_degradations:
+            for name, _ in mix:
+                used.setdefault(name, f"categories.{c.name}.format_degradations.{fmt}")
+    for name in user:
+        if name not in used:
+            ctx.fail(f"degradations.{name}", "no category uses this template",
+                     f"add it to a mix, e.g. degradations = {{ {name} = 1.0 }} in a "
+                     "[categories.<name>] table, or remove it")
+    for t in templates:
+        missing = missing_codecs(t) if t.name in used else None
+        if missing is None:
+            continue
+        where, problem = missing
+        codec = where.rsplit(".", 1)[1]
+        if t.name in user:
+            ctx.fail(f"degradations.{t.name}.{where}", problem,
+                     f"remove {codec} from codecs (or give it weight 0), or install a PyAV "
+                     "wheel whose FFmpeg has it")
+        ctx.fail(f"{used[t.name]}.{t.name}", f"the built-in template {t.name!r} uses {codec}: "
+                 f"{problem}", f"choose another template, or define your own "
+                 f"[degradations.{t.name}] without {codec}")
 
 
 def _load_videos(ctx: _Ctx, items: Any, cats: set[str], base: Path) -> tuple[VideoCfg, ...]:

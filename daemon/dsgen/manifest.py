@@ -6,7 +6,10 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+
 from dsgen.config import Config, slugify
+from dsgen.degrade_config import NONE
 from dsgen.state import State
 from dsgen.writer import sample_name
 
@@ -19,7 +22,7 @@ def manifest_records(cfg: Config, st: State) -> Iterator[dict[str, Any]]:
     probes = {v.id: v.probe for v in st.videos()}
     n = cfg.extraction.frames_per_clip
     for (name, path, slot_id, category, fmt, files, start, frame_pts, box, metrics, _,
-         video_id) in st.sample_rows():
+         video_id, degradation) in st.sample_rows():
         probe = probes.get(video_id)
         pts = json.loads(frame_pts)
         rec: dict[str, Any] = {
@@ -36,7 +39,12 @@ def manifest_records(cfg: Config, st: State) -> Iterator[dict[str, Any]]:
             "crop_box": dict(zip(("x", "y", "w", "h"), json.loads(box), strict=True)),
             "files": [f for f, _ in json.loads(files)],
             "metrics": json.loads(metrics),
+            "degradation": json.loads(degradation) if degradation else {"template": NONE},
         }
+        f = next((x for x in cfg.formats if x.name == fmt), None)
+        if f is not None:
+            rec["gt_size"], rec["lr_size"] = [f.width, f.height], list(f.lr_size)
+            rec["lr_filter"] = cfg.extraction.lr_filter
         if probe is not None:
             tb = probe.time_base
             rec["time_base"] = f"{tb.numerator}/{tb.denominator}"
@@ -46,3 +54,22 @@ def manifest_records(cfg: Config, st: State) -> Iterator[dict[str, Any]]:
             rec["picture_box"] = list(probe.content)
             rec["colour"] = probe.colour.describe()
         yield rec
+
+
+def gt_frames(cfg: Config, st: State, record: dict[str, Any]) -> list[np.ndarray]:
+    """All GT-size frames of a sample, decoded again from its source video exactly as the
+    worker built them (the stacked layout stores only the centre GT frame)."""
+    from dsgen.decode import ClipReader
+    from dsgen.patches import gt_patch
+
+    row = next((v for v in st.videos() if v.name == record["video"]), None)
+    if row is None or row.probe is None:
+        raise ValueError(f"{record['video']!r}: no frame index in the state")
+    fmt = cfg.format(record["format"])
+    box = tuple(record["crop_box"][k] for k in ("x", "y", "w", "h"))
+    reader = ClipReader(row.probe)
+    try:
+        frames = reader.clip(record["frame_indices"][0], len(record["frame_indices"]))
+        return [gt_patch(f, box, fmt, row.probe.colour) for f in frames]  # type: ignore[arg-type]
+    finally:
+        reader.close()

@@ -263,6 +263,8 @@ class Sample:
     # The encoded files, in `files` order, as the worker made them: the parent writes them
     # under their final names and drops them before recording (never stored).
     blobs: tuple[bytes, ...] = ()
+    # LR degradation: the template and every drawn parameter (dsgen.degrade.draw), JSON-able.
+    degradation: dict[str, Any] = field(default_factory=lambda: {"template": "none"})
 
 
 @dataclass

@@ -14,7 +14,15 @@ from dsgen.errors import StateError
 from dsgen.model import SlotPlan, SlotResult, VideoCounts, VideoProbe, VideoRow
 
 DB_NAME = "dsgen.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Columns added after a table was first created: (schema, table, column, declaration).
+# Older databases get them in place (ALTER TABLE) when opened for writing; their rows read
+# NULL there. Schema 2's column is in positional sample inserts of schema-1 dsgen, so the
+# schema number moves on with it: an older dsgen refuses the state instead of failing there.
+MIGRATIONS = (
+    (1, "videos", "frames", "INTEGER"),  # NULL: frames in the index not known yet
+    (2, "samples", "degradation", "TEXT"),  # NULL: clean LR (no template)
+)
 # A reader (dsgen monitor/status) never blocks the writer in WAL mode; this only
 # covers the short exclusive moments of checkpoints.
 BUSY_TIMEOUT_MS = 10_000
@@ -56,7 +64,7 @@ CREATE TABLE IF NOT EXISTS samples (
     video_id INTEGER NOT NULL, slot_id INTEGER NOT NULL, category TEXT NOT NULL,
     format TEXT NOT NULL, files TEXT NOT NULL, bytes INTEGER NOT NULL,
     start INTEGER NOT NULL, frame_pts TEXT NOT NULL, box TEXT NOT NULL, metrics TEXT NOT NULL,
-    created REAL NOT NULL, PRIMARY KEY (video_id, slot_id, category)
+    created REAL NOT NULL, degradation TEXT, PRIMARY KEY (video_id, slot_id, category)
 );
 CREATE TABLE IF NOT EXISTS slot_failures (
     video_id INTEGER NOT NULL, slot_id INTEGER NOT NULL, category TEXT NOT NULL,
@@ -99,18 +107,19 @@ class State:
 
     def _check_version(self) -> None:
         row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-        if row is None:
-            self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        elif int(row[0]) > SCHEMA_VERSION:
+        if row is not None and int(row[0]) > SCHEMA_VERSION:
             raise StateError(f"{self.path}: written by a newer dsgen (schema {row[0]})",
                              hint="upgrade dsgen or use another state_dir")
-        self._add_columns()
+        if row is not None and int(row[0]) == SCHEMA_VERSION:
+            return
+        with self.tx() as db:  # the new columns and the new schema number, atomically
+            for _, table, column, decl in MIGRATIONS:
+                if column not in self._columns(table):
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
 
-    def _add_columns(self) -> None:
-        """Columns added since schema 1: older databases get them in place (NULL)."""
-        have = {r[1] for r in self.db.execute("PRAGMA table_info(videos)")}
-        if "frames" not in have:
-            self.db.execute("ALTER TABLE videos ADD COLUMN frames INTEGER")
+    def _columns(self, table: str) -> set[str]:
+        return {str(r[1]) for r in self.db.execute(f"PRAGMA table_info({table})")}
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
@@ -287,10 +296,13 @@ class State:
                 [(video_id, a.slot_id, a.number, a.start, a.outcome, a.scene_diff, a.detail)
                  for a in res.attempts])
             db.executemany(
-                "INSERT OR REPLACE INTO samples VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO samples (video_id, slot_id, category, format, files,"
+                " bytes, start, frame_pts, box, metrics, created, degradation)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(video_id, s.slot_id, s.category, s.format, json.dumps(s.files),
                   sum(b for _, b in s.files), s.start, json.dumps(s.frame_pts),
-                  json.dumps(s.box), json.dumps(s.metrics, sort_keys=True), now)
+                  json.dumps(s.box), json.dumps(s.metrics, sort_keys=True), now,
+                  json.dumps(s.degradation, sort_keys=True))
                  for s in res.samples])
             db.executemany("INSERT OR REPLACE INTO slot_failures VALUES (?,?,?,?)",
                            [(video_id, res.slot_id, c, r) for c, r in res.failed.items()])
@@ -344,10 +356,13 @@ class State:
         return {r[0]: int(r[1]) for r in self.db.execute(q + " GROUP BY outcome", args)}
 
     def sample_rows(self) -> Iterator[tuple[Any, ...]]:
-        """Every sample joined with its video, for the manifest."""
+        """Every sample joined with its video, for the manifest (the degradation JSON is NULL
+        for samples of an older state, read-only and not yet migrated)."""
+        degradation = "s.degradation" if "degradation" in self._columns("samples") else "NULL"
         yield from self.db.execute(
             "SELECT v.name, v.path, s.slot_id, s.category, s.format, s.files, s.start,"
-            " s.frame_pts, s.box, s.metrics, v.arrays IS NOT NULL, s.video_id FROM samples s"
+            " s.frame_pts, s.box, s.metrics, v.arrays IS NOT NULL, s.video_id,"
+            f" {degradation} FROM samples s"
             " JOIN videos v ON v.id = s.video_id ORDER BY s.video_id, s.slot_id, s.category")
 
     def sample_keys(self) -> list[tuple[str, str, str, int]]:

@@ -15,6 +15,7 @@ import deflate
 import numpy as np
 
 from dsgen.config import CategoryCfg, Config, FormatCfg
+from dsgen.degrade_config import NONE, stage_dict
 
 # Files per bucket folder: file browsers and some filesystems slow down past this.
 BUCKET_FILES = 10_000
@@ -23,6 +24,8 @@ BUCKET_FILES = 10_000
 TMP_DIR = ".dsgen-tmp"
 DATASET_JSON = "dataset.json"
 META_INFO = "meta_info.txt"
+# Folder suffix of the clean LR written beside degraded LR (extraction.write_clean_lr).
+CLEAN_SUFFIX = "_clean"
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_COLOUR_TYPES = {1: 0, 3: 2}  # channels → PNG colour type: greyscale, truecolour
@@ -53,17 +56,19 @@ def format_root(cfg: Config, cat: CategoryCfg, fmt: FormatCfg) -> Path:
 
 def sample_files(cfg: Config, cat: CategoryCfg, fmt: FormatCfg, slug: str, slot_id: int
                  ) -> list[Path]:
-    """Every final path of one sample, in a fixed order (what `build_arrays` produces)."""
+    """Every final path of one sample, in a fixed order (what `_layout_images` produces):
+    GT, the LR stacks (or frames), then with `write_clean_lr` the clean LR ones."""
     root = format_root(cfg, cat, fmt)
     name = sample_name(slug, slot_id)
     b = bucket(slug, slot_id)
+    suffixes = ["", CLEAN_SUFFIX] if cfg.extraction.write_clean_lr else [""]
     if cfg.layout == "stacked":
-        dirs = ["GT", *[f"LR_{k}frames" for k in cfg.extraction.lr_stacks]]
+        dirs = ["GT", *[f"LR_{k}frames{s}" for s in suffixes for k in cfg.extraction.lr_stacks]]
         return [root / d / b / f"{name}.png" for d in dirs]
     n = cfg.extraction.frames_per_clip
     seq = f"{slot_id:06d}"
-    return [root / kind / slug / seq / f"im{i}.png" for kind in ("GT", "LR")
-            for i in range(1, n + 1)]
+    return [root / kind / slug / seq / f"im{i}.png"
+            for kind in ("GT", *[f"LR{s}" for s in suffixes]) for i in range(1, n + 1)]
 
 
 def tmp_dir(cfg: Config) -> Path:
@@ -163,7 +168,32 @@ def dataset_description(cfg: Config, cat: CategoryCfg) -> dict[str, object]:
     else:
         desc["paths"] = f"<format dir>/{{GT,LR}}/<clip>/<seq>/im1..im{e.frames_per_clip}.png"
         desc["meta_info"] = f"<format dir>/{META_INFO}"
+    degradations = _degradations(cfg, cat)
+    if degradations:  # absent for clean-only categories: their dataset.json stays as it was
+        desc["degradations"] = degradations
     return desc
+
+
+def _degradations(cfg: Config, cat: CategoryCfg) -> dict[str, object] | None:
+    """Which degradations the LR folders of a category hold (per format), the templates'
+    stages, and where the clean LR is when it is written too."""
+    mixes = {name: dict(cat.degradation_mix(name)) for name, _ in cat.formats}
+    used = sorted({t for mix in mixes.values() for t, w in mix.items() if w > 0} - {NONE})
+    if not used and not cfg.extraction.write_clean_lr:
+        return None
+    out: dict[str, object] = {
+        "lr": "each sample's LR frames are degraded by one template drawn from its format's "
+              "mix (weights below; none = clean LR); per-sample template and parameters: "
+              "dsgen manifest",
+        "mix": mixes,
+        "templates": {t: {"description": cfg.degradation(t).description,
+                          "stages": [stage_dict(s) for s in cfg.degradation(t).stages]}
+                      for t in used},
+    }
+    if cfg.extraction.write_clean_lr:
+        out["clean_lr"] = ([f"LR_{k}frames{CLEAN_SUFFIX}" for k in cfg.extraction.lr_stacks]
+                           if cfg.layout == "stacked" else [f"LR{CLEAN_SUFFIX}"])
+    return out
 
 
 def write_text_atomic(path: Path, text: str) -> None:
