@@ -8,18 +8,22 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import random
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from dsgen import degrade_codec, degrade_colour, degrade_kernels
-from dsgen.config import FormatCfg
+from dsgen.config import FormatCfg, load_config
 from dsgen.decode import ClipReader
-from dsgen.degrade import applied, apply, draw
+from dsgen.degrade import applied, apply, draw, reproduce
 from dsgen.degrade_config import (
     BUILTIN_TEMPLATES,
     BlurStage,
@@ -31,9 +35,16 @@ from dsgen.degrade_config import (
     NoiseStage,
     ResizeStage,
 )
+from dsgen.manifest import gt_frames
 from dsgen.patches import gt_patch, lr_frame
 from dsgen.probe import probe_video
+from dsgen.state import State
 from dsgen.synth import SynthSpec
+from dsgen.writer import encode_png
+from helpers import wait_for_samples
+from test_engine import _cli, dataset_files, long_videos  # the kill -9 harness
+
+__all__ = ["long_videos"]  # a module-scoped fixture, shared with test_engine
 
 VideoFixture = tuple[Path, SynthSpec]
 FMT = FormatCfg("t", 288, 288, 3)  # GT 288² → LR 96²
@@ -464,3 +475,218 @@ def test_a_template_whose_stages_all_miss_is_the_clean_lr(
     p = draw(DegradationCfg("t", "", stages), np.random.default_rng(0), 7, LR)
     assert not applied(p)
     assert apply(p, None, lrs) is lrs
+
+
+# --------------------------------------------------------------------------- whole runs
+
+DEG_CONFIG = """\
+output_root = "out"
+state_dir = "state"
+workers = 2
+seed = 3
+segment_slots = 3
+layout = "{layout}"
+
+[extraction]
+write_clean_lr = {clean}
+
+[formats.tiny]
+width = 96
+height = 96
+scale = 3
+
+[formats.wide]
+width = 384
+height = 216
+scale = 3
+
+[categories.alpha]
+target = 24
+formats = {{ tiny = 0.5, wide = 0.5 }}
+{alpha_mix}
+
+[categories.beta]
+target = 8
+formats = {{ wide = 1.0 }}
+{beta_mix}
+
+[[videos]]
+name = "long h264"
+path = "{a}"
+categories = ["alpha", "beta"]
+
+[[videos]]
+name = "long hevc"
+path = "{b}"
+categories = ["alpha", "beta"]
+"""
+ALPHA_MIX = """\
+degradations = { realbasicvsr = 1.0, dvd_film_balanced = 1.0, grainy = 1.0, none = 1.0 }
+format_degradations = { tiny = { realesrgan = 1.0, none = 0.5 } }"""
+BETA_MIX = """degradations = { grainy = 1.0, dvd_film_balanced = 1.0 }
+
+[degradations.grainy]
+description = "per-frame grain, then HEVC or MPEG-2"
+[[degradations.grainy.stages]]
+kind = "noise"
+per = "frame"
+[[degradations.grainy.stages]]
+kind = "codec"
+codecs = { hevc = 1.0, mpeg2 = 1.0 }"""
+
+
+def deg_config(d: Path, videos: tuple[Path, Path], *, layout: str = "stacked",
+               clean: bool = True, mixes: tuple[str, str] | None = (ALPHA_MIX, BETA_MIX)
+               ) -> Path:
+    """A config over the long videos in folder `d` (degradation mixes, or none at all)."""
+    d.mkdir(parents=True, exist_ok=True)
+    alpha, beta = mixes or ("", "")
+    text = DEG_CONFIG.format(layout=layout, clean=str(clean).lower(), alpha_mix=alpha,
+                             beta_mix=beta, a=videos[0], b=videos[1])
+    (d / "dsgen.toml").write_text(text)
+    return d / "dsgen.toml"
+
+
+def cli_run(cfg_path: Path) -> None:
+    proc = _cli(cfg_path)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+
+
+def manifest_lines(cfg_path: Path, out: Path) -> list[dict[str, Any]]:
+    """`dsgen manifest --config … -o …` as a user runs it; its lines parsed."""
+    subprocess.run([sys.executable, "-m", "dsgen.cli", "manifest", "--config", str(cfg_path),
+                    "-o", str(out)], check=True, capture_output=True)
+    return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def degraded_run(tmp_path_factory: pytest.TempPathFactory, long_videos: tuple[Path, Path]
+                 ) -> tuple[Path, dict[str, str]]:
+    """One uninterrupted `dsgen run` with degradation mixes (codec templates included) and
+    write_clean_lr: its config path and dataset (name → sha256)."""
+    cfg_path = deg_config(tmp_path_factory.mktemp("degraded"), long_videos)
+    cli_run(cfg_path)
+    return cfg_path, dataset_files(load_config(cfg_path).output_root)
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_gives_the_identical_degraded_dataset(
+        tmp_path: Path, long_videos: tuple[Path, Path],
+        degraded_run: tuple[Path, dict[str, str]]) -> None:
+    """kill -9 at three random moments, then resume: every file — GT, degraded LR, clean
+    LR, dataset.json — is byte-identical to the uninterrupted run's."""
+    _, expected = degraded_run
+    assert sum("LR_7frames_clean/" in f for f in expected) == sum("LR_7frames/" in f
+                                                                  for f in expected) == 32
+    cfg_path = deg_config(tmp_path / "killed", long_videos)
+    cfg = load_config(cfg_path)
+    rng = random.Random(9)
+    kills = 0
+    for threshold in (0, *sorted(rng.sample(range(3, 29), 2))):
+        proc = _cli(cfg_path)
+        if threshold == 0:
+            time.sleep(rng.uniform(0.5, 1.5))
+        wait_for_samples(proc, cfg.state_dir, threshold)
+        time.sleep(rng.uniform(0.0, 0.2))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.communicate(timeout=60)
+    cli_run(cfg_path)
+    assert kills == 3
+    assert dataset_files(cfg.output_root) == expected
+
+
+@pytest.mark.slow
+def test_a_manifest_line_reproduces_the_degraded_lr_bytes(
+        tmp_path: Path, degraded_run: tuple[Path, dict[str, str]]) -> None:
+    """docs/degradations.md's procedure, step for step, for every sample: a line of
+    `dsgen manifest`, the GT frames decoded again (`gt_frames`), `reproduce`, dsgen's PNG
+    encoder → the bytes of the sample's LR_5frames and LR_7frames files. The clean LR
+    stacks reproduce the same bytes for samples whose template starts after the clean LR."""
+    cfg_path, _ = degraded_run
+    cfg = load_config(cfg_path)
+    records = manifest_lines(cfg_path, tmp_path / "manifest.jsonl")
+    templates = {r["degradation"]["template"] for r in records}
+    assert {"realbasicvsr", "dvd_film_balanced", "grainy", "none", "realesrgan"} <= templates
+    st = State(cfg.state_dir, readonly=True)
+    try:
+        for rec in records:
+            lr = reproduce(rec, gt_frames(cfg, st, rec))
+            for path, k in zip(rec["files"][1:3], (5, 7), strict=True):
+                first = (7 - k) // 2
+                png = encode_png(np.concatenate(lr[first:first + k]), cfg.png_compression)
+                assert png == (cfg.output_root / path).read_bytes(), (rec["sample"], path)
+            stages = rec["degradation"].get("stages", [])
+            if not (stages and stages[0]["kind"] == "resize" and stages[0]["applied"]):
+                clean = np.asarray(Image.open(cfg.output_root / rec["files"][4]))
+                frames = list(clean.reshape(7, -1, *clean.shape[1:]))
+                assert np.array_equal(np.concatenate(reproduce(rec, frames)),
+                                      np.concatenate(lr))
+    finally:
+        st.close()
+
+
+@pytest.mark.slow
+def test_clean_lr_equals_the_clean_pipeline_and_gt_is_untouched(
+        tmp_path: Path, long_videos: tuple[Path, Path],
+        degraded_run: tuple[Path, dict[str, str]]) -> None:
+    """A run without degradations writes exactly the degraded run's GT and its *_clean LR
+    (degradations never move a crop); a run whose categories say `none` explicitly is that
+    clean run byte for byte (dataset.json included); degraded LR differs from the clean LR
+    exactly for the samples whose drawn stages applied."""
+    cfg_path, degraded = degraded_run
+    clean_path = deg_config(tmp_path / "clean", long_videos, clean=False, mixes=None)
+    cli_run(clean_path)
+    clean = dataset_files(load_config(clean_path).output_root)
+    for name, digest in clean.items():
+        if "/GT/" in name:
+            assert degraded[name] == digest, name
+        elif "/LR_" in name:
+            d, k = name.split("/LR_", 1)
+            stack, rest = k.split("/", 1)
+            assert degraded[f"{d}/LR_{stack}_clean/{rest}"] == digest, name
+    explicit = deg_config(tmp_path / "none", long_videos, clean=False, mixes=(
+        "degradations = { none = 1.0 }", "degradations = [\"none\"]"))
+    cli_run(explicit)
+    assert dataset_files(load_config(explicit).output_root) == clean
+    cfg = load_config(cfg_path)
+    changed = 0
+    for rec in manifest_lines(cfg_path, tmp_path / "m.jsonl"):
+        lr7, clean7 = rec["files"][2], rec["files"][4]
+        same = degraded[lr7] == degraded[clean7]
+        assert same == (not applied(rec["degradation"])), rec["sample"]
+        changed += not same
+    assert changed >= 10
+    assert cfg.extraction.write_clean_lr
+
+
+@pytest.mark.slow
+def test_basicsr_layout_carries_degraded_and_clean_lr(
+        tmp_path: Path, long_videos: tuple[Path, Path]) -> None:
+    """basicsr: LR/<clip>/<seq>/im*.png are the degraded frames, LR_clean the bicubic
+    downscale of each GT im*.png; from the seven GT files on disk `reproduce` gives the LR
+    files; meta_info.txt keeps BasicSR's three columns; dataset.json names the folders."""
+    cfg_path = deg_config(tmp_path, long_videos, layout="basicsr")
+    cli_run(cfg_path)
+    cfg = load_config(cfg_path)
+    degraded = 0
+    for rec in manifest_lines(cfg_path, tmp_path / "m.jsonl"):
+        root = cfg.output_root
+        gts = [np.asarray(Image.open(root / f)) for f in rec["files"][:7]]
+        lrs = [np.asarray(Image.open(root / f)) for f in rec["files"][7:14]]
+        cleans = [np.asarray(Image.open(root / f)) for f in rec["files"][14:21]]
+        assert all("/LR_clean/" in f for f in rec["files"][14:21])
+        fmt = cfg.format(rec["format"])
+        for g, c in zip(gts, cleans, strict=True):
+            assert np.array_equal(lr_frame(g, fmt, "bicubic"), c)
+        assert all(np.array_equal(a, b) for a, b in
+                   zip(reproduce(rec, gts), lrs, strict=True)), rec["sample"]
+        degraded += any(not np.array_equal(a, b) for a, b in zip(lrs, cleans, strict=True))
+    assert degraded >= 10
+    for meta in cfg.output_root.rglob("meta_info.txt"):
+        assert all(len(line.split(" ")) == 3 for line in meta.read_text().splitlines())
+    desc = json.loads((cfg.output_root / "alpha" / "dataset.json").read_text())
+    assert desc["degradations"]["clean_lr"] == ["LR_clean"]
+    assert desc["degradations"]["mix"]["tiny"] == {"realesrgan": 1.0, "none": 0.5}

@@ -44,6 +44,7 @@ from helpers import mount_tmpfs
 
 def make_cfg(root: Path, **top: Any) -> Config:
     extraction = top.pop("extraction", {})
+    general_mix = top.pop("general_mix", None)
     doc: dict[str, Any] = {
         "output_root": str(root / "out"), "state_dir": str(root / "state"), **top,
         "extraction": extraction,
@@ -58,6 +59,8 @@ def make_cfg(root: Path, **top: Any) -> Config:
             "toon": {"target": 3, "formats": ["small_540"]},
         },
     }
+    if general_mix is not None:
+        doc["categories"]["general"].update(general_mix)
     return config_from_dict(doc, root / "dsgen.toml")
 
 
@@ -104,6 +107,25 @@ def test_basicsr_sample_files(tmp_path: Path) -> None:
                      for kind in ("GT", "LR") for i in range(1, 8)]
     # Other clip lengths are refused with this layout (test_config: BasicSR reads im1–im7).
     assert len(set(sample_files(cfg, cat, fmt, "Film_A", 12_345))) == 14
+
+
+def test_clean_lr_files_follow_the_degraded_ones(tmp_path: Path) -> None:
+    """With write_clean_lr the clean LR goes to its own folders after the degraded LR:
+    LR_<k>frames_clean (stacked) and LR_clean (basicsr), same names; without it nothing
+    changes."""
+    base = tmp_path / "out" / "toon" / "Patches"
+    stacked = make_cfg(tmp_path, extraction={"write_clean_lr": True})
+    files = sample_files(stacked, stacked.category("toon"), stacked.format("small_540"), "v", 3)
+    assert [p.relative_to(base).parts[0] for p in files] == [
+        "GT", "LR_5frames", "LR_7frames", "LR_5frames_clean", "LR_7frames_clean"]
+    assert {p.name for p in files} == {"patch_v_idx000003.png"}
+    bsr = make_cfg(tmp_path, layout="basicsr", extraction={"write_clean_lr": True})
+    files = sample_files(bsr, bsr.category("toon"), bsr.format("small_540"), "v", 3)
+    assert files == [base / kind / "v" / "000003" / f"im{i}.png"
+                     for kind in ("GT", "LR", "LR_clean") for i in range(1, 8)]
+    plain = make_cfg(tmp_path)
+    assert len(sample_files(plain, plain.category("toon"), plain.format("small_540"), "v",
+                            3)) == 3
 
 
 # --------------------------------------------------------------------------- write_png
@@ -288,6 +310,35 @@ def test_dataset_json_is_deterministic_and_complete(tmp_path: Path) -> None:
     basicsr = dataset_description(make_cfg(tmp_path, layout="basicsr"), cfg.category("toon"))
     assert basicsr["meta_info"] == f"<format dir>/{META_INFO}"
     assert "lr_stacks" not in basicsr
+
+
+def test_dataset_json_describes_the_degradations_of_each_format(tmp_path: Path) -> None:
+    """A category with degradations says, per format, which templates (weights) its LR
+    holds, with their stages, and where the clean LR is; a clean-only category's
+    dataset.json has no such key (its bytes are what they were before degradations)."""
+    mix = {"degradations": {"realbasicvsr": 1.0, "none": 3.0},
+           "format_degradations": {"medium_169": {"toon_sd": 1.0}}}
+    cfg = make_cfg(tmp_path, general_mix=mix, extraction={"write_clean_lr": True})
+    d = dataset_description(cfg, cfg.category("general"))["degradations"]
+    assert isinstance(d, dict)
+    assert d["mix"] == {"small_540": {"realbasicvsr": 1.0, "none": 3.0},
+                        "medium_169": {"toon_sd": 1.0}}
+    assert sorted(d["templates"]) == ["realbasicvsr", "toon_sd"]
+    stages = d["templates"]["toon_sd"]["stages"]
+    assert [s["kind"] for s in stages] == ["blur", "noise", "jpeg", "chroma", "colour"]
+    assert stages[2] == {"kind": "jpeg", "probability": 0.95, "quality": [50, 72]}
+    assert "codec" in [s["kind"] for s in d["templates"]["realbasicvsr"]["stages"]]
+    assert d["clean_lr"] == ["LR_5frames_clean", "LR_7frames_clean"]
+    json.dumps(d)  # JSON-able as written
+    toon = dataset_description(cfg, cfg.category("toon"))["degradations"]
+    assert isinstance(toon, dict)  # clean only, but its clean LR folders are written too
+    assert toon["mix"] == {"small_540": {"none": 1.0}} and toon["templates"] == {}
+    clean = make_cfg(tmp_path)
+    assert "degradations" not in dataset_description(clean, clean.category("general"))
+    bsr = make_cfg(tmp_path, layout="basicsr", general_mix=mix,
+                   extraction={"write_clean_lr": True})
+    bd = dataset_description(bsr, bsr.category("general"))["degradations"]
+    assert isinstance(bd, dict) and bd["clean_lr"] == ["LR_clean"]
 
 
 def test_meta_info_lines_sorted_per_format(tmp_path: Path) -> None:
