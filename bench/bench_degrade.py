@@ -168,7 +168,7 @@ if __name__ == "__main__":
     for p in sorted(root.rglob("*")):
         rel = p.relative_to(root)
         if p.is_file() and not any(x.startswith(".") for x in rel.parts):
-            h.update(str(rel).encode() + b"\0" + p.read_bytes())
+            h.update(str(rel).encode() + b"\\0" + p.read_bytes())
     print(f"{dt:.3f} {h.hexdigest()}")
 """
 
@@ -264,7 +264,7 @@ def main() -> int:
     print("| per sample | wall ms | CPU ms | × clean sample (wall) | × clean (CPU) |")
     print("|---|---:|---:|---:|---:|")
     for label, wall, cpu in rows:
-        print(f"| {label} | {wall:.2f} | {cpu:.2f} | {wall / clean_wall:.3f} | "
+        print(f"| {label} | {wall:.3f} | {cpu:.3f} | {wall / clean_wall:.3f} | "
               f"{cpu / clean_cpu:.3f} |")
     if args.against:
         against(args.workdir, args.against.resolve(), args.repeat)
