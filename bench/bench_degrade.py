@@ -19,7 +19,7 @@ Each figure is the median over ``--repeat`` passes of the mean over ``--clips`` 
 (templates: a new draw for every clip). Prints a Markdown table with milliseconds per sample
 and the ratio to the clean sample (build + encode, no decode).
 
-``--against DIR`` also runs the same clean ``dsgen run`` (a 20 s 720p video, 60 samples,
+``--against DIR`` also runs the same clean ``dsgen run`` (a 20 s 720p video, 40 samples,
 stacked and basicsr layouts, no degradation configured) with this checkout and with the
 ``daemon/`` folder DIR of another one (e.g. ``main`` before degradations existed),
 interleaved ``--repeat`` times, and prints both datasets' hash and the fastest wall times:
@@ -143,7 +143,7 @@ height = 96
 width = 384
 height = 216
 [categories.a]
-target = 60
+target = 40
 formats = {{ tiny = 0.5, wide = 0.5 }}
 [[videos]]
 name = "v"
@@ -161,8 +161,11 @@ from dsgen.report import Reporter
 if __name__ == "__main__":
     cfg = load_config(sys.argv[1])
     t = time.perf_counter()
-    assert Engine(cfg, Reporter(out=io.StringIO())).run() == 0
+    log = io.StringIO()
+    code = Engine(cfg, Reporter(out=log)).run()
     dt = time.perf_counter() - t
+    if code != 0:
+        sys.exit(f"exit {code}: " + log.getvalue()[-2000:])
     h = hashlib.sha256()
     root = cfg.output_root
     for p in sorted(root.rglob("*")):
@@ -175,10 +178,12 @@ if __name__ == "__main__":
 
 def against(workdir: Path, other: Path, repeat: int) -> None:
     """Clean engine runs with this dsgen and with `other`, interleaved: hashes and times."""
-    video = workdir / "videos" / f"{ENGINE_SPEC.name}.mkv"
+    video = (workdir / "videos" / f"{ENGINE_SPEC.name}.mkv").resolve()
     if not video.exists():
         make_video(video, ENGINE_SPEC)
     here = Path(__file__).resolve().parents[1] / "daemon"
+    script = workdir / "against_run.py"  # a file: spawned workers re-import the main module
+    script.write_text(ENGINE_SNIPPET)
     print("\n| layout | dsgen | dataset sha256 | fastest wall s | all runs |")
     print("|---|---|---|---:|---|")
     for layout in ("stacked", "basicsr"):
@@ -191,9 +196,11 @@ def against(workdir: Path, other: Path, repeat: int) -> None:
                 d.mkdir(parents=True)
                 (d / "dsgen.toml").write_text(ENGINE_CONFIG.format(layout=layout, video=video))
                 env = dict(os.environ, PYTHONPATH=str(src))
-                out = subprocess.run([sys.executable, "-c", ENGINE_SNIPPET,
-                                      str(d / "dsgen.toml")], env=env, check=True,
-                                     capture_output=True, text=True).stdout.split()
+                done = subprocess.run([sys.executable, str(script), str(d / "dsgen.toml")],
+                                      env=env, capture_output=True, text=True)
+                if done.returncode:
+                    raise SystemExit(f"{label}: {done.stderr}")
+                out = done.stdout.split()
                 times[label].append(float(out[0]))
                 digests[label].add(out[1])
         for label in times:
