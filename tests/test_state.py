@@ -49,7 +49,7 @@ def test_a_schema_1_state_gains_the_degradation_column_and_keeps_its_rows(
     assert "degradation" in st._columns("samples")
     deg = {"template": "toon_sd", "lr_size": [32, 32], "stages": []}
     res = SlotResult(1, samples=[Sample(1, "general", "tiny", (("b.png", 7),), 30, (3, 4),
-                                        (0, 0, 96, 96), {}, deg)], complete=True)
+                                        (0, 0, 96, 96), {}, degradation=deg)], complete=True)
     st.add_slots(1, [SlotPlan(1, 0, 0, (30,), (("general", "tiny"),))])
     st.record_slot(1, res)
     rows = {r[2]: r[-1] for r in st.sample_rows()}
