@@ -18,6 +18,11 @@ from dsgen.degrade_config import CODECS, CRF_CODECS
 # The clip is encoded as 25 fps video: bitrate_kbps means kbit per second at that rate
 # (kbit per frame = bitrate / 25). Timing never reaches the pixels otherwise.
 CODEC_FPS = 25
+# Frames are padded (edge replication) to at least this size for a codec, and cropped after
+# decoding: libx265 (PyAV 18's FFmpeg) refuses frames under 16×16 and corrupts its heap on
+# frames 34–48 px wide (measured at heights 16–84, tests/test_degrade.py); an LR of 32 px
+# resized × 1.2 gets there. Other codecs need only even sizes (4:2:0).
+MIN_SIDE = {"hevc": 64}
 # x265 with its thread pool and frame threads off: one thread, deterministic output.
 X265_PARAMS = "pools=none:frame-threads=1:lookahead-slices=0:log-level=error"
 
@@ -86,11 +91,14 @@ def video(frames: np.ndarray, p: dict[str, Any]) -> np.ndarray:
     """The frames (n, h, w, 3) encoded as one clip with codec `p["codec"]` (drawn rate
     control, preset, GOP, B-frames) and decoded back, so its damage moves like a stream's.
 
-    Odd sizes are padded by edge replication to even (4:2:0) and cropped after decoding.
+    Odd sizes are padded by edge replication to even (4:2:0), small ones to the codec's
+    MIN_SIDE, and cropped back after decoding.
     """
     n, h, w, _ = frames.shape
-    pix = np.pad(to_uint8(frames), ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
     name = str(p["codec"])
+    side = MIN_SIDE.get(name, 2)
+    ph, pw = max(side, h + h % 2), max(side, w + w % 2)
+    pix = np.pad(to_uint8(frames), ((0, 0), (0, ph - h), (0, pw - w), (0, 0)), mode="edge")
     enc = _encoder(name, pix.shape[2], pix.shape[1], p)
     packets = []
     for i, f in enumerate(pix):
