@@ -88,7 +88,7 @@ class Row:
     cues: dict[str, int]
 
 
-def specs(width: int, height: int) -> list[SynthSpec]:
+def specs(width: int, height: int, first_seed: int = 1000) -> list[SynthSpec]:
     """Every benchmark video: each motion × each encoder × {new set, similar view} cuts."""
     out = []
     for codec, crf, preset in ENCODERS:
@@ -96,7 +96,7 @@ def specs(width: int, height: int) -> list[SynthSpec]:
             for similar in (False, True):
                 name = (f"{codec}_{motion}_{speed:g}_c{contrast:g}_"
                         f"{'similar' if similar else 'new'}")
-                seed = 1000 + 10 * i + (5 if similar else 0) + (500 if codec == "hevc10" else 0)
+                seed = first_seed + 10 * i + (5 if similar else 0) + (500 if codec == "hevc10" else 0)
                 out.append(SynthSpec(name, codec, width, height, FRAMES, cuts=CUTS,  # type: ignore[arg-type]
                                      motion=motion, speed=speed, contrast=contrast,
                                      similar_cuts=similar, crf=crf, preset=preset, gop=48,
@@ -234,16 +234,18 @@ def main() -> None:
     parser.add_argument("--only", default="", help="only videos whose name contains this")
     parser.add_argument("--no-timing", action="store_true", help="skip the 1080p/4K timing")
     parser.add_argument("--repeat", type=int, default=50, help="timing repetitions")
+    parser.add_argument("--seed", type=int, default=1000,
+                        help="first seed (another value gives a held-out set of videos)")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
     with TemporaryDirectory() as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         rows = []
-        for spec in specs(width, height):
+        for spec in specs(width, height, args.seed):
             if args.only not in spec.name:
                 continue
-            path = workdir / f"{spec.name}_{width}x{height}.mkv"
+            path = workdir / f"{spec.name}_{width}x{height}_s{args.seed}.mkv"
             if not path.exists():
                 make_video(path, spec)
             lumas, _ = decode_lumas(path)

@@ -89,13 +89,13 @@ class QualityCfg:
     cut_ratio: float = 3.0
     # ...when that difference is at least this (0–255): below it the frames match after
     # alignment up to what codec noise explains.
-    cut_min_diff: float = 2.5
+    cut_min_diff: float = 5.0
     # A pair whose best alignment beats a typical one by at most this fraction does not align
     # at all (unrelated pictures), so it is a cut even inside turbulent motion.
     cut_min_gain: float = 0.2
     # Smallest camera jump (fraction of the picture width between two frames, beyond what the
     # other pairs move) that is a cut to another view of the same set.
-    cut_min_jump: float = 0.05
+    cut_min_jump: float = 0.06
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,9 @@ class ExtractionCfg:
 
     frames_per_clip: int = 7  # the VSR window: centre frame is GT, 3 neighbours each side
     lr_stacks: tuple[int, ...] = (5, 7)  # centred LR stacks written per sample (LR_5frames, …)
-    scene_cut_threshold: float = 45.0  # mean |ΔY| on 0–255 between consecutive frames
+    # Motion-compensated difference (0–255, dsgen.cuts) of a consecutive pair above which it is
+    # a cut whatever the clip's other pairs do (docs/quality.md). In-scene motion measured ≤ 5.
+    scene_cut_threshold: float = 20.0
     reference_height: int = 1080  # patches are cut from frames normalised to this height
     max_attempts: int = 10  # positions tried per slot before it is given up (predecessor: 10)
     retry_skip_seconds: float = 1.0  # spacing of replacement positions inside the slot's stratum

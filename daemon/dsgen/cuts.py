@@ -52,6 +52,9 @@ NOISE = 0.3
 # Blocks flatter than this (luma std, 0–255) that also match within it carry no evidence:
 # letterbox bars would otherwise pull the percentile down.
 FLAT_BLOCK = 1.0
+# Frames whose coarsest level (mean removed) differs from its shifted copies by less than
+# this on average (0–255) have no structure to align (fog, a flat wall): no alignment gain.
+STRUCTURE = 2.0
 # The motion cue needs the other pairs' motion to be known: their median alignment gain
 # must reach this (turbulent water has no one motion to continue).
 MOTION_MIN_GAIN = 0.5
@@ -65,7 +68,8 @@ class PairScore:
     """What aligning one pair of consecutive frames found."""
 
     diff: float  # residual after alignment, 75th percentile over blocks (0–255)
-    gain: float  # 1 − best/median global-search difference: ~0 for unrelated frames
+    gain: float  # 1 − best/median global-search difference: ~0 for unrelated frames,
+    # -1 for frames without structure (no evidence either way)
     shift: tuple[float, float]  # camera shift (x, y), fraction of the width
     zoom: float  # relative scale change between the frames
 
@@ -196,8 +200,9 @@ def score_pairs(lumas: list[np.ndarray]) -> list[PairScore]:
     pyramid = [work]
     for _ in range(g.levels):
         pyramid.append(_block_mean(pyramid[-1], 2))
-    # Global search on the coarsest level: every shift in ±SEARCH for every pair at once.
-    top = pyramid[-1]
+    # Global search on the coarsest level: every shift in ±SEARCH for every pair at once, on
+    # frames with their mean removed, so a fade or an exposure change still aligns.
+    top = pyramid[-1] - pyramid[-1].mean(axis=(1, 2), keepdims=True)
     zero = np.zeros((n - 1, 2), dtype=np.intp)
     cand = _gather(top[1:], SEARCH, SEARCH, zero)
     sad = np.abs(cand - top[:-1].reshape(n - 1, 1, -1)).mean(axis=2)
@@ -206,7 +211,7 @@ def score_pairs(lumas: list[np.ndarray]) -> list[PairScore]:
     shift = np.stack([best // side - SEARCH, best % side - SEARCH], axis=1).astype(np.intp)
     typical = np.median(sad, axis=1)
     low = sad[np.arange(n - 1), best]
-    gains = np.where(typical > 0, 1.0 - low / np.where(typical > 0, typical, 1.0), 0.0)
+    gains = np.where(typical >= STRUCTURE, 1.0 - low / np.maximum(typical, STRUCTURE), -1.0)
     # Refine by ±1 on each finer level above the working one.
     for level in range(g.levels - 1, 0, -1):
         shift = 2 * shift
@@ -225,15 +230,23 @@ def _score_blocks(work: F32, shift: npt.NDArray[np.intp], gains: npt.NDArray[np.
     """Per-block alignment (±1 around each pair's global shift, ±TOLERANCE tolerant) on the
     working level, then each pair's diff, motion and zoom."""
     n, h, w = work.shape
-    lo, hi = _local_range(work[1:])
-    pad = int(np.abs(shift).max()) + 1
-    a = work[:-1].reshape(n - 1, 1, -1)
-    resid = np.maximum(_gather(lo, pad, 1, shift) - a, a - _gather(hi, pad, 1, shift))
-    np.maximum(resid, 0.0, out=resid)
     bh, bw = min(BLOCK, h), min(BLOCK, w)
     nby, nbx = h // bh, w // bw
-    grid = resid.reshape(n - 1, 9, h, w)[:, :, : nby * bh, : nbx * bw]
-    blocks = _block_sums(grid, bh, bw) / np.float32(bh * bw)  # (n-1, 9, nby, nbx)
+    pad = int(np.abs(shift).max()) + 1
+    a = work[:-1].reshape(n - 1, 1, -1)
+    b = _gather(work[1:], pad, 1, shift)  # (n-1, 9, h·w): b at the 9 candidate shifts
+    lo, hi = _local_range(work)
+    # a against b's local range, and b against a's: the minimum of the two forgives a blur
+    # that one frame has and the other not (a blurred value lies within the sharp range).
+    forward = np.maximum(_gather(lo[1:], pad, 1, shift) - a, a - _gather(hi[1:], pad, 1, shift))
+    lo_a, hi_a = lo[:-1].reshape(n - 1, 1, -1), hi[:-1].reshape(n - 1, 1, -1)
+    backward = np.maximum(lo_a - b, b - hi_a)
+    np.maximum(forward, 0.0, out=forward)
+    np.maximum(backward, 0.0, out=backward)
+    scale = np.float32(1.0 / (bh * bw))
+    blocks = np.minimum(_block_sums(_grid(forward, h, w, nby * bh, nbx * bw), bh, bw),
+                        _block_sums(_grid(backward, h, w, nby * bh, nbx * bw), bh, bw))
+    blocks *= scale  # (n-1, 9, nby, nbx): each block's mean residual per candidate
     choice = blocks.argmin(axis=1)
     res = blocks.min(axis=1)
     a_blocks = work[:-1, : nby * bh, : nbx * bw]
@@ -258,6 +271,11 @@ def _score_blocks(work: F32, shift: npt.NDArray[np.intp], gains: npt.NDArray[np.
         diff = _quantile(res[k][valid].tolist(), QUANTILE / 100)
         out.append(PairScore(diff, float(gains[k]), (mx / w, my / w), zoom))
     return out
+
+
+def _grid(x: F32, h: int, w: int, gh: int, gw: int) -> F32:
+    """(n, 9, h·w) residuals as (n, 9, gh, gw) images cropped to whole blocks."""
+    return x.reshape(x.shape[0], x.shape[1], h, w)[:, :, :gh, :gw]
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -307,6 +325,15 @@ def _jump(motions: list[Vector], k: int, resolution: float, rule: CutRule) -> fl
     return min(jumps) if jumps else 0.0
 
 
+def _reference(others: list[float]) -> float:
+    """What the window's other pairs differ by: the second largest of them (the largest may
+    be another cut; below it lies how much this content moves), their median when fewer
+    than three."""
+    if len(others) >= 3:
+        return sorted(others)[-2]
+    return _median(others) if others else 0.0
+
+
 def judge(pairs: list[PairScore], rule: CutRule, resolution: float) -> CutFinding:
     """Apply the cut rule to every pair of a window; `resolution` is one working-level pixel
     as a fraction of the width (the smallest motion the alignment can tell)."""
@@ -315,7 +342,7 @@ def judge(pairs: list[PairScore], rule: CutRule, resolution: float) -> CutFindin
     motions = [_motion(p) for p in pairs]
     for k, d in enumerate(diffs):
         others = diffs[:k] + diffs[k + 1 :]
-        ratio = d / max(_median(others), NOISE) if others else d / NOISE
+        ratio = d / max(_reference(others), NOISE)
         jump = 0.0
         cue = ""
         if others and _median(gains[:k] + gains[k + 1 :]) >= MOTION_MIN_GAIN:
@@ -326,7 +353,7 @@ def judge(pairs: list[PairScore], rule: CutRule, resolution: float) -> CutFindin
             cue = "ceiling"
         elif d >= rule.min_diff and others and ratio >= rule.ratio:
             cue = "spike"
-        elif d >= rule.min_diff and gains[k] <= rule.min_gain:
+        elif d >= rule.min_diff and 0 <= gains[k] <= rule.min_gain:
             cue = "unaligned"
         if cue:
             return CutFinding(k, cue, d, ratio, jump, tuple(pairs))

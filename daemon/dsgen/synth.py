@@ -12,6 +12,9 @@ pixels, so the decoded content has known properties:
   (Y=16, or 64 in 10-bit) while picture content is rendered at Y >= 52
   (decodes to >= ~40), so bars are unambiguous.
 
+Specs with ``motion`` set use the camera renderer of `dsgen.synth_motion` instead (sub-pixel
+motion, motion blur, cuts between similar shots): the measuring ground of the cut gate.
+
 Frames are filled plane by plane (no RGB/swscale conversion), so levels are exact;
 10-bit streams carry the same picture with every code value multiplied by 4.
 x264/x265 refuse odd 4:2:0 sizes, so SynthSpec rounds the sizes of the h264, hevc10 and
