@@ -21,8 +21,8 @@ whole clip gate (check_clip) and the old rule, against decoding one frame.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,7 +37,7 @@ from dsgen.config import ExtractionCfg, QualityCfg
 from dsgen.model import SCENE_CUT
 from dsgen.probe import probe_video
 from dsgen.quality import check_clip
-from dsgen.synth import Motion, SynthSpec, make_video
+from dsgen.synth import Codec, Motion, SynthSpec, make_video
 
 N = 7  # frames per clip, the default extraction.frames_per_clip
 LUMA_STEP = 4  # dsgen.extract.LUMA_STEP
@@ -63,7 +63,8 @@ MOTIONS: tuple[tuple[Motion, float, float], ...] = (
     ("fade", 0.01, 1.0),
 )
 # Encoders at the quality real releases use (CRF defaults, a fast preset).
-ENCODERS = (("h264", 23, "veryfast"), ("hevc10", 28, "veryfast"))
+ENCODERS: tuple[tuple[Codec, int, str], ...] = (("h264", 23, "veryfast"),
+                                               ("hevc10", 28, "veryfast"))
 # A motion counts as "high" (the must-show set) from this speed, or any shake/object/water.
 HIGH_MOTION_SPEED = 0.03
 
@@ -96,8 +97,8 @@ def specs(width: int, height: int, first_seed: int = 1000) -> list[SynthSpec]:
             for similar in (False, True):
                 name = (f"{codec}_{motion}_{speed:g}_c{contrast:g}_"
                         f"{'similar' if similar else 'new'}")
-                seed = first_seed + 10 * i + (5 if similar else 0) + (500 if codec == "hevc10" else 0)
-                out.append(SynthSpec(name, codec, width, height, FRAMES, cuts=CUTS,  # type: ignore[arg-type]
+                seed = first_seed + 10 * i + 5 * similar + (500 if codec == "hevc10" else 0)
+                out.append(SynthSpec(name, codec, width, height, FRAMES, cuts=CUTS,
                                      motion=motion, speed=speed, contrast=contrast,
                                      similar_cuts=similar, crf=crf, preset=preset, gop=48,
                                      seed=seed))
@@ -126,7 +127,7 @@ def decode_lumas(path: Path) -> tuple[list[np.ndarray], float]:
 def old_rule(window: list[np.ndarray]) -> bool:
     """The old gate: any consecutive pair with mean |ΔY| above 45 is a cut."""
     return any(float(np.mean(np.abs(np.subtract(a, b, dtype=np.float32)))) > OLD_THRESHOLD
-               for a, b in zip(window, window[1:], strict=False))
+               for a, b in itertools.pairwise(window))
 
 
 def judge_video(spec: SynthSpec, lumas: list[np.ndarray]) -> Row:
@@ -169,17 +170,18 @@ def timing(workdir: Path, repeat: int) -> list[dict[str, object]]:
     """Decode ms/frame vs the clip gate's ms/clip on 1080p H.264 and 2160p HEVC."""
     out = []
     q, threshold = QualityCfg(), ExtractionCfg().scene_cut_threshold
-    for label, codec, w, h, crf in (("1080p H.264", "h264", 1920, 1080, 23),
-                                    ("2160p HEVC 10-bit", "hevc10", 3840, 2160, 28)):
-        spec = SynthSpec(f"timing_{codec}", codec, w, h, 24, cuts=(12,), motion="pan",  # type: ignore[arg-type]
+    videos: tuple[tuple[str, Codec, int, int, int], ...] = (
+        ("1080p H.264", "h264", 1920, 1080, 23), ("2160p HEVC 10-bit", "hevc10", 3840, 2160, 28))
+    for label, codec, w, h, crf in videos:
+        spec = SynthSpec(f"timing_{codec}", codec, w, h, 24, cuts=(12,), motion="pan",
                          speed=0.03, crf=crf, preset="veryfast", gop=24, seed=7)
         path = make_video(workdir / f"{spec.name}.mkv", spec)
         lumas, decode_ms = decode_lumas(path)
         clip = lumas[2:2 + N]  # a moving window (no cut): the detector's full path
         cut = lumas[9:9 + N]  # a window across the cut
-        new_ms = per_clip_ms(lambda c=clip: check_clip(c, threshold, q), repeat)  # type: ignore[misc]
-        cut_ms = per_clip_ms(lambda c=cut: check_clip(c, threshold, q), repeat)  # type: ignore[misc]
-        old_ms = per_clip_ms(lambda c=clip: old_rule(c), repeat)  # type: ignore[misc]
+        new_ms = per_clip_ms(lambda c=clip: check_clip(c, threshold, q), repeat)
+        cut_ms = per_clip_ms(lambda c=cut: check_clip(c, threshold, q), repeat)
+        old_ms = per_clip_ms(lambda c=clip: old_rule(c), repeat)
         out.append({"video": label, "luma_small": f"{clip[0].shape[1]}×{clip[0].shape[0]}",
                     "decode_ms_per_frame": round(decode_ms, 2),
                     "check_clip_ms": round(new_ms, 2), "check_clip_cut_ms": round(cut_ms, 2),
@@ -216,7 +218,8 @@ def report(rows: list[Row], times: list[dict[str, object]]) -> str:
                      f"| {pct(sum(r.rejected_old for r in sel), clean)} | {100 * worst:.1f}% |")
     if times:
         lines += ["", "| video | luma_small | decode ms/frame | check_clip ms/clip (motion) "
-                  "| check_clip ms/clip (cut) | old rule ms/clip | check_clip ÷ one frame's decode |",
+                  "| check_clip ms/clip (cut) | old rule ms/clip "
+                  "| check_clip ÷ one frame's decode |",
                   "|---|---|---:|---:|---:|---:|---:|"]
         for t in times:
             lines.append(f"| {t['video']} | {t['luma_small']} | {t['decode_ms_per_frame']} "

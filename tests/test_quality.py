@@ -9,6 +9,7 @@ view of the same set). Black, flat and blurred cases use arrays built to be so.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,7 @@ def crosses_cut(spec: SynthSpec, start: int) -> bool:
 def old_rule(window: list[np.ndarray]) -> bool:
     """The rule dsgen had before: a consecutive pair with mean |ΔY| above 45 is a cut."""
     return any(float(np.mean(np.abs(np.subtract(a, b, dtype=np.float32)))) > OLD_THRESHOLD
-               for a, b in zip(window, window[1:], strict=False))
+               for a, b in itertools.pairwise(window))
 
 
 @pytest.mark.parametrize("which", ["h264_cuts", "hevc10_hdr"])
@@ -216,7 +217,7 @@ def test_judge_applies_each_cue() -> None:
     featureless = [pair(4.0, -1.0), pair(6.0, -1.0), pair(4.5, -1.0)]
     assert judge(featureless, rule, res).pair == -1
     pan = [pair(0.1, shift=(0.03, 0.0)) for _ in range(6)]
-    jump = pan[:3] + [pair(0.3, shift=(0.12, 0.01))] + pan[4:]
+    jump = [*pan[:3], pair(0.3, shift=(0.12, 0.01)), *pan[4:]]
     found = judge(jump, rule, res)
     assert (found.pair, found.cue) == (3, "jump") and found.jump == pytest.approx(0.0905, 1e-3)
     # The first and the last pair have neighbours on one side only.

@@ -1,4 +1,4 @@
-"""Scene cuts told from motion: align each pair of a clip's small lumas, then judge it by the window.
+"""Scene cuts told from motion: align each pair of a clip's small lumas, judge it by the window.
 
 A pair of consecutive frames is aligned coarse to fine (a global shift searched on a 1/4-size
 pyramid level, refined per 8×8 block with a ±1-pixel tolerance), on a working copy about
@@ -99,7 +99,7 @@ class CutRule:
 
 def _block_mean(y: F32, f: int) -> F32:
     """y (..., H, W) averaged over f×f blocks (rows/columns that fill no block dropped)."""
-    *lead, hh, ww = y.shape
+    *_lead, hh, ww = y.shape
     h, w = hh // f, ww // f
     out = _block_sums(y[..., : h * f, : w * f], f, f)
     out *= np.float32(1.0 / (f * f))
@@ -114,7 +114,7 @@ def _block_sums(x: F32, bh: int, bw: int) -> F32:
     """
     *lead, hh, ww = x.shape
     rows = x.reshape(*lead, hh // bh, bh, ww).sum(axis=-2, dtype=np.float32)
-    out = rows[..., 0::bw].copy()
+    out: F32 = rows[..., 0::bw].copy()
     for j in range(1, bw):
         out += rows[..., j::bw]
     return out
@@ -148,8 +148,9 @@ def _offsets(h: int, w: int, pad: int, radius: int) -> npt.NDArray[np.intp]:
     wp = w + 2 * pad
     ys, xs = np.mgrid[0:h, 0:w]
     base = ((ys + pad) * wp + xs + pad).ravel()
-    shifts = [dy * wp + dx for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
-    out = np.array(shifts, dtype=np.intp)[:, None] + base[None, :]
+    span = range(-radius, radius + 1)
+    shifts = [dy * wp + dx for dy in span for dx in span]
+    out: npt.NDArray[np.intp] = np.array(shifts, dtype=np.intp)[:, None] + base[None, :]
     out.flags.writeable = False
     return out
 

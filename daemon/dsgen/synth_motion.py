@@ -106,7 +106,7 @@ class _Shot:
 def _texture(rng: np.random.Generator, h: int, w: int, mean: float, contrast: float) -> F32:
     """A set's luma: the texture-pan renderer's layers (shading, shapes, gratings, grain)."""
     coarse, medium, shapes, gratings, fine = (contrast * a for a in LAYERS)
-    return (
+    luma: F32 = (
         mean
         + coarse * _smooth_noise(rng, h, w, 96)
         + medium * _smooth_noise(rng, h, w, 24)
@@ -115,6 +115,7 @@ def _texture(rng: np.random.Generator, h: int, w: int, mean: float, contrast: fl
         + fine * _smooth_noise(rng, h, w, 3)
         + FINE_NOISE_SIGMA * rng.standard_normal((h, w)).astype(np.float32)
     ).astype(np.float32)
+    return luma
 
 
 def _linear_path(x: float, y: float, vx: float, vy: float, z0: float, zr: float
@@ -258,7 +259,8 @@ def _view_luma(st: _Set, shot: _Shot, t: float, h: int, w: int) -> F32:
         total += _sample(layer, (w, h), 1 / z, lx, ly)
     # A soft-clipped sum with sharp crests: a churning surface with glints.
     surface = 42.0 * np.tanh(0.9 * total) - 10.0 * np.abs(np.sin(3.0 * total))
-    return (st.mean + st.contrast * surface).astype(np.float32)
+    out: F32 = (st.mean + st.contrast * surface).astype(np.float32)
+    return out
 
 
 def _object(rng: np.random.Generator, h: int, w: int, contrast: float) -> tuple[F32, F32]:
