@@ -21,6 +21,7 @@ whole clip gate (check_clip) and the old rule, against decoding one frame.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import time
@@ -179,9 +180,9 @@ def timing(workdir: Path, repeat: int) -> list[dict[str, object]]:
         lumas, decode_ms = decode_lumas(path)
         clip = lumas[2:2 + N]  # a moving window (no cut): the detector's full path
         cut = lumas[9:9 + N]  # a window across the cut
-        new_ms = per_clip_ms(lambda c=clip: check_clip(c, threshold, q), repeat)
-        cut_ms = per_clip_ms(lambda c=cut: check_clip(c, threshold, q), repeat)
-        old_ms = per_clip_ms(lambda c=clip: old_rule(c), repeat)
+        new_ms = per_clip_ms(functools.partial(check_clip, clip, threshold, q), repeat)
+        cut_ms = per_clip_ms(functools.partial(check_clip, cut, threshold, q), repeat)
+        old_ms = per_clip_ms(functools.partial(old_rule, clip), repeat)
         out.append({"video": label, "luma_small": f"{clip[0].shape[1]}×{clip[0].shape[0]}",
                     "decode_ms_per_frame": round(decode_ms, 2),
                     "check_clip_ms": round(new_ms, 2), "check_clip_cut_ms": round(cut_ms, 2),

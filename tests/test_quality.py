@@ -146,7 +146,7 @@ def test_black_frames(sdr: tuple[list[np.ndarray], list[Any], Any]) -> None:
     fade = [np.float32(1.0 - 0.15 * i) * y for i, y in enumerate(real)]  # down to 10% of light
     v = check_clip(fade, THRESHOLD, Q)
     assert v.reason == BLACK, v
-    assert v.mean_luma == pytest.approx(float(fade[-1].mean()), rel=1e-4)
+    assert v.mean_luma == pytest.approx(float(fade[-1].mean()), rel=0.01)
     assert v.mean_luma < Q.black_level
     all_black = [noisy(3, 2, i) for i in range(N)]
     assert check_clip(all_black, THRESHOLD, Q).reason == BLACK

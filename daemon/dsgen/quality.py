@@ -12,6 +12,10 @@ from dsgen.cuts import CutRule, find_cut
 from dsgen.model import BLACK, FLAT, LOW_DETAIL, LOW_TEXTURE, OK, SCENE_CUT
 
 
+# Subsampling of the small luma for the black and flat frame statistics.
+STATS_STEP = 2
+
+
 @dataclass(frozen=True)
 class ClipVerdict:
     """The outcome of the clip-level gates, with the numbers that decided it."""
@@ -44,8 +48,11 @@ def check_clip(lumas: list[np.ndarray], threshold: float, q: QualityCfg) -> Clip
     `threshold` is the motion-compensated difference above which a pair is a cut anyway.
     """
     found = find_cut(lumas, cut_rule(threshold, q))
-    means = [float(np.mean(y, dtype=np.float32)) for y in lumas]
-    stds = [float(np.std(y, dtype=np.float32)) for y in lumas]
+    # Black and flat are whole-frame statistics: every other row and column of the small luma
+    # (Y[::8, ::8]) estimate them within a fraction of a per cent at a quarter of the cost.
+    subs = [np.asarray(y)[::STATS_STEP, ::STATS_STEP] for y in lumas]
+    means = [float(np.mean(y, dtype=np.float32)) for y in subs]
+    stds = [float(np.std(y, dtype=np.float32)) for y in subs]
     mean_luma, min_std = min(means), min(stds)
     if found.pair >= 0:
         return ClipVerdict(SCENE_CUT, found.diff, mean_luma, min_std, found.pair, found.cue,
