@@ -183,7 +183,7 @@ def test_gate_order_and_threshold_edges() -> None:
     assert v.reason == SCENE_CUT and v.cut_cue == "ceiling" and v.scene_diff == pytest.approx(20.01)
     assert check_clip([a, a + 30.0], 40.0, ceiling_only).reason == OK
     t = a.copy()
-    t[::2] += 20  # std 10, mean 70
+    t[np.arange(16) % 4 < 2] += 20  # pairs of rows: std 10, mean 70, also on Y[::2, ::2]
     assert check_clip([t, t], THRESHOLD, QualityCfg(black_level=71.0)).reason == BLACK
     assert check_clip([t, t], THRESHOLD, QualityCfg(flat_frame_std=10.5)).reason == FLAT
     single = check_clip([t], THRESHOLD, Q)  # no pairs: nothing to cut
