@@ -11,7 +11,6 @@ from dsgen.config import QualityCfg
 from dsgen.cuts import CutRule, find_cut
 from dsgen.model import BLACK, FLAT, LOW_DETAIL, LOW_TEXTURE, OK, SCENE_CUT
 
-
 # Subsampling of the small luma for the black and flat frame statistics.
 STATS_STEP = 2
 
