@@ -43,7 +43,7 @@ def test_config_check_summarises_the_example() -> None:
 
 
 @pytest.mark.parametrize(("old", "new", "key", "words"), [
-    ("scene_cut_threshold = 45.0", "scene_cut_treshold = 40", "extraction.scene_cut_treshold",
+    ("scene_cut_threshold = 20.0", "scene_cut_treshold = 40", "extraction.scene_cut_treshold",
      "did you mean 'scene_cut_threshold'"),
     ('lr_filter = "bicubic"', 'lr_filter = "nearest"', "extraction.lr_filter",
      "'nearest' is not allowed"),

@@ -99,6 +99,19 @@ class QualityCfg:
     crop_min_detail: float = 80.0
     # New random crops tried inside one clip before the category gives up on it (predecessor: 5).
     crop_retries: int = 5
+    # Scene cuts (docs/quality.md): a pair of consecutive frames whose motion-compensated
+    # difference is this many times the clip's other pairs' (or whose camera jump is this many
+    # times theirs) is a cut. 3 is PySceneDetect's adaptive threshold.
+    cut_ratio: float = 3.0
+    # ...when that difference is at least this (0–255): below it the frames match after
+    # alignment up to what codec noise explains.
+    cut_min_diff: float = 5.0
+    # A pair whose best alignment beats a typical one by at most this fraction does not align
+    # at all (unrelated pictures), so it is a cut even inside turbulent motion.
+    cut_min_gain: float = 0.2
+    # Smallest camera jump (fraction of the picture width between two frames, beyond what the
+    # other pairs move) that is a cut to another view of the same set.
+    cut_min_jump: float = 0.06
 
 
 @dataclass(frozen=True)
@@ -107,7 +120,9 @@ class ExtractionCfg:
 
     frames_per_clip: int = 7  # the VSR window: centre frame is GT, 3 neighbours each side
     lr_stacks: tuple[int, ...] = (5, 7)  # centred LR stacks written per sample (LR_5frames, …)
-    scene_cut_threshold: float = 45.0  # mean |ΔY| on 0–255 between consecutive frames
+    # Motion-compensated difference (0–255, dsgen.cuts) of a consecutive pair above which it is
+    # a cut whatever the clip's other pairs do (docs/quality.md). In-scene motion measured ≤ 5.
+    scene_cut_threshold: float = 20.0
     reference_height: int = 1080  # patches are cut from frames normalised to this height
     max_attempts: int = 10  # positions tried per slot before it is given up (predecessor: 10)
     retry_skip_seconds: float = 1.0  # spacing of replacement positions inside the slot's stratum
@@ -520,6 +535,11 @@ def _check_extraction(ctx: _Ctx, e: ExtractionCfg) -> None:
         _check_range(ctx, f"extraction.quality.{name}", getattr(q, name), 0.0, 255.0)
     _check_range(ctx, "extraction.quality.crop_min_detail", q.crop_min_detail, 0.0, 1e7)
     _check_range(ctx, "extraction.quality.crop_retries", q.crop_retries, 1, 100)
+    # A ratio at or below 1 would call every pair that is a little above its neighbours a cut.
+    _check_range(ctx, "extraction.quality.cut_ratio", q.cut_ratio, 1.1, 1000.0)
+    _check_range(ctx, "extraction.quality.cut_min_diff", q.cut_min_diff, 0.0, 255.0)
+    _check_range(ctx, "extraction.quality.cut_min_gain", q.cut_min_gain, 0.0, 1.0)
+    _check_range(ctx, "extraction.quality.cut_min_jump", q.cut_min_jump, 0.0, 1.0)
 
 
 def _load_formats(ctx: _Ctx, table: Any) -> tuple[FormatCfg, ...]:
