@@ -33,11 +33,12 @@ from PIL import Image
 from dsgen.config import Config, load_config
 from dsgen.engine import Engine
 from dsgen.manifest import manifest_records
-from dsgen.migrate import META_PATHS, migrate
+from dsgen.migrate import META_MIGRATING, META_PATHS, migrate
 from dsgen.patches import LR_FILTERS
 from dsgen.report import Reporter
 from dsgen.state import State
 from dsgen.synth import SynthSpec, make_video
+from dsgen.writer import PathScheme
 
 VideoFixture = tuple[Path, SynthSpec]
 
@@ -375,8 +376,9 @@ def test_migrate_moves_an_old_dataset_to_the_flat_layout_losing_nothing(
         flat_reference: dict[str, tuple[bytes, int]]) -> None:
     """`dsgen migrate` (killed -9 at random moments, then run again) turns an old bucketed
     dataset into exactly what a fresh flat run writes: same files, same bytes, aliases as
-    hard links, no bucket folder left; the manifest points at the files; a second migrate
-    has nothing to do and `dsgen run` then resumes (nothing left to do)."""
+    hard links, no bucket folder left; the manifest points at the files; `dsgen run`
+    refuses while a migration is unfinished; a second migrate has nothing to do and
+    `dsgen run` then resumes (nothing left to do)."""
     cfg = old_dataset(tmp_path / "d", film_720p[0])
     cfg_path = write_config(tmp_path / "d", film_720p[0], general_val=0, toon_val=0)
     gts = sorted(p.read_bytes() for p in cfg.output_root.rglob("GT/*/*.png"))
@@ -389,6 +391,13 @@ def test_migrate_moves_an_old_dataset_to_the_flat_layout_losing_nothing(
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=60)
+    st = State(cfg.state_dir)  # as a kill mid-migration leaves it: `dsgen run` waits for it
+    st.set_meta(META_MIGRATING, PathScheme.of(load_config(cfg_path)).to_json())
+    st.close()
+    refused = subprocess.run([sys.executable, "-m", "dsgen.cli", "run", "--config",
+                              str(cfg_path), "--no-tui"], capture_output=True, text=True,
+                             timeout=120)
+    assert refused.returncode == 2 and "was interrupted" in refused.stderr, refused.stderr
     done = subprocess.run([sys.executable, "-m", "dsgen.cli", "migrate", "--config",
                            str(cfg_path)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
