@@ -302,12 +302,14 @@ def test_basicsr_vimeo_loaders_read_train_and_validation(tmp_path: Path,
 
 
 def make_old(cfg: Config) -> None:
-    """Turn a state into what dsgen wrote before flat folders: schema 1, no split columns,
-    no holdout table, no recorded path scheme (its files are in per-video buckets)."""
+    """Turn a state into what dsgen wrote before flat folders: schema 1, no split (and no
+    degradation) columns, no holdout table, no recorded path scheme (its files are in
+    per-video buckets)."""
     db = sqlite3.connect(cfg.state_dir / "dsgen.sqlite3", isolation_level=None)
     try:
         db.execute("ALTER TABLE slots DROP COLUMN split")
         db.execute("ALTER TABLE samples DROP COLUMN split")
+        db.execute("ALTER TABLE samples DROP COLUMN degradation")
         db.execute("DROP TABLE holdout")
         db.execute("DELETE FROM meta WHERE key=?", (META_PATHS,))
         db.execute("UPDATE meta SET value='1' WHERE key='schema'")
