@@ -60,8 +60,9 @@ UNSUPPORTED_TOP: dict[str, str] = {
 }
 UNSUPPORTED_PROCESSING: dict[str, str] = {
     "scene_threshold": "it was a histogram distance (Bhattacharyya × 100) between the first "
-                       "and last frame; dsgen's extraction.scene_cut_threshold is a mean luma "
-                       "difference between every two consecutive frames (default 45, 0–255)",
+                       "and last frame; dsgen's extraction.scene_cut_threshold is a motion-"
+                       "compensated mean luma difference between every two consecutive frames "
+                       "(default 20, 0–255; docs/quality.md)",
     "min_scene_length": "dsgen needs no minimum scene length: a clip is kept when none of its "
                         "consecutive frames crosses a cut",
     "stride": "dsgen spreads each video's positions evenly over its runtime from the targets",
