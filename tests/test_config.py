@@ -31,6 +31,15 @@ from dsgen.config import (
     load_config,
     slugify,
 )
+from dsgen.degrade_config import (
+    BUILTIN_TEMPLATES,
+    CODECS,
+    STAGE_TYPES,
+    BlurStage,
+    CodecStage,
+    DegradationCfg,
+    NoiseStage,
+)
 from dsgen.errors import EXIT_ERROR, ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,8 +104,16 @@ def base_doc() -> dict[str, Any]:
         },
         "categories": {
             "general": {"target": 10, "path": "General/Learn",
-                        "formats": {"small_540": 0.7, "big": 0.3}},
+                        "formats": {"small_540": 0.7, "big": 0.3},
+                        "degradations": {"mine": 0.5, "none": 0.5},
+                        "format_degradations": {"big": {"toon_sd": 1.0}}},
             "toon": {"target": 5, "formats": ["small_540"]},
+        },
+        "degradations": {
+            "mine": {"description": "test", "stages": [
+                {"kind": "blur", "probability": 0.5, "sigma": [0.3, 0.9]},
+                {"kind": "codec", "codecs": {"h264": 1.0, "mpeg2": 0.5}, "crf": [25, 30]},
+            ]},
         },
         "videos": [
             {"name": "Film A", "path": "videos/a.mkv", "categories": {"general": 2.0, "toon": 1}},
@@ -155,8 +172,14 @@ def test_example_config_loads_with_documented_values() -> None:
     assert cfg.videos[1].slug == "Avatar_2009"
     defaults = Config(source=EXAMPLE, output_root=cfg.output_root, state_dir=cfg.state_dir)
     for f in dataclasses.fields(Config):
-        if f.name not in ("source", "formats", "categories", "videos", "watch"):
+        if f.name not in ("source", "formats", "categories", "videos", "watch", "degradations"):
             assert getattr(cfg, f.name) == getattr(defaults, f.name), f.name
+    # Its degradation example: the built-ins plus one template, used by the toon category.
+    assert [t.name for t in cfg.degradations] == [t.name for t in BUILTIN_TEMPLATES] + [
+        "web_h264"]
+    assert cfg.category("toon").degradations == (
+        ("toon_sd", 0.4), ("web_h264", 0.2), ("none", 0.4))
+    assert cfg.category("general").degradations == (("none", 1.0),)
     # The example's watched folder spells out every WatchCfg default but path/categories.
     (w,) = cfg.watch
     assert w.categories == (("general", 1.0),)
@@ -221,6 +244,7 @@ def test_missing_or_empty_formats_give_the_predecessors_five(
     folders), so categories can use them without defining anything."""
     doc = base_doc()
     del doc["formats"]
+    del doc["categories"]["general"]["format_degradations"]
     doc["categories"]["general"]["formats"] = {"small_540": 1, "fullhd_1920": 1}
     doc["categories"]["toon"]["formats"] = ["medium_169", "large_720", "xlarge_1440"]
     text = to_toml(doc) + ("" if formats is None else "\n[formats]\n")
@@ -263,6 +287,7 @@ def assert_good_error(err: ConfigError, path: Path, key: str, value: str | None,
 
 # (mutation of base_doc, expected key path, expected value text, expected fix text)
 Mutation = tuple[tuple[Any, ...], Any]
+D = ("degradations", "mine", "stages")  # the base document's template's stages
 ERROR_CASES: list[tuple[str, list[Mutation], str, str | None, str | None]] = [
     # typos: unknown keys at every level, with "did you mean"
     ("top typo", [(("seeed",), 3)], "seeed", None, "did you mean 'seed'"),
@@ -379,6 +404,76 @@ ERROR_CASES: list[tuple[str, list[Mutation], str, str | None, str | None]] = [
     ("empty status file", [(("status_file",), "")], "status_file", "''", None),
     ("negative target", [(("categories", "toon", "target"), -5)], "categories.toon.target",
      "-5", None),
+    # degradation templates and mixes
+    ("unknown template in a mix", [(("categories", "general", "degradations"),
+                                    {"dvd_film_balancd": 1.0})],
+     "categories.general.degradations.dvd_film_balancd", "'dvd_film_balancd'",
+     "did you mean 'dvd_film_balanced'"),
+    ("mix weights sum to 0", [(("categories", "general", "degradations"),
+                               {"mine": 0, "none": 0.0})],
+     "categories.general.degradations", "sum to 0", "weight > 0"),
+    ("negative mix weight", [(("categories", "general", "degradations"), {"mine": -1})],
+     "categories.general.degradations.mine", "-1", "≥ 0"),
+    ("mix is not a table", [(("categories", "general", "degradations"), 3)],
+     "categories.general.degradations", "3", "= 1.0"),
+    ("override of an unknown format", [(("categories", "general", "format_degradations"),
+                                        {"bigg": {"none": 1}})],
+     "categories.general.format_degradations.bigg", "'bigg'", "did you mean 'big'"),
+    ("override of a format the category lacks", [(("categories", "toon",
+                                                   "format_degradations"),
+                                                  {"big": {"none": 1}})],
+     "categories.toon.format_degradations.big", "'big'", "category's formats"),
+    ("override mix unknown template", [(("categories", "general", "format_degradations"),
+                                        {"big": {"toon": 1}})],
+     "categories.general.format_degradations.big.toon", "'toon'", "did you mean 'toon_sd'"),
+    ("template named none", [(("degradations", "none"), {"stages": [{"kind": "blur"}]})],
+     "degradations.none", "reserved", "another name"),
+    ("template nobody uses", [(("degradations", "spare"), {"stages": [{"kind": "jpeg"}]})],
+     "degradations.spare", "no category uses", "spare = 1.0"),
+    ("template key typo", [(("degradations", "mine", "stagse"), [])],
+     "degradations.mine.stagse", None, "did you mean 'stages'"),
+    ("template without stages", [(("degradations", "mine", "stages"), [])],
+     "degradations.mine.stages", "empty", "kind ="),
+    ("template not a table", [(("degradations", "mine"), 3)], "degradations.mine", "3", None),
+    ("stage not a table", [(D, [5])], "degradations.mine.stages[0]", "5", "table"),
+    ("stage without kind", [((*D, 0), {"sigma": 1.0})], "degradations.mine.stages[0].kind",
+     "missing", "blur"),
+    ("unknown stage kind", [((*D, 0, "kind"), "blurr")], "degradations.mine.stages[0].kind",
+     "'blurr'", "did you mean 'blur'"),
+    ("key of another kind", [((*D, 0, "quality"), [50, 60])],
+     "degradations.mine.stages[0].quality", None, "remove it"),
+    ("probability above 1", [((*D, 0, "probability"), 1.5)],
+     "degradations.mine.stages[0].probability", "1.5", "from 0 to 1"),
+    ("sigma out of range", [((*D, 0, "sigma"), [0.2, 99])],
+     "degradations.mine.stages[0].sigma[1]", "99", "from 0.05 to 20"),
+    ("range lo > hi", [((*D, 0, "sigma"), [1.5, 0.2])], "degradations.mine.stages[0].sigma",
+     "lo > hi", "[0.2, 1.5]"),
+    ("range of three", [((*D, 0, "sigma"), [1, 2, 3])], "degradations.mine.stages[0].sigma",
+     "[1, 2, 3]", "two numbers"),
+    ("range of strings", [((*D, 0, "sigma"), ["a", "b"])],
+     "degradations.mine.stages[0].sigma[0]", "'a'", "number"),
+    ("nan sigma", [((*D, 0, "sigma"), math.nan)], "degradations.mine.stages[0].sigma", "nan",
+     None),
+    ("even kernel size", [((*D, 0, "kernel_size"), [8, 21])],
+     "degradations.mine.stages[0].kernel_size", "8", "odd"),
+    ("float kernel size", [((*D, 0, "kernel_size"), 7.0)],
+     "degradations.mine.stages[0].kernel_size", "7.0", "integer"),
+    ("unknown blur kernel", [((*D, 0, "kernels"), {"gauss": 1.0})],
+     "degradations.mine.stages[0].kernels.gauss", "'gauss'", "use one of: iso"),
+    ("kernel weights sum to 0", [((*D, 0, "kernels"), {"iso": 0, "sinc": 0})],
+     "degradations.mine.stages[0].kernels", "sum to 0", None),
+    ("unknown codec", [((*D, 1, "codecs"), {"vp9": 1.0})],
+     "degradations.mine.stages[1].codecs.vp9", "'vp9'", "h264, hevc, mpeg2, mpeg4"),
+    ("crf out of range", [((*D, 1, "crf"), [20, 60])], "degradations.mine.stages[1].crf[1]",
+     "60", "from 0 to 51"),
+    ("bitrate with crf", [((*D, 1, "bitrate_kbps"), [300, 900])],
+     "degradations.mine.stages[1].bitrate_kbps", "crf", "one rate control"),
+    ("preset typo", [((*D, 1, "preset"), "veryfst")], "degradations.mine.stages[1].preset",
+     "'veryfst'", "did you mean 'veryfast'"),
+    ("noise per typo", [((*D, 0), {"kind": "noise", "per": "frames"})],
+     "degradations.mine.stages[0].per", "'frames'", "did you mean 'frame'"),
+    ("write_clean_lr not a bool", [(("extraction", "write_clean_lr"), "yes")],
+     "extraction.write_clean_lr", "'yes'", "true or false"),
 ]
 
 
@@ -449,8 +544,12 @@ SECTIONS: dict[str, tuple[tuple[Any, ...], type[Any]]] = {
     "formats.big": (("formats", "big"), FormatCfg),
     "categories.toon": (("categories", "toon"), CategoryCfg),
     "videos[1]": (("videos", 1), VideoCfg),
+    "degradations.mine": (("degradations", "mine"), DegradationCfg),
+    "degradations.mine.stages[0]": (("degradations", "mine", "stages", 0), BlurStage),
+    "degradations.mine.stages[1]": (("degradations", "mine", "stages", 1), CodecStage),
 }
-NOT_KEYS = {(Config, "source"), (FormatCfg, "name"), (CategoryCfg, "name")}
+NOT_KEYS = {(Config, "source"), (FormatCfg, "name"), (CategoryCfg, "name"),
+            (DegradationCfg, "name")}
 
 
 def _keys_of(cls: type[Any]) -> list[str]:
@@ -541,9 +640,12 @@ def schema_sections() -> list[tuple[type[Any], list[str]]]:
             path = f"{prefix}.{f.name}" if prefix else f.name
             if dataclasses.is_dataclass(hints[f.name]):
                 out.append((sub, [f"## `[{path}]`"]))
+                todo.append((sub, path))
             else:
                 out.append((sub, [f"## `[{path}.<name>]`", f"## `[[{path}]]`"]))
-            todo.append((sub, path))
+                todo.append((sub, f"{path}.<name>"))  # its tables: [categories.<name>.x]
+    # Stages are a union (one dataclass per kind): each kind has a section of its own.
+    out += [(cls, [f'## Stage `kind = "{kind}"`']) for kind, cls in STAGE_TYPES.items()]
     return out
 
 
@@ -563,6 +665,10 @@ def _renderings(value: Any) -> set[str]:
         return {f"`{value!r}`", f"`{value:.1f}`", f"`{value:.2f}`", f"`{value:g}`"}
     if isinstance(value, str):
         return {f'`"{value}"`'}
+    if isinstance(value, tuple) and value and all(
+            isinstance(v, tuple) and len(v) == 2 and isinstance(v[0], str) for v in value):
+        # a table: { name = weight, … } (weights as floats), { LR = 5 } (stack sizes)
+        return {"`{ " + ", ".join(f"{k} = {w!r}" for k, w in value) + " }`"}
     if isinstance(value, tuple):
         # a tuple holds a list, or the pairs of a table (an empty table is `{}`)
         return {"`[" + ", ".join(json.dumps(v) for v in value) + "]`", *(() if value else
@@ -571,10 +677,11 @@ def _renderings(value: Any) -> set[str]:
 
 
 def test_docs_cover_the_seven_documented_sections() -> None:
-    """The schema walk finds at least the sections the page was written with."""
+    """The schema walk finds at least the sections the page was written with, and the
+    degradation templates with every stage kind."""
     found = {cls for cls, _ in schema_sections()}
     assert {Config, ExtractionCfg, QualityCfg, DiskCfg, FormatCfg, CategoryCfg,
-            VideoCfg} <= found
+            VideoCfg, DegradationCfg, *STAGE_TYPES.values()} <= found
 
 
 def test_docs_list_every_key_with_its_default() -> None:
@@ -623,3 +730,94 @@ def test_basicsr_layout_takes_only_seven_frame_clips(tmp_path: Path) -> None:
     assert "Vimeo90K" in err.message and "im4.png" in err.message
     set_in(doc, ("layout",), "stacked")
     assert load_config(write(tmp_path, doc)).extraction.frames_per_clip == 9
+
+
+# --------------------------------------------------------------------------- degradations
+
+
+def test_degradation_templates_and_mixes_load(tmp_path: Path) -> None:
+    """[degradations.<name>] tables become typed stages (ranges as tuples, weights as
+    pairs) after the built-ins; category mixes and per-format overrides are kept; a category
+    without a mix is clean (`none`)."""
+    cfg = load_config(write(tmp_path, base_doc()))
+    names = [t.name for t in cfg.degradations]
+    assert names == [t.name for t in BUILTIN_TEMPLATES] + ["mine"]
+    mine = cfg.degradation("mine")
+    assert mine == DegradationCfg("mine", "test", (
+        BlurStage(probability=0.5, sigma=(0.3, 0.9)),
+        CodecStage(codecs=(("h264", 1.0), ("mpeg2", 0.5)), crf=(25, 30))))
+    general, toon = cfg.category("general"), cfg.category("toon")
+    assert general.degradations == (("mine", 0.5), ("none", 0.5))
+    assert general.degradation_mix("small_540") == (("mine", 0.5), ("none", 0.5))
+    assert general.degradation_mix("big") == (("toon_sd", 1.0),)
+    assert toon.degradations == (("none", 1.0),) and toon.format_degradations == ()
+    assert not cfg.extraction.write_clean_lr
+
+
+def test_degradation_values_single_numbers_lists_and_zero_weights(tmp_path: Path) -> None:
+    """One number is a fixed range; a list of names is weight 1 each; a 0 weight is kept
+    (never drawn) when another is positive; unused built-ins are no error."""
+    doc = base_doc()
+    doc["degradations"]["mine"]["stages"] = [
+        {"kind": "noise", "gaussian_sigma": 4, "per": "frame"},
+        {"kind": "blur", "kernels": {"iso": 1, "sinc": 0}, "kernel_size": 9},
+        {"kind": "codec", "codecs": ["mpeg4"], "bitrate_kbps": [200, 800]}]
+    doc["categories"]["general"]["degradations"] = ["mine", "none"]
+    cfg = load_config(write(tmp_path, doc))
+    noise, blur, codec = cfg.degradation("mine").stages
+    assert isinstance(noise, NoiseStage) and noise.gaussian_sigma == (4.0, 4.0)
+    assert noise.per == "frame"
+    assert isinstance(blur, BlurStage) and blur.kernels == (("iso", 1.0), ("sinc", 0.0))
+    assert blur.kernel_size == (9, 9)
+    assert isinstance(codec, CodecStage) and codec.bitrate_kbps == (200, 800)
+    assert cfg.category("general").degradations == (("mine", 1.0), ("none", 1.0))
+
+
+def test_a_user_template_replaces_the_builtin_of_its_name(tmp_path: Path) -> None:
+    """[degradations.toon_sd] replaces the built-in toon_sd in place (same position)."""
+    doc = base_doc()
+    doc["degradations"]["toon_sd"] = {"stages": [{"kind": "jpeg", "quality": 40}]}
+    cfg = load_config(write(tmp_path, doc))
+    assert [t.name for t in cfg.degradations][:len(BUILTIN_TEMPLATES)] == [
+        t.name for t in BUILTIN_TEMPLATES]
+    (stage,) = cfg.degradation("toon_sd").stages
+    assert stage.KIND == "jpeg" and stage.quality == (40, 40)  # type: ignore[union-attr]
+
+
+def test_builtins_carry_the_predecessors_numbers() -> None:
+    """dvd_film_balanced is templates.json's, stage for stage: blur σ 0.3–0.9 at p 0.75,
+    Gaussian noise σ 1–4.5 at p 0.65 with colour noise p 0.20 (grey 0.80), JPEG 65–85 at
+    p 0.85, saturation 0.90–1.05 with bleed p 0.15 at 0.08, contrast 0.95–1.05, brightness
+    −0.02–0.03, black lift 0.01, gamma 0.97–1.03; realbasicvsr has a codec stage."""
+    t = next(t for t in BUILTIN_TEMPLATES if t.name == "dvd_film_balanced")
+    blur, noise, jpeg, chroma, colour = t.stages
+    assert (blur.probability, blur.sigma) == (0.75, (0.3, 0.9))  # type: ignore[union-attr]
+    assert (noise.probability, noise.gaussian_sigma, noise.grey_probability,  # type: ignore
+            noise.gaussian_probability) == (0.65, (1.0, 4.5), 0.8, 1.0)
+    assert (jpeg.probability, jpeg.quality) == (0.85, (65, 85))  # type: ignore[union-attr]
+    assert (chroma.saturation, chroma.bleed_probability,  # type: ignore[union-attr]
+            chroma.bleed_strength) == ((0.9, 1.05), 0.15, (0.08, 0.08))
+    assert (colour.contrast, colour.brightness, colour.black_lift,  # type: ignore
+            colour.gamma) == ((0.95, 1.05), (-0.02, 0.03), (0.01, 0.01), (0.97, 1.03))
+    rbv = next(t for t in BUILTIN_TEMPLATES if t.name == "realbasicvsr")
+    assert sum(isinstance(s, CodecStage) for s in rbv.stages) == 2
+
+
+@pytest.mark.parametrize("user", [True, False])
+def test_a_codec_this_pyav_build_lacks_is_a_config_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, user: bool) -> None:
+    """With h264 mapped to an encoder this PyAV build really lacks (libopenh264; PyAV is
+    asked, not mocked), a used template drawing h264 is an error at load time: on the
+    codec's key for a user template, on the mix entry for a built-in."""
+    monkeypatch.setitem(CODECS, "h264", ("libopenh264", "h264"))
+    doc = base_doc()
+    if not user:
+        del doc["degradations"]
+        doc["categories"]["general"]["degradations"] = {"realbasicvsr": 1.0}
+    err, path = load_error(tmp_path, doc)
+    key = ("degradations.mine.stages[1].codecs.h264" if user
+           else "categories.general.degradations.realbasicvsr")
+    assert_good_error(err, path, key, "libopenh264", "h264")
+    doc["categories"]["general"]["degradations"] = {"none": 1.0}
+    doc.pop("degradations", None)
+    load_config(write(tmp_path, doc))  # unused built-ins are not checked

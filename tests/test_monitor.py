@@ -236,7 +236,8 @@ def test_q_in_the_dashboard_exits_130_restores_the_terminal_and_resumes(
     live = tmux.wait_for("run", lambda s: "Status: RUNNING" in s and "TOTAL" in s)
     assert "DSGEN — MULTI-CATEGORY DATASET GENERATOR" in live and "[p] Pause / resume" in live
     tmux.keys("run", "q")
-    after = tmux.wait_for("run", lambda s: "EXIT=" in s)
+    # `stty -a` prints its line (speed … baud; …) right after EXIT=: wait for both
+    after = tmux.wait_for("run", lambda s: "EXIT=" in s and "baud" in s)
     assert "EXIT=130" in after, after
     assert "Safe to resume later with: dsgen run --config" in after
     assert re.search(r"(?<!-)icanon", after) and re.search(r"(?<![-\w])echo\b", after), after

@@ -393,7 +393,8 @@ def test_damaged_ranges_are_never_planned(long_probe: VideoProbe) -> None:
     """A blocked range (damage, the part past a truncated file's end) takes no window: no
     position's room reaches into it."""
     blocked = [(500, 700), (2000, 2400)]
-    slots = place_round(CFG, long_probe, "Film A", {"alpha": 100}, [], 0, 0, 0, blocked)
+    slots = place_round(CFG, long_probe, "Film A", {"alpha": 100}, [], 0, 0, 0,
+                        blocked=blocked)
     assert slots
     for s in slots:
         for a, (a_lo, _, fence) in zip(s.starts, s.bounds, strict=True):

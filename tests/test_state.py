@@ -1,10 +1,7 @@
-"""dsgen.state: a database from before lazy probing is migrated in place, nothing lost.
-
-Such a database keeps window positions as frame indices into each video's stored frame
-index (and has none of the newer columns). Opening it for writing rewrites every position
-as the pts of that frame, in one transaction; a slot planned then resolves to exactly the
-window it was planned at.
-"""
+"""dsgen.state: a database written by an earlier schema is migrated in place (new columns,
+old rows kept and readable; a database from before lazy probing has its window positions
+rewritten as pts, nothing lost) and a newer one is refused; every test uses a real SQLite
+file."""
 
 from __future__ import annotations
 
@@ -12,9 +9,13 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from dsgen.decode import ClipReader, WindowPlan
+from dsgen.errors import StateError
+from dsgen.model import Sample, SlotPlan, SlotResult, VideoProbe
 from dsgen.probe import probe_video
-from dsgen.state import DB_NAME, State
+from dsgen.state import DB_NAME, SCHEMA, SCHEMA_VERSION, State
 from dsgen.synth import SynthSpec
 
 # The tables as the first schema had them (columns added later are absent).
@@ -75,7 +76,7 @@ def test_frame_index_positions_become_pts_in_place(tmp_path: Path,
         slots = st.slots(1)
         assert [s.starts for s in slots] == [(pts[10], pts[40]), (pts[70],)]
         assert all(not s.bounds and s.tol == 0 for s in slots)
-        assert st.used_windows(1) == [(pts[10], pts[16]), (pts[40], pts[46])]
+        assert st.used_windows(1) == [(pts[10], pts[16], "train"), (pts[40], pts[46], "train")]
         start = st.db.execute("SELECT start FROM samples").fetchone()[0]
         assert start == pts[40]
         loaded = st.probe(1)
@@ -94,3 +95,73 @@ def test_frame_index_positions_become_pts_in_place(tmp_path: Path,
     w = reader.window(WindowPlan(pending.starts[0], lo, hi, fence), 7)
     reader.close()
     assert list(w.pts) == pts[70:77]
+
+
+# Schema 1, as dsgen wrote it before samples had a degradation column and slots and
+# samples a split.
+SCHEMA_1 = (SCHEMA.replace("created REAL NOT NULL, degradation TEXT, split TEXT NOT NULL "
+                           "DEFAULT 'train',", "created REAL NOT NULL,")
+            .replace("done INTEGER NOT NULL DEFAULT 0, split TEXT NOT NULL DEFAULT 'train',",
+                     "done INTEGER NOT NULL DEFAULT 0,"))
+
+
+def _old_state(state_dir: Path, probe: VideoProbe) -> None:
+    """A schema-1 database holding one video (its probe with the full frame index, as the
+    old probe stored it), one slot and one sample (inserted the old way: positionally, 11
+    values)."""
+    assert "split TEXT" not in SCHEMA_1 and "degradation TEXT" not in SCHEMA_1
+    state_dir.mkdir(parents=True)
+    db = sqlite3.connect(state_dir / DB_NAME)
+    db.executescript(SCHEMA_1)
+    db.execute("INSERT INTO meta VALUES ('schema', '1')")
+    db.execute("INSERT INTO videos (id, name, path, status, updated, probe, arrays) VALUES "
+               "(1, 'film', '/v.mkv', 'ready', 0, ?, ?)", (probe.to_json(), probe.arrays_blob()))
+    db.execute("INSERT INTO slots VALUES (1, 0, 0, 0, '[10]', '[[\"general\", \"tiny\"]]', 1)")
+    db.execute("INSERT INTO samples VALUES (1, 0, 'general', 'tiny', '[[\"a.png\", 5]]', 5, 10,"
+               " '[1, 2]', '[0, 0, 96, 96]', '{}', 1.0)")
+    db.commit()
+    db.close()
+
+
+def test_a_schema_1_state_gains_the_new_columns_and_keeps_its_rows(
+        tmp_path: Path, h264_cuts: tuple[Path, SynthSpec]) -> None:
+    """Opening a schema-1 state for writing adds `samples.degradation` and the `split` of
+    slots and samples (ALTER TABLE) and moves the schema number on; the old rows read NULL
+    (no degradation) and `train`; new samples store their degradation as JSON and their
+    split; counts are keyed by split; reopening changes nothing further."""
+    probe = probe_video(h264_cuts[0], 7)
+    _old_state(tmp_path / "state", probe)
+    ro = State(tmp_path / "state", readonly=True)  # read-only on the old file: no column yet
+    (row,) = list(ro.sample_rows())
+    assert row[-3:] == (None, "train", None)
+    ro.close()
+    st = State(tmp_path / "state")
+    assert st.get_meta("schema") == str(SCHEMA_VERSION) == "4"
+    assert {"degradation", "split"} <= st._columns("samples")
+    assert "split" in st._columns("slots")
+    assert [s.split for s in st.slots(1)] == ["train"]
+    assert [s.starts for s in st.slots(1)] == [(int(probe.frame_pts[10]),)]  # now pts
+    deg = {"template": "toon_sd", "lr_size": [32, 32], "stages": []}
+    res = SlotResult(1, samples=[Sample(1, "general", "tiny", (("b.png", 7),), 30, (3, 4),
+                                        (0, 0, 96, 96), {}, degradation=deg, split="val")],
+                     complete=True)
+    st.add_slots(1, [SlotPlan(1, 0, 0, (30,), (("general", "tiny"),), "val")])
+    st.record_slot(1, res)
+    rows = {r[2]: r[-3:-1] for r in st.sample_rows()}
+    assert rows[0] == (None, "train") and json.loads(rows[1][0]) == deg and rows[1][1] == "val"
+    assert st.category_totals() == {"general": (1, 5), "general@val": (1, 7)}
+    assert st.load_counts()[1].achieved == {"general": 1, "general@val": 1}
+    assert st.used_windows(1) == []  # no attempts recorded
+    st.close()
+    again = State(tmp_path / "state")
+    assert len(list(again.sample_rows())) == 2
+    again.close()
+
+
+def test_a_state_from_a_newer_dsgen_is_refused(tmp_path: Path) -> None:
+    """A schema number above this dsgen's is a StateError naming the schema."""
+    st = State(tmp_path / "state")
+    st.set_meta("schema", str(SCHEMA_VERSION + 1))
+    st.close()
+    with pytest.raises(StateError, match=f"schema {SCHEMA_VERSION + 1}"):
+        State(tmp_path / "state")

@@ -31,6 +31,7 @@ from dsgen.synth import (
     HDR_MAX_CLL,
     NEUTRAL_C8,
     Codec,
+    Motion,
     SynthSpec,
     demo_specs,
     letterbox_rows,
@@ -449,3 +450,80 @@ def test_demo_set_builds_fast_and_decodes(tmp_path: Path) -> None:
                     assert prev is not None and np.abs(y - prev).mean() > CUT_MARGIN
                 prev, count = y, count + 1
         assert count == spec.n_frames, path.name
+
+
+# --------------------------------------------------------------------------- camera renderer
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"motion": "pan", "speed": 0.0},
+        {"motion": "pan", "speed": 0.3},
+        {"similar_cuts": True},
+        {"motion": "pan", "contrast": 0.0},
+        {"crf": 52},
+    ],
+)
+def test_camera_spec_rejects_impossible_values(kwargs: dict[str, Any]) -> None:
+    """Camera-renderer and encoder-quality fields out of range raise ValueError up front."""
+    with pytest.raises(ValueError):
+        SynthSpec("x", "h264", 64, 64, 10, **kwargs)
+
+
+@pytest.mark.parametrize("motion", ["pan", "zoom", "shake", "object", "water", "fade"])
+def test_camera_renderer_is_deterministic_and_in_range(motion: Motion) -> None:
+    """Same camera spec → identical frames, another seed → different ones; the picture stays
+    within [17, 235] (never as dark as bars) and chroma within [16, 240]."""
+    spec = SynthSpec("m", "h264", 96, 64, 6, cuts=(3,), motion=motion, similar_cuts=True, seed=5)
+    a = [tuple(p.copy() for p in planes) for planes in render_planes(spec)]
+    b = [tuple(p.copy() for p in planes) for planes in render_planes(spec)]
+    other = SynthSpec("m", "h264", 96, 64, 6, cuts=(3,), motion=motion, similar_cuts=True, seed=6)
+    c = [p[0].copy() for p in render_planes(other)]
+    assert all(np.array_equal(x, y) for fa, fb in zip(a, b, strict=True)
+               for x, y in zip(fa, fb, strict=True))
+    assert not np.array_equal(a[0][0], c[0])
+    for y, u, v in a:
+        assert y.min() > BLACK_Y8 and y.max() <= 235
+        assert u.min() >= 16 and v.max() <= 240
+
+
+def test_camera_renderer_keeps_bars_black() -> None:
+    """With letterbox bars the camera renderer leaves them exact black and keeps the picture
+    at or above CONTENT_MIN_Y8, as the texture-pan renderer does."""
+    spec = SynthSpec("lb", "h264", 128, 96, 4, motion="fade", letterbox=(16, 0), seed=3)
+    top, left, bottom, right = spec.picture_box
+    for y, u, _ in render_planes(spec):
+        assert (y[:top] == BLACK_Y8).all() and (y[bottom:] == BLACK_Y8).all()
+        assert (u[: top // 2] == NEUTRAL_C8).all()
+        assert y[top:bottom, left:right].min() >= CONTENT_MIN_Y8
+
+
+@pytest.mark.parametrize("speed", [0.02, 0.06])
+def test_camera_pan_moves_speed_times_width(speed: float) -> None:
+    """A pan moves the picture by `speed` × width per frame (sub-pixel, not whole pixels):
+    the camera motion dsgen.cuts measures between rendered frames matches it."""
+    from dsgen.cuts import score_pairs
+
+    spec = SynthSpec("p", "h264", 512, 288, 5, motion="pan", speed=speed, seed=9)
+    lumas = [y.astype(np.float32)[::4, ::4] for y, _, _ in render_planes(spec)]
+    for p in score_pairs(lumas):
+        assert abs(float(np.hypot(*p.shift)) - speed) <= 1.5 / 64
+        assert p.diff < 1.0
+
+
+def test_encoder_quality_fields(tmp_path: Path) -> None:
+    """crf and preset reach the encoder: a higher CRF gives a smaller file of the same
+    frames; None keeps the fast test settings (same decoded frames as before the fields)."""
+    sizes = {}
+    for crf in (18, 40):
+        spec = SynthSpec(f"q{crf}", "h264", 128, 96, 6, crf=crf, preset="veryfast", seed=4)
+        sizes[crf] = make_video(tmp_path / f"q{crf}.mkv", spec).stat().st_size
+    assert sizes[40] < sizes[18]
+    spec = SynthSpec("plain", "h264", 128, 96, 6, seed=4)
+    again = SynthSpec("plain", "h264", 128, 96, 6, seed=4, crf=None, preset=None)
+    one = decode(make_video(tmp_path / "a.mkv", spec)).luma
+    two = decode(make_video(tmp_path / "b.mkv", again)).luma
+    assert all(np.array_equal(x, y) for x, y in zip(one, two, strict=True))
+    q18 = decode(tmp_path / "q18.mkv").luma
+    assert not all(np.array_equal(x, y) for x, y in zip(one, q18, strict=True))

@@ -13,6 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from dsgen.degrade_config import (
+    BUILTIN_TEMPLATES,
+    NONE,
+    DegradationCfg,
+    Weights,
+    load_mix,
+    load_templates,
+    missing_codecs,
+)
 from dsgen.errors import ConfigError
 
 Layout = Literal["stacked", "basicsr"]
@@ -40,13 +49,53 @@ class FormatCfg:
 
 
 @dataclass(frozen=True)
+class ValidationCfg:
+    """A category's validation split: how many samples, from where, in which formats."""
+
+    fraction: float = 0.0  # of the category's target, on top of it (ceil); 0 = none
+    count: int = 0  # or an exact number (give one of fraction and count)
+    # No training frame of a video is closer than this to one of its validation frames: a
+    # few seconds put the two splits in different shots (films cut every 2–6 s).
+    guard_seconds: float = 5.0
+    videos: tuple[str, ...] = ()  # held-out videos: all their samples of it are validation
+    formats: tuple[tuple[str, float], ...] = ()  # () = the category's first format
+    dir: str = "Val"  # folder under the category path: where the predecessor's trainers look
+
+    def samples(self, target: int) -> int:
+        """Validation samples of a category with this training `target`."""
+        if self.count:
+            return self.count
+        # round() first: 0.07 × 100 is 7.000000000000001 in binary floating point
+        return math.ceil(round(self.fraction * target, 9)) if self.fraction > 0 else 0
+
+
+@dataclass(frozen=True)
 class CategoryCfg:
     """A dataset category: how many samples, where, and which formats in which mix."""
 
     name: str
-    target: int
+    target: int  # training samples (validation comes on top)
     path: str = ""  # under output_root; defaults to the category name
     formats: tuple[tuple[str, float], ...] = ()
+    # LR degradation templates drawn per sample; `none` = clean LR (today's BI downscale).
+    degradations: Weights = ((NONE, 1.0),)
+    format_degradations: tuple[tuple[str, Weights], ...] = ()  # format → its own mix
+
+    def degradation_mix(self, fmt: str) -> Weights:
+        """The templates (with weights) a sample of this category in format `fmt` draws."""
+        return dict(self.format_degradations).get(fmt, self.degradations)
+    validation: ValidationCfg = field(default_factory=ValidationCfg)
+
+    @property
+    def val_target(self) -> int:
+        """Validation samples this category must reach (0: no validation split)."""
+        return self.validation.samples(self.target)
+
+    @property
+    def val_formats(self) -> tuple[tuple[str, float], ...]:
+        """The validation format mix: as configured, else the category's first format (the
+        trainers' validation loaders read one patch size)."""
+        return self.validation.formats or self.formats[:1]
 
 
 @dataclass(frozen=True)
@@ -83,6 +132,19 @@ class QualityCfg:
     crop_min_detail: float = 80.0
     # New random crops tried inside one clip before the category gives up on it (predecessor: 5).
     crop_retries: int = 5
+    # Scene cuts (docs/quality.md): a pair of consecutive frames whose motion-compensated
+    # difference is this many times the clip's other pairs' (or whose camera jump is this many
+    # times theirs) is a cut. 3 is PySceneDetect's adaptive threshold.
+    cut_ratio: float = 3.0
+    # ...when that difference is at least this (0–255): below it the frames match after
+    # alignment up to what codec noise explains.
+    cut_min_diff: float = 5.0
+    # A pair whose best alignment beats a typical one by at most this fraction does not align
+    # at all (unrelated pictures), so it is a cut even inside turbulent motion.
+    cut_min_gain: float = 0.2
+    # Smallest camera jump (fraction of the picture width between two frames, beyond what the
+    # other pairs move) that is a cut to another view of the same set.
+    cut_min_jump: float = 0.06
 
 
 @dataclass(frozen=True)
@@ -91,13 +153,23 @@ class ExtractionCfg:
 
     frames_per_clip: int = 7  # the VSR window: centre frame is GT, 3 neighbours each side
     lr_stacks: tuple[int, ...] = (5, 7)  # centred LR stacks written per sample (LR_5frames, …)
-    scene_cut_threshold: float = 45.0  # mean |ΔY| on 0–255 between consecutive frames
+    # Motion-compensated difference (0–255, dsgen.cuts) of a consecutive pair above which it is
+    # a cut whatever the clip's other pairs do (docs/quality.md). In-scene motion measured ≤ 5.
+    scene_cut_threshold: float = 20.0
     reference_height: int = 1080  # patches are cut from frames normalised to this height
     max_attempts: int = 10  # positions tried per slot before it is given up (predecessor: 10)
     retry_skip_seconds: float = 1.0  # spacing of replacement positions inside the slot's stratum
     low_success_warning: float = 0.80  # warn when a video's clip success rate falls below it
     lr_filter: LrFilter = "bicubic"  # Vimeo-90K/REDS "BI" degradation, what VSR models expect
     edge_margin_seconds: float = 0.0  # skip this much at the start and end (logos, credits)
+    # Let a window open at the keyframe nearest its random position (≈ 7 frames decoded
+    # instead of the GOP up to it: docs/benchmarks.md), moving it at most this far; a slot's
+    # window never leaves its stretch of the timeline or its split's region.
+    keyframe_windows: bool = True
+    keyframe_tolerance_seconds: float = 2.0  # measured: covers the GOPs of real encodes (≤ 4 s)
+    # Also write the clean LR stacks (LR_<k>frames_clean / LR_clean) of degraded samples, so
+    # one run trains both a BI and a real-world model.
+    write_clean_lr: bool = False
     quality: QualityCfg = field(default_factory=QualityCfg)
 
 
@@ -153,6 +225,12 @@ class DaemonCfg:
     reload_on_change: bool = True
 
 
+# `LR` is where the predecessor's trainers (vsr_plus_plus core/dataset.py, train.py) read
+# the 5-frame stack, beside `Val/LR`; load_config drops it when no 5-frame stack is written
+# or the layout is basicsr.
+DEFAULT_LR_ALIASES: tuple[tuple[str, int], ...] = (("LR", 5),)
+
+
 @dataclass(frozen=True)
 class DaskCfg:
     """Where a Dask cluster runs the workers (`executor = "dask"`, docs/scaling.md)."""
@@ -175,6 +253,10 @@ class Config:
     seed: int = 1
     png_compression: int = 3  # Pillow level: 3 is ~2× faster than 6 for 5–10% more bytes
     layout: Layout = "stacked"
+    # Files per bucket folder (stacked layout); 0 = flat folders, what the trainers glob.
+    bucket_size: int = 0
+    # Extra folder names for LR stacks (name → stack size), hard links to the same files.
+    lr_aliases: tuple[tuple[str, int], ...] = DEFAULT_LR_ALIASES
     segment_slots: int = 24  # slots per work unit: small enough to resume fine-grained
     status_file: str = ".generator_status.json"  # under output_root, predecessor-compatible
     status_seconds: float = 5.0  # how often the status file is rewritten
@@ -188,6 +270,9 @@ class Config:
     daemon: DaemonCfg = field(default_factory=DaemonCfg)
     executor: ExecutorKind = "local"  # where workers run: this machine's pool, or Dask
     dask: DaskCfg = field(default_factory=DaskCfg)
+    # Every template a category may name: the built-ins, replaced by user tables of the same
+    # name, then the user's own (docs/degradations.md).
+    degradations: tuple[DegradationCfg, ...] = BUILTIN_TEMPLATES
 
     def format(self, name: str) -> FormatCfg:
         """The format called `name`."""
@@ -196,6 +281,10 @@ class Config:
     def category(self, name: str) -> CategoryCfg:
         """The category called `name`."""
         return next(c for c in self.categories if c.name == name)
+
+    def degradation(self, name: str) -> DegradationCfg:
+        """The degradation template called `name` (not `none`, which has no stages)."""
+        return next(d for d in self.degradations if d.name == name)
 
     @property
     def worker_count(self) -> int:
@@ -224,6 +313,8 @@ PREDECESSOR_FORMATS: tuple[FormatCfg, ...] = (
 BASICSR_FRAMES = 7
 # Worker processes: 0 = one per core; more than this is a typo, not a machine.
 MAX_WORKERS = 256
+# Planning keys of validation are `<category>@val` (dsgen.split): names may not hold it.
+RESERVED_NAME_CHAR = "@"
 
 
 class _Ctx:
@@ -357,7 +448,7 @@ def config_from_dict(raw: dict[str, Any], file: Path) -> Config:
     ctx = _Ctx(str(file))
     base = file.resolve().parent
     sections = {"extraction", "disk", "formats", "categories", "videos", "watch", "metrics",
-                "daemon", "dask"}
+                "daemon", "dask", "degradations", "lr_aliases"}
     top = _build(ctx, Config, raw, "", skip=sections,
                  hidden={"source": "remove it (the config file itself is the source)"})
     for req in ("output_root", "state_dir"):
@@ -370,6 +461,10 @@ def config_from_dict(raw: dict[str, Any], file: Path) -> Config:
     _check_range(ctx, "segment_slots", top.get("segment_slots", 24), 1, 100_000)
     _check_range(ctx, "seed", top.get("seed", 1), 0, 2**63 - 1)  # numpy seeds are >= 0
     _check_range(ctx, "status_seconds", top.get("status_seconds", 5.0), 0.1, 86_400)
+    _check_range(ctx, "bucket_size", top.get("bucket_size", 0), 0, 10_000_000)
+    if top.get("layout") == "basicsr" and top.get("bucket_size", 0):
+        ctx.fail("bucket_size", f"{top['bucket_size']} with layout = \"basicsr\": that layout "
+                 "already keeps each clip in a folder of its own", "remove bucket_size")
     if "status_file" in top:
         _check_folder(ctx, "status_file", top["status_file"], "the output root",
                       'a file name under output_root, e.g. ".generator_status.json"')
@@ -390,10 +485,15 @@ def config_from_dict(raw: dict[str, Any], file: Path) -> Config:
     _check_range(ctx, "disk.min_free_gb", disk.min_free_gb, 0.0, 1e6)
     _check_range(ctx, "disk.check_seconds", disk.check_seconds, 0.1, 86_400)
 
+    top["lr_aliases"] = _load_aliases(ctx, raw, top.get("layout", "stacked"), extraction)
     formats = _load_formats(ctx, raw.get("formats"))
-    categories = _load_categories(ctx, raw.get("categories"), {f.name: f.dir for f in formats})
+    templates = load_templates(ctx, raw.get("degradations"))
+    categories = _load_categories(ctx, raw.get("categories"), {f.name: f.dir for f in formats},
+                                  {t.name for t in templates})
+    _check_templates_used(ctx, raw.get("degradations") or {}, categories, templates)
     videos = _load_videos(ctx, raw.get("videos"), {c.name for c in categories}, base)
     watch = _load_watch(ctx, raw.get("watch"), {c.name for c in categories}, base)
+    _check_held_out(ctx, categories, videos, bool(watch))
     metrics = MetricsCfg(**_build(ctx, MetricsCfg, raw.get("metrics", {}), "metrics", skip=set()))
     _check_range(ctx, "metrics.port", metrics.port, 0, 65535)
     daemon = DaemonCfg(**_build(ctx, DaemonCfg, raw.get("daemon", {}), "daemon", skip=set()))
@@ -402,7 +502,7 @@ def config_from_dict(raw: dict[str, Any], file: Path) -> Config:
     dask = _load_dask(ctx, raw.get("dask", {}), top.get("executor", "local"))
     return Config(source=file, extraction=extraction, disk=disk, formats=formats,
                   categories=categories, videos=videos, watch=watch, metrics=metrics,
-                  daemon=daemon, dask=dask, **top)
+                  daemon=daemon, dask=dask, degradations=templates, **top)
 
 
 def _load_dask(ctx: _Ctx, table: Any, executor: str) -> DaskCfg:
@@ -425,6 +525,73 @@ def _load_dask(ctx: _Ctx, table: Any, executor: str) -> DaskCfg:
             ctx.fail("executor", '"dask" needs the dask and distributed packages',
                      "pip install 'dsgen[dask]', or use executor = \"local\"")
     return cfg
+
+
+def _load_aliases(ctx: _Ctx, raw: dict[str, Any], layout: str, e: ExtractionCfg
+                  ) -> tuple[tuple[str, int], ...]:
+    """`lr_aliases = { LR = 5 }`: extra folder names of LR stacks (stacked layout only)."""
+    if "lr_aliases" not in raw:
+        if layout != "stacked":
+            return ()
+        return tuple((n, k) for n, k in DEFAULT_LR_ALIASES if k in e.lr_stacks)
+    table = raw["lr_aliases"]
+    if not isinstance(table, dict):
+        ctx.fail("lr_aliases", f"{table!r} is not a table", "write e.g. lr_aliases = { LR = 5 }")
+    if table and layout != "stacked":
+        ctx.fail("lr_aliases", f"{table!r} with layout = \"basicsr\": that layout has one "
+                 "LR folder", "remove lr_aliases")
+    taken = {"GT", *(f"LR_{k}frames" for k in e.lr_stacks)}
+    out = []
+    for name, k in table.items():
+        key = f"lr_aliases.{name}"
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or name in taken:
+            ctx.fail(key, f"{name!r} is not a free folder name",
+                     "use a plain folder name other than GT and LR_<k>frames, e.g. LR")
+        k = _coerce(ctx, key, k, int)
+        if k not in e.lr_stacks:
+            ctx.fail(key, f"{k} is not a stack that is written (lr_stacks = "
+                     f"{list(e.lr_stacks)})", f"use one of {list(e.lr_stacks)}")
+        out.append((name, k))
+    return tuple(out)
+
+
+def _check_held_out(ctx: _Ctx, cats: tuple[CategoryCfg, ...], videos: tuple[VideoCfg, ...],
+                    watching: bool) -> None:
+    """Held-out validation videos must feed their category (watched names are not known)."""
+    feeds = {v.name: {c for c, _ in v.categories} for v in videos}
+    for c in cats:
+        for i, name in enumerate(c.validation.videos):
+            key = f"categories.{c.name}.validation.videos[{i}]"
+            if name in feeds and c.name not in feeds[name]:
+                ctx.fail(key, f"{name!r} does not feed {c.name}",
+                         f"add {c.name!r} to that video's categories, or remove it here")
+            if name not in feeds and not watching:
+                ctx.fail(key, f"no video is named {name!r}",
+                         "use a [[videos]] name" + _suggest(name, feeds))
+
+
+def _load_validation(ctx: _Ctx, key: str, body: Any, mix: tuple[tuple[str, float], ...],
+                     fmt_dirs: dict[str, str]) -> ValidationCfg:
+    """`[categories.<name>.validation]`: size, guard band, held-out videos, formats, folder."""
+    vals = _build(ctx, ValidationCfg, body, key, skip={"formats"})
+    if "fraction" in vals and "count" in vals:
+        ctx.fail(f"{key}.count", "given together with fraction",
+                 "keep one: fraction (of the target) or count (exact)")
+    _check_range(ctx, f"{key}.fraction", vals.get("fraction", 0.0), 0.0, 1.0)
+    _check_range(ctx, f"{key}.count", vals.get("count", 0), 0, 10**9)
+    _check_range(ctx, f"{key}.guard_seconds", vals.get("guard_seconds", 5.0), 0.0, 3600.0)
+    if len(set(vals.get("videos", ()))) != len(vals.get("videos", ())):
+        ctx.fail(f"{key}.videos", f"{list(vals['videos'])!r} names a video twice",
+                 "list each held-out video once")
+    formats = (_weights(ctx, f"{key}.formats", body["formats"], set(fmt_dirs), "format",
+                        "formats") if "formats" in body else ())
+    folder = vals.get("dir", "Val")
+    _check_folder(ctx, f"{key}.dir", folder, "the category folder", '"Val"')
+    for fmt_name, _ in mix:
+        if Path(fmt_dirs[fmt_name]).parts == Path(folder).parts:
+            ctx.fail(f"{key}.dir", f"{folder!r} is also the folder of format {fmt_name}",
+                     "give validation a folder of its own, e.g. \"Val\"")
+    return ValidationCfg(**{**vals, "formats": formats, "dir": folder})
 
 
 def _load_watch(ctx: _Ctx, items: Any, cats: set[str], base: Path) -> tuple[WatchCfg, ...]:
@@ -486,11 +653,18 @@ def _check_extraction(ctx: _Ctx, e: ExtractionCfg) -> None:
     _check_range(ctx, "extraction.retry_skip_seconds", e.retry_skip_seconds, 0.0, 3600)
     _check_range(ctx, "extraction.low_success_warning", e.low_success_warning, 0.0, 1.0)
     _check_range(ctx, "extraction.edge_margin_seconds", e.edge_margin_seconds, 0.0, 36000)
+    _check_range(ctx, "extraction.keyframe_tolerance_seconds", e.keyframe_tolerance_seconds,
+                 0.0, 3600)
     q = e.quality
     for name in ("black_level", "flat_frame_std", "crop_min_std"):
         _check_range(ctx, f"extraction.quality.{name}", getattr(q, name), 0.0, 255.0)
     _check_range(ctx, "extraction.quality.crop_min_detail", q.crop_min_detail, 0.0, 1e7)
     _check_range(ctx, "extraction.quality.crop_retries", q.crop_retries, 1, 100)
+    # A ratio at or below 1 would call every pair that is a little above its neighbours a cut.
+    _check_range(ctx, "extraction.quality.cut_ratio", q.cut_ratio, 1.1, 1000.0)
+    _check_range(ctx, "extraction.quality.cut_min_diff", q.cut_min_diff, 0.0, 255.0)
+    _check_range(ctx, "extraction.quality.cut_min_gain", q.cut_min_gain, 0.0, 1.0)
+    _check_range(ctx, "extraction.quality.cut_min_jump", q.cut_min_jump, 0.0, 1.0)
 
 
 def _load_formats(ctx: _Ctx, table: Any) -> tuple[FormatCfg, ...]:
@@ -521,7 +695,7 @@ def _load_formats(ctx: _Ctx, table: Any) -> tuple[FormatCfg, ...]:
     return tuple(out)
 
 
-def _load_categories(ctx: _Ctx, table: Any, fmt_dirs: dict[str, str]
+def _load_categories(ctx: _Ctx, table: Any, fmt_dirs: dict[str, str], templates: set[str]
                      ) -> tuple[CategoryCfg, ...]:
     if not isinstance(table, dict) or not table:
         ctx.fail("categories", "missing or empty", "add at least one [categories.<name>] table")
@@ -529,8 +703,12 @@ def _load_categories(ctx: _Ctx, table: Any, fmt_dirs: dict[str, str]
     folders: dict[tuple[str, ...], str] = {}
     for name, body in table.items():
         key = f"categories.{name}"
-        vals = _build(ctx, CategoryCfg, body, key, skip={"formats"},
+        vals = _build(ctx, CategoryCfg, body, key,
+                      skip={"formats", "degradations", "format_degradations", "validation"},
                       hidden={"name": "the table name is the category name; remove it"})
+        if RESERVED_NAME_CHAR in name:
+            ctx.fail(key, f"{name!r} contains {RESERVED_NAME_CHAR!r}",
+                     f"rename the category without {RESERVED_NAME_CHAR!r} (dsgen reserves it)")
         if "target" not in vals:
             ctx.fail(f"{key}.target", "missing", "add target = <number of samples>")
         _check_range(ctx, f"{key}.target", vals["target"], 0, 10**9)
@@ -554,8 +732,70 @@ def _load_categories(ctx: _Ctx, table: Any, fmt_dirs: dict[str, str]
                          f"writes to folder {fmt_dirs[fmt_name]!r}, as {dirs[d]!r} does",
                          f"give formats.{fmt_name}.dir a folder of its own")
             dirs[d] = fmt_name
-        out.append(CategoryCfg(name=name, path=path, formats=mix, **vals))
+        degr = _degradation_mixes(ctx, key, body, templates, [f for f, _ in mix])
+        validation = _load_validation(ctx, f"{key}.validation", body.get("validation", {}),
+                                      mix, fmt_dirs)
+        out.append(CategoryCfg(name=name, path=path, formats=mix, validation=validation,
+                               **degr, **vals))
     return tuple(out)
+
+
+def _degradation_mixes(ctx: _Ctx, key: str, body: dict[str, Any], templates: set[str],
+                       formats: list[str]) -> dict[str, Any]:
+    """A category's `degradations` mix and its per-format overrides."""
+    known = templates | {NONE}
+    define = f"define [degradations.<name>] or use a built-in or {NONE!r}"
+    out: dict[str, Any] = {}
+    if "degradations" in body:
+        out["degradations"] = load_mix(ctx, f"{key}.degradations", body["degradations"], known,
+                                       "degradation template", define)
+    if "format_degradations" in body:
+        table = body["format_degradations"]
+        if not isinstance(table, dict):
+            ctx.fail(f"{key}.format_degradations", f"{table!r} is not a table",
+                     "write { format = { template = weight } }")
+        per = []
+        for fmt, mix in table.items():
+            if fmt not in formats:
+                ctx.fail(f"{key}.format_degradations.{fmt}",
+                         f"{fmt!r} is not one of this category's formats",
+                         "add it to the category's formats or remove the override"
+                         + _suggest(fmt, formats))
+            per.append((fmt, load_mix(ctx, f"{key}.format_degradations.{fmt}", mix, known,
+                                      "degradation template", define)))
+        out["format_degradations"] = tuple(per)
+    return out
+
+
+def _check_templates_used(ctx: _Ctx, user: Any, categories: tuple[CategoryCfg, ...],
+                          templates: tuple[DegradationCfg, ...]) -> None:
+    """A template the file defines must be named by some category (else it is a typo or a
+    forgotten mix); every used template's codecs must exist in this PyAV build."""
+    used: dict[str, str] = {}
+    for c in categories:
+        for name, _ in c.degradations:
+            used.setdefault(name, f"categories.{c.name}.degradations")
+        for fmt, mix in c.format_degradations:
+            for name, _ in mix:
+                used.setdefault(name, f"categories.{c.name}.format_degradations.{fmt}")
+    for name in user:
+        if name not in used:
+            ctx.fail(f"degradations.{name}", "no category uses this template",
+                     f"add it to a mix, e.g. degradations = {{ {name} = 1.0 }} in a "
+                     "[categories.<name>] table, or remove it")
+    for t in templates:
+        missing = missing_codecs(t) if t.name in used else None
+        if missing is None:
+            continue
+        where, problem = missing
+        codec = where.rsplit(".", 1)[1]
+        if t.name in user:
+            ctx.fail(f"degradations.{t.name}.{where}", problem,
+                     f"remove {codec} from codecs (or give it weight 0), or install a PyAV "
+                     "wheel whose FFmpeg has it")
+        ctx.fail(f"{used[t.name]}.{t.name}", f"the built-in template {t.name!r} uses {codec}: "
+                 f"{problem}", f"choose another template, or define your own "
+                 f"[degradations.{t.name}] without {codec}")
 
 
 def _load_videos(ctx: _Ctx, items: Any, cats: set[str], base: Path) -> tuple[VideoCfg, ...]:

@@ -8,7 +8,6 @@ workers return encoded files and the parent alone writes them under final names
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 from collections.abc import Callable
@@ -16,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from dsgen import __version__, ledger
+from dsgen import __version__, ledger, split
 from dsgen.config import Config, load_config
 from dsgen.damage import DamageLog, entry, entry_seconds
 from dsgen.diskspace import DiskGuard
@@ -35,7 +34,16 @@ from dsgen.extract import HeaderRequest, header_task
 from dsgen.indexer import Indexer
 from dsgen.library import Library, read_headers
 from dsgen.metrics import Metrics
-from dsgen.model import DAMAGED, WORKER_CRASH, Attempt, SlotResult, TaskResult, VideoProbe
+from dsgen.migrate import check_scheme, identity
+from dsgen.model import (
+    DAMAGED,
+    WORKER_CRASH,
+    Attempt,
+    SlotResult,
+    TaskResult,
+    VideoProbe,
+    split_key,
+)
 from dsgen.notify import Notifier
 from dsgen.patches import geometry, scale_note
 from dsgen.planner import new_phase
@@ -46,6 +54,8 @@ from dsgen.runstate import PROBE, IndexWork, ProbeWork, RunState, TaskWork, Work
 from dsgen.state import State
 from dsgen.writer import (
     DiskFull,
+    PathScheme,
+    alias_paths,
     clear_tmp,
     remove_files,
     write_descriptions,
@@ -129,12 +139,13 @@ class Engine:
         self.executor = self._executor_factory(cfg)
         ui.line("✓ Creating output directories...")
         cfg.output_root.mkdir(parents=True, exist_ok=True)
-        write_descriptions(cfg)
         ui.line("✓ Checking for existing checkpoints...")
         st = State(cfg.state_dir)
         self.progress.state_path = str(st.path)
         try:
             self._check_identity(cfg, st)
+            check_scheme(cfg, st)
+            write_descriptions(cfg)  # only once the dataset is known to be this config's
             return self._run(st)
         finally:
             st.close()
@@ -170,8 +181,8 @@ class Engine:
             self.library.stop_watching()
             run.status = "interrupted" if run.stopping.is_set() else "finished"
             if self.cfg.layout == "basicsr":
-                write_meta_info(self.cfg, ((c, f, self._slug(n), s)
-                                           for c, f, n, s in st.sample_keys()))
+                write_meta_info(self.cfg, ((c, f, self._slug(n), s, sp)
+                                           for c, f, n, s, sp in st.sample_keys()))
             self.progress.write_status(force=True)
             st.end_run(run_id, run.status)
         if run.stopping.is_set():
@@ -186,9 +197,7 @@ class Engine:
 
     @staticmethod
     def _identity(cfg: Config) -> str:
-        return json.dumps({"seed": cfg.seed, "layout": cfg.layout,
-                           "frames": cfg.extraction.frames_per_clip,
-                           "root": str(cfg.output_root.resolve())}, sort_keys=True)
+        return identity(cfg)
 
     def _check_identity(self, cfg: Config, st: State) -> None:
         """Refuse to mix datasets: seed, layout, frame count and root must match the state's."""
@@ -379,23 +388,34 @@ class Engine:
     def _record(self, st: State, vid: int, slot: SlotResult) -> bool:
         """Write a complete slot's files and make it durable; False (nothing kept) on a full
         disk. Samples beyond a (lowered) target are dropped."""
-        run = self.run_state
-        targets = {c.name: c.target for c in self.cfg.categories}
+        run, cfg = self.run_state, self.cfg
+        targets = split.targets(cfg)
         keep = []
         taken: dict[str, int] = {}
         for s in slot.samples:
-            n = run.totals.get(s.category, 0) + taken.get(s.category, 0)
-            if n >= targets.get(s.category, 0):
+            k = split_key(s.category, s.split)
+            if run.totals.get(k, 0) + taken.get(k, 0) >= targets.get(k, 0):
                 slot.failed[s.category] = "target_reached"
                 continue
-            taken[s.category] = taken.get(s.category, 0) + 1
+            taken[k] = taken.get(k, 0) + 1
             keep.append(s)
         written: list[Path] = []
+        scheme = PathScheme.of(cfg)
         try:
             for s in keep:
-                write_sample(self.cfg, [(f, b) for (f, _), b in zip(s.files, s.blobs,
-                                                                    strict=True)])
-                written.extend(self.cfg.output_root / f for f, _ in s.files)
+                aliases = alias_paths(scheme, [f for f, _ in s.files])
+                copies = write_sample(cfg, [(f, b) for (f, _), b in zip(s.files, s.blobs,
+                                                                        strict=True)], aliases)
+                written.extend(cfg.output_root / f for f, _ in s.files)
+                written.extend(cfg.output_root / a for a, _ in aliases)
+                if copies and not run.alias_copies:
+                    self.ui.warn("No hard links on the output filesystem",
+                                 [f"Output: {cfg.output_root}",
+                                  "LR aliases (" + ", ".join(n for n, _ in cfg.lr_aliases)
+                                  + ") are written as copies: more disk space per sample"],
+                                 ["Set lr_aliases = {} if your trainer does not read them"],
+                                 event="alias_copies", output=str(cfg.output_root))
+                run.alias_copies += copies
         except DiskFull:
             remove_files(written)
             return False
@@ -480,6 +500,9 @@ class Engine:
             if self._identity(new) != self._identity(self.cfg):
                 raise DsgenError(f"{new.source}: seed, layout, frames_per_clip or output_root "
                                  "changed", hint="these are fixed for a dataset; revert them")
+            if PathScheme.of(new) != PathScheme.of(self.cfg):
+                raise DsgenError(f"{new.source}: bucket_size or lr_aliases changed",
+                                 hint="stop dsgen and run `dsgen migrate` to move the files")
         except DsgenError as e:
             self.ui.warn("Config reload failed", [str(e)], ["Keeping the running configuration"],
                          event="reload_failed", error=str(e))

@@ -23,6 +23,7 @@ import numpy as np
 from dsgen.colour import luma_small
 from dsgen.config import Config
 from dsgen.decode import ClipDamaged, ClipError, ClipReader, WindowPlan
+from dsgen.degrade import degrade_clip
 from dsgen.errors import VideoError
 from dsgen.index import ChunkScan, scan_chunk
 from dsgen.model import (
@@ -294,26 +295,34 @@ def _make_samples(task: Task, geo: Geometry, slot: SlotPlan, out: SlotResult, pe
             continue
         t1 = time.perf_counter()
         gts = [gt if f is centre else gt_patch(f, box, fmt, info) for f in frames]
-        lrs = [lr_frame(g, fmt, cfg.extraction.lr_filter) for g in gts]
-        images = _layout_images(cfg, gts, lrs)
+        clean = [lr_frame(g, fmt, cfg.extraction.lr_filter) for g in gts]
+        lrs, degradation = degrade_clip(cfg, task.name, slot.slot_id, number, cat_name, fmt,
+                                        gts, clean)
+        images = _layout_images(cfg, gts, lrs, clean)
         secs["patch"] += time.perf_counter() - t1
         t2 = time.perf_counter()
         encoded = [encode_png(image, cfg.png_compression) for image in images]
         secs["encode"] += time.perf_counter() - t2
-        paths = sample_files(cfg, cfg.category(cat_name), fmt, task.slug, slot.slot_id)
+        paths = sample_files(cfg, cfg.category(cat_name), fmt, task.slug, slot.slot_id,
+                             slot.split)
         files = tuple((os.path.relpath(p, cfg.output_root), len(data))
                       for p, data in zip(paths, encoded, strict=True))
         pts = tuple(int(f.pts) for f in frames)
         out.samples.append(Sample(slot.slot_id, cat_name, fmt_name, files, start, pts,
                                   box, {"scene_diff": round(scene_diff, 3),
                                         "crop_std": round(cv.std, 3),
-                                        "detail": round(cv.detail, 3)}, tuple(encoded)))
+                                        "detail": round(cv.detail, 3)}, tuple(encoded),
+                                  degradation, slot.split))
         out.failed.pop(cat_name, None)
         pending.discard(cat_name)
 
 
-def _layout_images(cfg: Config, gts: list[np.ndarray], lrs: list[np.ndarray]) -> list[np.ndarray]:
-    """Images in the order of `sample_files`: stacked (GT, LR stacks) or basicsr (GT…, LR…)."""
+def _layout_images(cfg: Config, gts: list[np.ndarray], lrs: list[np.ndarray],
+                   clean: list[np.ndarray]) -> list[np.ndarray]:
+    """Images in the order of `sample_files`: stacked (GT, LR stacks[, clean LR stacks]) or
+    basicsr (GT…, LR…[, clean LR…])."""
+    extra = [clean] if cfg.extraction.write_clean_lr else []
     if cfg.layout == "stacked":
-        return [gts[len(gts) // 2], *[lr_stack(lrs, k) for k in cfg.extraction.lr_stacks]]
-    return [*gts, *lrs]
+        return [gts[len(gts) // 2], *[lr_stack(f, k) for f in (lrs, *extra)
+                                      for k in cfg.extraction.lr_stacks]]
+    return [*gts, *lrs, *(f for frames in extra for f in frames)]

@@ -15,7 +15,7 @@ from dsgen.report import Reporter
 from dsgen.runstate import RunState
 from dsgen.state import State
 from dsgen.watcher import FolderWatcher
-from dsgen.writer import remove_files, sample_files
+from dsgen.writer import PathScheme, alias_paths, remove_files, sample_files
 
 Headers = Callable[[list[Path]], list["QuickProbe | VideoError"]]
 
@@ -234,7 +234,8 @@ class Library:
                 continue
             slug = self.run.cfg_by_id[vid].slug
             for slot in st.slots(vid, pending_only=True):
-                remove_files(slot_paths(self.run.cfg, slug, slot.slot_id, slot.formats))
+                remove_files(slot_paths(self.run.cfg, slug, slot.slot_id, slot.formats,
+                                        slot.split))
 
 
 def _real(path: Path) -> str:
@@ -245,15 +246,19 @@ def _real(path: Path) -> str:
         return str(path)
 
 
-def slot_paths(cfg: Config, slug: str, slot_id: int, formats: tuple[tuple[str, str], ...]
-               ) -> list[Path]:
-    """Every final path a slot's samples may have (for rollback)."""
+def slot_paths(cfg: Config, slug: str, slot_id: int, formats: tuple[tuple[str, str], ...],
+               split: str, scheme: PathScheme | None = None) -> list[Path]:
+    """Every final path a slot's samples may have, LR aliases included (for rollback)."""
     out: list[Path] = []
     cats = {c.name: c for c in cfg.categories}
     fmts = {f.name: f for f in cfg.formats}
+    scheme = scheme or PathScheme.of(cfg)
     for cat, fmt in formats:
         if cat in cats and fmt in fmts:
-            out.extend(sample_files(cfg, cats[cat], fmts[fmt], slug, slot_id))
+            files = sample_files(cfg, cats[cat], fmts[fmt], slug, slot_id, split, scheme)
+            out.extend(files)
+            rel = [str(p.relative_to(cfg.output_root)) for p in files]
+            out.extend(cfg.output_root / a for a, _ in alias_paths(scheme, rel))
     return out
 
 

@@ -29,6 +29,20 @@ WORKER_CRASH: Final = "worker_crash"  # the attempt's task killed its worker aga
 DAMAGED: Final = "damaged"
 REASONS: Final = (OK, SCENE_CUT, BLACK, FLAT, DECODE_ERROR, DAMAGED, LOW_DETAIL, LOW_TEXTURE)
 
+# --- Splits ---------------------------------------------------------------------------------
+# Every sample is training or validation data. Planning figures are keyed by a planning key:
+# the category for training, `<category>@val` for validation (see dsgen.split).
+TRAIN: Final = "train"
+VAL: Final = "val"
+SPLITS: Final = (TRAIN, VAL)
+VAL_SUFFIX: Final = "@val"
+
+
+def split_key(category: str, split: str = TRAIN) -> str:
+    """The planning key of a category's split."""
+    return category + VAL_SUFFIX if split == VAL else category
+
+
 # --- Video states -------------------------------------------------------------------------
 # Stored in the state (`videos.status`): what the library knows about the file.
 StoredStatus = Literal["new", "ready", "failed", "missing", "changed", "gone", "unavailable"]
@@ -229,9 +243,10 @@ class VideoCounts:
     pending: int = 0  # planned and not yet recorded
     next_slot: int = 0  # id of the next slot a round creates
     last_round: int = -1
-    quota: dict[str, int] = field(default_factory=dict)  # category → samples planned
-    achieved: dict[str, int] = field(default_factory=dict)  # category → durable samples
-    exhausted: dict[str, str] = field(default_factory=dict)  # category → why no more
+    # keyed by planning key (`split_key`): the category, or `<category>@val`
+    quota: dict[str, int] = field(default_factory=dict)  # key → samples planned
+    achieved: dict[str, int] = field(default_factory=dict)  # key → durable samples
+    exhausted: dict[str, str] = field(default_factory=dict)  # key → why no more
     tried: int = 0  # clip attempts recorded
     ok: int = 0  # of which passed the gates
 
@@ -276,6 +291,7 @@ class SlotPlan:
     round: int
     starts: tuple[int, ...]  # planned positions (pts) of the windows to try, in trial order
     formats: tuple[tuple[str, str], ...]  # (category, format) pairs this slot must produce
+    split: str = TRAIN  # TRAIN or VAL (dsgen.split): every sample of the slot has it
     bounds: tuple[tuple[int, int, int], ...] = ()  # (lo, hi, fence) per position
     tol: int = 0
 
@@ -316,6 +332,9 @@ class Sample:
     # The encoded files, in `files` order, as the worker made them: the parent writes them
     # under their final names and drops them before recording (never stored).
     blobs: tuple[bytes, ...] = ()
+    # LR degradation: the template and every drawn parameter (dsgen.degrade.draw), JSON-able.
+    degradation: dict[str, Any] = field(default_factory=lambda: {"template": "none"})
+    split: str = TRAIN  # the slot's split
     # Where the window came from: planned position, how it was chosen, the tolerance.
     window: dict[str, Any] = field(default_factory=dict)
 

@@ -12,10 +12,15 @@ import numpy as np
 from dsgen.config import Config, FormatCfg
 from dsgen.model import NO_FENCE, SlotPlan, VideoProbe
 from dsgen.patches import Geometry, fits, geometry
+from dsgen.split import EVERYWHERE, TRAIN, Region
+from dsgen.split import formats as split_formats
 
 # Rounds of replacement slots a video gets before its deficit moves to other videos:
 # a round that yields nothing also ends it (the video cannot give more).
 MAX_ROUNDS = 8
+# Ticks a frame's real pts may stray from its nominal one (timestamps rounded to the time
+# base) when region bounds in frames become pts.
+PTS_SLACK = 1
 
 
 def name_key(name: str) -> int:
@@ -89,9 +94,11 @@ def capacity(probe: VideoProbe, cfg: Config) -> int:
     return max(0, (hi - lo) // window_ticks(probe, cfg) + 1) if hi >= lo else 0
 
 
-def fitting_formats(cfg: Config, geo: Geometry, category: str) -> list[tuple[FormatCfg, float]]:
-    """The category's formats that this picture can give, with their weights."""
-    mix = cfg.category(category).formats
+def fitting_formats(cfg: Config, geo: Geometry, category: str, split: str = TRAIN
+                    ) -> list[tuple[FormatCfg, float]]:
+    """The formats of a category's split that this picture can give, with their configured
+    weights (drawing by them re-weights the mix among the formats that fit)."""
+    mix = split_formats(cfg, category, split)
     return [(cfg.format(f), w) for f, w in mix if fits(geo, cfg.format(f))]
 
 
@@ -125,15 +132,18 @@ Interval = tuple[int, int]  # [first, last] pts, inclusive
 
 
 def free_intervals(probe: VideoProbe, cfg: Config, used: Iterable[Interval],
-                   blocked: Iterable[Interval] = ()) -> list[Interval]:
+                   blocked: Iterable[Interval] = (), region: Region = EVERYWHERE
+                   ) -> list[Interval]:
     """Positions where a new window may start: in range, its (nominal) frames overlapping no
     used window (`used`: windows tried before, first and last pts) and no `blocked` range
-    (damage, the part past a truncated file's end)."""
+    (damage, the part past a truncated file's end), where the split's region allows it
+    (`split.Region`, the held-out validation ranges and their guard band)."""
     lo, hi = start_range(probe, cfg)
     if hi < lo:
         return []
     span = window_ticks(probe, cfg)
-    cuts = sorted((a - span + 1, b) for a, b in [*used, *blocked])
+    region_allowed, region_blocked = region_intervals(probe, cfg, region)
+    cuts = sorted((a - span + 1, b) for a, b in [*used, *blocked, *region_blocked])
     out: list[Interval] = []
     at = lo
     for a, b in cuts:
@@ -144,25 +154,82 @@ def free_intervals(probe: VideoProbe, cfg: Config, used: Iterable[Interval],
             break
     if at <= hi:
         out.append((at, hi))
-    return [(a, b) for a, b in out if a <= b]
+    out = [(a, b) for a, b in out if a <= b]
+    if region_allowed is not None:
+        out = _intersect(out, region_allowed)
+    return out
+
+
+def _nominal(probe: VideoProbe, frame: int) -> int:
+    """The pts frame `frame` has at the nominal rate (the header's: planning needs no
+    index, and a plan must never depend on when an index scan finished)."""
+    return probe.first_pts + math.floor(frame * frame_length(probe))
+
+
+def region_intervals(probe: VideoProbe, cfg: Config, region: Region
+                     ) -> tuple[list[Interval] | None, list[Interval]]:
+    """A split region (`split.Region`: held-out frame ranges chosen from the header's frame
+    count, guard band in frames, other-split windows to keep the guard from in pts) as pts:
+    (the ranges window starts must lie in, None: anywhere; the pts ranges a window's frames
+    must not touch). Frame f is at its nominal pts, ± PTS_SLACK (timestamps rounded to the
+    time base)."""
+    h = region.holdout
+    if h is None and not region.inside:
+        return None, []
+    n = cfg.extraction.frames_per_clip
+    length = frame_length(probe)
+    g = h.guard if h is not None else 1
+    allowed: list[Interval] | None = [] if region.inside else None
+    blocked: list[Interval] = []
+    for b0, b1 in (h.blocks if h is not None else ()):
+        if allowed is not None:  # all n frames of the window in [b0, b1)
+            a = _nominal(probe, b0) + PTS_SLACK
+            b = _nominal(probe, b1) - math.ceil(n * length) - PTS_SLACK
+            if a <= b:
+                allowed.append((a, b))
+        else:  # no frame closer than g frames to a frame of the block
+            blocked.append((_nominal(probe, b0) - math.floor(g * length) + 1 - PTS_SLACK,
+                            _nominal(probe, b1 - 1) + math.ceil(g * length) - 1 + PTS_SLACK))
+    for u in region.avoid:  # a window of the other split opens at pts u: its n frames ± g
+        blocked.append((u - math.floor(g * length) + 1 - PTS_SLACK,
+                        u + math.ceil((n - 1 + g) * length) - 1 + PTS_SLACK))
+    return allowed, blocked
+
+
+def _intersect(a: list[Interval], b: list[Interval]) -> list[Interval]:
+    """The intersection of two sorted lists of disjoint inclusive intervals."""
+    out: list[Interval] = []
+    i = j = 0
+    b = sorted(b)
+    while i < len(a) and j < len(b):
+        lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if lo <= hi:
+            out.append((lo, hi))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return out
 
 
 def place_round(cfg: Config, probe: VideoProbe, name: str, deficits: dict[str, int],
                 used: list[Interval], first_slot: int, phase: int, rnd: int,
-                blocked: Iterable[Interval] = (), tol: int = 0) -> list[SlotPlan]:
-    """New slots for `deficits` (category → samples still owed) in windows no slot has tried.
+                region: Region = EVERYWHERE, blocked: Iterable[Interval] = (),
+                tol: int = 0) -> list[SlotPlan]:
+    """New slots for `deficits` (category → samples still owed) of one split, in windows no
+    slot has tried and the split's region allows.
 
     The free runtime is cut into one stretch per slot; a slot's positions are a random one
     in its stretch and replacements around it, each with the bounds a window there must
-    keep (so windows of different slots never overlap). Positions are pts; `tol` (ticks)
-    lets a window move to open at a keyframe."""
+    keep (so windows of different slots never overlap, and never leave the region). Positions
+    are pts; `tol` (ticks) lets a window move to open at a keyframe."""
     geo = geometry(probe, cfg.extraction.reference_height)
-    fitting = {cat: fitting_formats(cfg, geo, cat) for cat in sorted(deficits)}
+    fitting = {cat: fitting_formats(cfg, geo, cat, region.split) for cat in sorted(deficits)}
     need = max((d for cat, d in deficits.items() if fitting[cat]), default=0)
     if need <= 0:
         return []
-    rng = rng_for(cfg.seed, name, phase, rnd)
-    free = free_intervals(probe, cfg, used, blocked)
+    rng = rng_for(cfg.seed, name, phase, rnd, *region.salt)
+    free = free_intervals(probe, cfg, used, blocked, region)
     if not free:
         return []
     span = window_ticks(probe, cfg)
@@ -197,7 +264,7 @@ def place_round(cfg: Config, probe: VideoProbe, name: str, deficits: dict[str, i
     for (starts, limits), formats in zip(plans, serve, strict=True):
         if formats:
             out.append(SlotPlan(first_slot + len(out), phase, rnd, starts, tuple(formats),
-                                limits, tol))
+                                region.split, limits, tol))
     return out
 
 

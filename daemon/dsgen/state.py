@@ -11,13 +11,43 @@ from pathlib import Path
 from typing import Any
 
 from dsgen.errors import StateError
-from dsgen.model import SlotPlan, SlotResult, VideoCounts, VideoProbe, VideoRow
+from dsgen.model import (
+    VAL,
+    VAL_SUFFIX,
+    SlotPlan,
+    SlotResult,
+    VideoCounts,
+    VideoProbe,
+    VideoRow,
+)
 
 DB_NAME = "dsgen.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 4
+# Columns added after a table was first created: (schema, table, column, declaration).
+# Older databases get them in place (ALTER TABLE) when opened for writing; their rows read
+# NULL (or the default) there. Schema 2's column is in positional sample inserts of schema-1
+# dsgen, so the schema number moves on with each: an older dsgen refuses the state instead
+# of failing there (or writing rows without a split).
+MIGRATIONS = (
+    (1, "videos", "frames", "INTEGER"),  # NULL: frames in the index not known yet
+    (2, "samples", "degradation", "TEXT"),  # NULL: clean LR (no template)
+    (3, "slots", "split", "TEXT NOT NULL DEFAULT 'train'"),  # old slots were all training
+    (3, "samples", "split", "TEXT NOT NULL DEFAULT 'train'"),
+    # schema 4 (lazy probing, keyframe-aware windows, damage): positions become pts
+    (4, "slots", "bounds", "TEXT"),  # JSON [[lo, hi, fence], …] per position (NULL: exact)
+    (4, "slots", "tol", "INTEGER"),  # ticks a window may move to open at a keyframe
+    (4, "attempts", "end_pts", "INTEGER"),  # the window's last pts (NULL: not resolved)
+    (4, "attempts", "target", "INTEGER"),  # the planned position
+    (4, "attempts", "origin", "TEXT"),  # keyframe | position
+    (4, "samples", "window", "TEXT"),  # JSON: where the window came from
+    (4, "videos", "damage", "TEXT"),  # JSON [{what, first_s, last_s, …}, …] found so far
+)
 # A reader (dsgen monitor/status) never blocks the writer in WAL mode; this only
 # covers the short exclusive moments of checkpoints.
 BUSY_TIMEOUT_MS = 10_000
+
+# A sample's or slot's planning key (model.split_key) in SQL.
+KEY_SQL = f"category || CASE WHEN split = '{VAL}' THEN '{VAL_SUFFIX}' ELSE '' END"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -45,7 +75,8 @@ CREATE TABLE IF NOT EXISTS exhausted (
 CREATE TABLE IF NOT EXISTS slots (
     video_id INTEGER NOT NULL, slot_id INTEGER NOT NULL, phase INTEGER NOT NULL,
     round INTEGER NOT NULL, starts TEXT NOT NULL, formats TEXT NOT NULL,
-    done INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (video_id, slot_id)
+    done INTEGER NOT NULL DEFAULT 0, split TEXT NOT NULL DEFAULT 'train',
+    PRIMARY KEY (video_id, slot_id)
 );
 CREATE TABLE IF NOT EXISTS attempts (
     video_id INTEGER NOT NULL, slot_id INTEGER NOT NULL, number INTEGER NOT NULL,
@@ -56,11 +87,15 @@ CREATE TABLE IF NOT EXISTS samples (
     video_id INTEGER NOT NULL, slot_id INTEGER NOT NULL, category TEXT NOT NULL,
     format TEXT NOT NULL, files TEXT NOT NULL, bytes INTEGER NOT NULL,
     start INTEGER NOT NULL, frame_pts TEXT NOT NULL, box TEXT NOT NULL, metrics TEXT NOT NULL,
-    created REAL NOT NULL, PRIMARY KEY (video_id, slot_id, category)
+    created REAL NOT NULL, degradation TEXT, split TEXT NOT NULL DEFAULT 'train',
+    PRIMARY KEY (video_id, slot_id, category)
 );
 CREATE TABLE IF NOT EXISTS slot_failures (
     video_id INTEGER NOT NULL, slot_id INTEGER NOT NULL, category TEXT NOT NULL,
     reason TEXT NOT NULL, PRIMARY KEY (video_id, slot_id, category)
+);
+CREATE TABLE IF NOT EXISTS holdout (  -- a video's validation blocks, chosen once (dsgen.split)
+    video_id INTEGER PRIMARY KEY, holdout TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY, started REAL NOT NULL, ended REAL, status TEXT NOT NULL
@@ -73,20 +108,6 @@ CREATE TABLE IF NOT EXISTS index_chunks (
 CREATE INDEX IF NOT EXISTS samples_cat ON samples (category);
 CREATE INDEX IF NOT EXISTS slots_pending ON slots (done, video_id);
 """
-
-
-# Columns added since schema 1: (table, column, declaration); older databases get them in
-# place, NULL in existing rows.
-ADDED_COLUMNS = (
-    ("videos", "frames", "INTEGER"),  # frames in the index (planning without loading it)
-    ("slots", "bounds", "TEXT"),  # JSON [[lo, hi, fence], …] per position (NULL: exact)
-    ("slots", "tol", "INTEGER"),  # ticks a window may move to open at a keyframe
-    ("attempts", "end_pts", "INTEGER"),  # the window's last pts (NULL: not resolved)
-    ("attempts", "target", "INTEGER"),  # the planned position
-    ("attempts", "origin", "TEXT"),  # keyframe | position
-    ("samples", "window", "TEXT"),  # JSON: where the window came from
-    ("videos", "damage", "TEXT"),  # JSON [[what, first, last, detail], …] found so far
-)
 
 
 class State:
@@ -118,62 +139,58 @@ class State:
 
     def _check_version(self) -> None:
         row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-        if row is None:
-            self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('positions', 'pts')")
-        elif int(row[0]) > SCHEMA_VERSION:
+        if row is not None and int(row[0]) > SCHEMA_VERSION:
             raise StateError(f"{self.path}: written by a newer dsgen (schema {row[0]})",
                              hint="upgrade dsgen or use another state_dir")
-        self._add_columns()
-
-    def _add_columns(self) -> None:
-        """Columns added since schema 1: older databases get them in place (NULL), and their
-        window positions become pts (see `_positions_to_pts`)."""
-        for table, column, decl in ADDED_COLUMNS:
-            if column not in self._columns(table):
-                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
-        if self.get_meta("positions") != "pts":
-            self._positions_to_pts()
+        if row is not None and int(row[0]) == SCHEMA_VERSION:
+            return
+        # the new columns, positions as pts and the new schema number, atomically
+        with self.tx() as db:
+            for _, table, column, decl in MIGRATIONS:
+                if column not in self._columns(table):
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+            if row is None:  # a new database: its positions are pts from the start
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('positions', 'pts')")
+            elif self.get_meta("positions") != "pts":
+                self._positions_to_pts(db)
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
 
     def _columns(self, table: str) -> set[str]:
         return {str(r[1]) for r in self.db.execute(f"PRAGMA table_info({table})")}
 
-    def _positions_to_pts(self) -> None:
+    def _positions_to_pts(self, db: sqlite3.Connection) -> None:
         """Databases from before lazy probing keep window positions as frame indices into
         each video's stored index: rewrite them as pts (slots' positions, attempts' and
-        samples' first frames, attempts' last frames), in one transaction. Such slots keep
-        no bounds: their windows are exactly where they were planned."""
+        samples' first frames, attempts' last frames), inside the migration's transaction.
+        Such slots keep no bounds: their windows are exactly where they were planned."""
         ident = self.get_meta("identity")
         n = int(json.loads(ident).get("frames", 7)) if ident else 7
-        with self.tx() as db:
-            for vid, probe, arrays in db.execute(
-                    "SELECT id, probe, arrays FROM videos").fetchall():
-                rows = db.execute("SELECT COUNT(*) FROM slots WHERE video_id=?",
-                                  (vid,)).fetchone()[0]
-                if not rows:
-                    continue
-                if not probe or not arrays:
-                    raise StateError(f"{self.path}: video {vid} has planned slots but no frame "
-                                     "index to convert them with",
-                                     hint="use a new state_dir (this one is damaged)")
-                pts = VideoProbe.from_state(probe, arrays).frame_pts.tolist()
+        for vid, probe, arrays in db.execute("SELECT id, probe, arrays FROM videos").fetchall():
+            rows = db.execute("SELECT COUNT(*) FROM slots WHERE video_id=?", (vid,)).fetchone()[0]
+            if not rows:
+                continue
+            if not probe or not arrays:
+                raise StateError(f"{self.path}: video {vid} has planned slots but no frame "
+                                 "index to convert them with",
+                                 hint="use a new state_dir (this one is damaged)")
+            pts = VideoProbe.from_state(probe, arrays).frame_pts.tolist()
 
-                def at(i: int, pts: list[int] = pts) -> int:
-                    return int(pts[i]) if 0 <= i < len(pts) else i
-                for slot_id, starts in db.execute(
-                        "SELECT slot_id, starts FROM slots WHERE video_id=?", (vid,)).fetchall():
-                    db.execute("UPDATE slots SET starts=? WHERE video_id=? AND slot_id=?",
-                               (json.dumps([at(i) for i in json.loads(starts)]), vid, slot_id))
-                for slot_id, number, start in db.execute(
-                        "SELECT slot_id, number, start FROM attempts WHERE video_id=?",
-                        (vid,)).fetchall():
-                    db.execute("UPDATE attempts SET start=?, end_pts=?, target=? WHERE video_id=?"
-                               " AND slot_id=? AND number=?",
-                               (at(start), at(start + n - 1) if start >= 0 else None,
-                                at(start), vid, slot_id, number))
-                db.execute("UPDATE samples SET start=json_extract(frame_pts, '$[0]')"
-                           " WHERE video_id=?", (vid,))
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('positions', 'pts')")
+            def at(i: int, pts: list[int] = pts) -> int:
+                return int(pts[i]) if 0 <= i < len(pts) else i
+            for slot_id, starts in db.execute(
+                    "SELECT slot_id, starts FROM slots WHERE video_id=?", (vid,)).fetchall():
+                db.execute("UPDATE slots SET starts=? WHERE video_id=? AND slot_id=?",
+                           (json.dumps([at(i) for i in json.loads(starts)]), vid, slot_id))
+            for slot_id, number, start in db.execute(
+                    "SELECT slot_id, number, start FROM attempts WHERE video_id=?",
+                    (vid,)).fetchall():
+                db.execute("UPDATE attempts SET start=?, end_pts=?, target=? WHERE video_id=?"
+                           " AND slot_id=? AND number=?",
+                           (at(start), at(start + n - 1) if start >= 0 else None,
+                            at(start), vid, slot_id, number))
+            db.execute("UPDATE samples SET start=json_extract(frame_pts, '$[0]')"
+                       " WHERE video_id=?", (vid,))
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('positions', 'pts')")
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
@@ -197,6 +214,11 @@ class State:
         """Store a setting."""
         with self.tx() as db:
             db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def del_meta(self, key: str) -> None:
+        """Forget a setting."""
+        with self.tx() as db:
+            db.execute("DELETE FROM meta WHERE key=?", (key,))
 
     # -- videos ----------------------------------------------------------------------------
 
@@ -362,23 +384,27 @@ class State:
         """Record new slots of a video."""
         with self.tx() as db:
             db.executemany(
-                "INSERT INTO slots (video_id, slot_id, phase, round, starts, formats, bounds,"
-                " tol) VALUES (?,?,?,?,?,?,?,?)",
+                "INSERT INTO slots (video_id, slot_id, phase, round, starts, formats, split,"
+                " bounds, tol) VALUES (?,?,?,?,?,?,?,?,?)",
                 [(video_id, s.slot_id, s.phase, s.round, json.dumps(s.starts),
-                  json.dumps(s.formats), json.dumps(s.bounds) if s.bounds else None, s.tol)
-                 for s in slots])
+                  json.dumps(s.formats), s.split, json.dumps(s.bounds) if s.bounds else None,
+                  s.tol) for s in slots])
 
     def slots(self, video_id: int, pending_only: bool = False) -> list[SlotPlan]:
         """A video's slots in slot order."""
-        q = ("SELECT slot_id, phase, round, starts, formats, bounds, tol FROM slots"
+        q = ("SELECT slot_id, phase, round, starts, formats, split, bounds, tol FROM slots"
              " WHERE video_id=?")
         if pending_only:
             q += " AND done=0"
         rows = self.db.execute(q + " ORDER BY slot_id", (video_id,)).fetchall()
         return [SlotPlan(r[0], r[1], r[2], tuple(json.loads(r[3])),
-                         tuple((c, f) for c, f in json.loads(r[4])),
-                         tuple(tuple(b) for b in json.loads(r[5])) if r[5] else (),  # type: ignore[misc]
-                         int(r[6] or 0)) for r in rows]
+                         tuple((c, f) for c, f in json.loads(r[4])), r[5],
+                         tuple(tuple(b) for b in json.loads(r[6])) if r[6] else (),  # type: ignore[misc]
+                         int(r[7] or 0)) for r in rows]
+
+    def has_slots(self) -> bool:
+        """Whether any slot was ever planned (files may exist)."""
+        return self.db.execute("SELECT 1 FROM slots LIMIT 1").fetchone() is not None
 
     def slot_stats(self, video_id: int) -> tuple[int, int, int, int]:
         """(slots, pending slots, next slot id, last round) of a video."""
@@ -387,19 +413,37 @@ class State:
             " COALESCE(MAX(round), -1) FROM slots WHERE video_id=?", (video_id,)).fetchone()
         return int(r[0]), int(r[1]), int(r[2]), int(r[3])
 
-    def used_windows(self, video_id: int) -> list[tuple[int, int]]:
-        """(first, last) pts of every window a slot of this video has tried (an attempt that
-        was not resolved blocks its planned position)."""
-        rows = self.db.execute("SELECT start, COALESCE(end_pts, start) FROM attempts"
-                               " WHERE video_id=? AND start >= 0", (video_id,))
-        return [(int(r[0]), int(r[1])) for r in rows]
+    def used_windows(self, video_id: int) -> list[tuple[int, int, str]]:
+        """(first, last) pts and split of every window a slot of this video has tried (an
+        attempt that was not resolved blocks its planned position)."""
+        rows = self.db.execute(
+            "SELECT a.start, COALESCE(a.end_pts, a.start), t.split FROM attempts a JOIN slots t"
+            " ON a.video_id=t.video_id AND a.slot_id=t.slot_id WHERE a.video_id=? AND"
+            " a.start >= 0", (video_id,))
+        return [(int(r[0]), int(r[1]), str(r[2])) for r in rows]
 
-    def round_yield(self, video_id: int, rnd: int) -> int:
-        """Samples the given round of a video produced."""
-        r = self.db.execute(
-            "SELECT COUNT(*) FROM samples s JOIN slots t ON s.video_id=t.video_id AND"
-            " s.slot_id=t.slot_id WHERE s.video_id=? AND t.round=?", (video_id, rnd)).fetchone()
-        return int(r[0])
+    def round_result(self, video_id: int, rnd: int) -> dict[str, tuple[int, int]]:
+        """(slots, samples) per split of the given round of a video."""
+        out = {str(r[0]): (int(r[1]), 0) for r in self.db.execute(
+            "SELECT split, COUNT(*) FROM slots WHERE video_id=? AND round=? GROUP BY split",
+            (video_id, rnd))}
+        for sp, n in self.db.execute(
+                "SELECT t.split, COUNT(*) FROM samples s JOIN slots t ON s.video_id=t.video_id"
+                " AND s.slot_id=t.slot_id WHERE s.video_id=? AND t.round=? GROUP BY t.split",
+                (video_id, rnd)):
+            out[str(sp)] = (out.get(str(sp), (0, 0))[0], int(n))
+        return out
+
+    def holdout(self, video_id: int) -> str | None:
+        """A video's held-out validation blocks (split.Holdout JSON), once chosen."""
+        row = self.db.execute("SELECT holdout FROM holdout WHERE video_id=?",
+                              (video_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_holdout(self, video_id: int, text: str) -> None:
+        """Store a video's held-out blocks (never changed afterwards)."""
+        with self.tx() as db:
+            db.execute("INSERT OR IGNORE INTO holdout VALUES (?, ?)", (video_id, text))
 
     # -- results ---------------------------------------------------------------------------
 
@@ -414,11 +458,12 @@ class State:
                   a.end, a.target, a.origin or None) for a in res.attempts])
             db.executemany(
                 "INSERT OR REPLACE INTO samples (video_id, slot_id, category, format, files,"
-                " bytes, start, frame_pts, box, metrics, created, window)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                " bytes, start, frame_pts, box, metrics, created, degradation, split, window)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(video_id, s.slot_id, s.category, s.format, json.dumps(s.files),
                   sum(b for _, b in s.files), s.start, json.dumps(s.frame_pts),
                   json.dumps(s.box), json.dumps(s.metrics, sort_keys=True), now,
+                  json.dumps(s.degradation, sort_keys=True), s.split,
                   json.dumps(s.window, sort_keys=True) if s.window else None)
                  for s in res.samples])
             db.executemany("INSERT OR REPLACE INTO slot_failures VALUES (?,?,?,?)",
@@ -440,9 +485,9 @@ class State:
         for vid, cat, amount in self.db.execute(
                 "SELECT video_id, category, SUM(amount) FROM quotas GROUP BY video_id, category"):
             get(vid).quota[cat] = int(amount)
-        for vid, cat, n in self.db.execute(
-                "SELECT video_id, category, COUNT(*) FROM samples GROUP BY video_id, category"):
-            get(vid).achieved[cat] = int(n)
+        for vid, k, n in self.db.execute(
+                f"SELECT video_id, {KEY_SQL}, COUNT(*) FROM samples GROUP BY video_id, 2"):
+            get(vid).achieved[k] = int(n)
         for vid, cat, why in self.db.execute("SELECT video_id, category, reason FROM exhausted"):
             get(vid).exhausted[cat] = why
         for vid, tried, ok in self.db.execute(
@@ -452,15 +497,15 @@ class State:
         return out
 
     def achieved(self) -> dict[tuple[int, str], int]:
-        """Samples per (video, category)."""
+        """Samples per (video, planning key)."""
         rows = self.db.execute(
-            "SELECT video_id, category, COUNT(*) FROM samples GROUP BY video_id, category")
+            f"SELECT video_id, {KEY_SQL}, COUNT(*) FROM samples GROUP BY video_id, 2")
         return {(r[0], r[1]): int(r[2]) for r in rows}
 
     def category_totals(self) -> dict[str, tuple[int, int]]:
-        """(samples, bytes) per category."""
+        """(samples, bytes) per planning key (the category, or `<category>@val`)."""
         rows = self.db.execute(
-            "SELECT category, COUNT(*), COALESCE(SUM(bytes), 0) FROM samples GROUP BY category")
+            f"SELECT {KEY_SQL}, COUNT(*), COALESCE(SUM(bytes), 0) FROM samples GROUP BY 1")
         return {r[0]: (int(r[1]), int(r[2])) for r in rows}
 
     def outcome_counts(self, video_id: int | None = None) -> dict[str, int]:
@@ -472,14 +517,20 @@ class State:
             args = (video_id,)
         return {r[0]: int(r[1]) for r in self.db.execute(q + " GROUP BY outcome", args)}
 
+    def _split_sql(self) -> str:
+        """The samples' split column (an older read-only state has none: all training)."""
+        return "s.split" if "split" in self._columns("samples") else "'train'"
+
     def sample_rows(self) -> Iterator[tuple[Any, ...]]:
-        """Every sample joined with its video, for the manifest (the window JSON is NULL for
-        samples of a database not yet migrated, opened read-only)."""
-        window = "s.window" if "window" in self._columns("samples") else "NULL"
+        """Every sample joined with its video, for the manifest (the degradation and window
+        JSON are NULL for samples of an older state, read-only and not yet migrated)."""
+        cols = self._columns("samples")
+        degradation = "s.degradation" if "degradation" in cols else "NULL"
+        window = "s.window" if "window" in cols else "NULL"
         yield from self.db.execute(
             "SELECT v.name, v.path, s.slot_id, s.category, s.format, s.files, s.start,"
             " s.frame_pts, s.box, s.metrics, v.arrays IS NOT NULL, s.video_id,"
-            f" {window} FROM samples s"
+            f" {degradation}, {self._split_sql()}, {window} FROM samples s"
             " JOIN videos v ON v.id = s.video_id ORDER BY s.video_id, s.slot_id, s.category")
 
     def positions_are_pts(self) -> bool:
@@ -487,12 +538,25 @@ class State:
         read-only before a run migrated it)."""
         return self.get_meta("positions") == "pts"
 
-    def sample_keys(self) -> list[tuple[str, str, str, int]]:
-        """(category, format, video slug source name, slot) of every sample."""
+    def sample_keys(self) -> list[tuple[str, str, str, int, str]]:
+        """(category, format, video name, slot, split) of every sample."""
         rows = self.db.execute(
-            "SELECT s.category, s.format, v.name, s.slot_id FROM samples s JOIN videos v"
-            " ON v.id = s.video_id ORDER BY 1, 2, 3, 4")
-        return [(r[0], r[1], r[2], int(r[3])) for r in rows]
+            f"SELECT s.category, s.format, v.name, s.slot_id, {self._split_sql()} FROM samples"
+            " s JOIN videos v ON v.id = s.video_id ORDER BY 1, 2, 3, 4")
+        return [(r[0], r[1], r[2], int(r[3]), str(r[4])) for r in rows]
+
+    def sample_files(self) -> list[tuple[int, int, str, str, str]]:
+        """(video id, slot, category, video name, files JSON) of every sample (migration)."""
+        rows = self.db.execute(
+            "SELECT s.video_id, s.slot_id, s.category, v.name, s.files FROM samples s JOIN"
+            " videos v ON v.id = s.video_id ORDER BY s.video_id, s.slot_id, s.category")
+        return [(int(r[0]), int(r[1]), str(r[2]), str(r[3]), str(r[4])) for r in rows]
+
+    def set_sample_files(self, rows: list[tuple[int, int, str, str]]) -> None:
+        """Point samples at their files' new paths: (video id, slot, category, files JSON)."""
+        with self.tx() as db:
+            db.executemany("UPDATE samples SET files=? WHERE video_id=? AND slot_id=? AND"
+                           " category=?", [(f, v, s, c) for v, s, c, f in rows])
 
     # -- runs ------------------------------------------------------------------------------
 

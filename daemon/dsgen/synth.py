@@ -12,6 +12,9 @@ pixels, so the decoded content has known properties:
   (Y=16, or 64 in 10-bit) while picture content is rendered at Y >= 52
   (decodes to >= ~40), so bars are unambiguous.
 
+Specs with ``motion`` set use the camera renderer of `dsgen.synth_motion` instead (sub-pixel
+motion, motion blur, cuts between similar shots): the measuring ground of the cut gate.
+
 Frames are filled plane by plane (no RGB/swscale conversion), so levels are exact;
 10-bit streams carry the same picture with every code value multiplied by 4.
 x264/x265 refuse odd 4:2:0 sizes, so SynthSpec rounds the sizes of the h264, hevc10 and
@@ -51,6 +54,8 @@ __all__ = [
 ]
 
 Codec = Literal["h264", "hevc10", "mpeg2", "mpeg1", "h264_444"]
+# Camera renderer motions (dsgen.synth_motion): what moves between frames of a shot.
+Motion = Literal["pan", "zoom", "shake", "object", "water", "fade"]
 U8 = npt.NDArray[np.uint8]
 U16 = npt.NDArray[np.uint16]
 F32 = npt.NDArray[np.float32]
@@ -124,6 +129,21 @@ class SynthSpec:
     seed: int = 0
     # Whole pixels the texture moves per frame (x, y); sets the in-scene |ΔY|.
     pan: tuple[int, int] = (1, 1)
+    # Camera renderer (dsgen.synth_motion) instead of the whole-pixel texture pan above: a
+    # camera moving over a textured set with sub-pixel motion, motion blur and sensor noise.
+    # None keeps the texture-pan renderer, byte for byte (the demo and the tests rely on it).
+    motion: Motion | None = None
+    # Motion per frame as a fraction of the picture width (pan and object speed, shake σ,
+    # water flow, fade's pan); for zoom, the relative change of scale per frame.
+    speed: float = 0.02
+    # Camera renderer: a cut moves the camera to another viewpoint of the same set (shift,
+    # zoom, slight grade change) instead of to a new set of similar brightness.
+    similar_cuts: bool = False
+    # Camera renderer: scales the sets' texture amplitudes (1.0: luma std ~35 on 0–255).
+    contrast: float = 1.0
+    # Encoder quality; None keeps the fast test settings (X264_*/X265_* constants above).
+    crf: int | None = None
+    preset: str | None = None
 
     def __post_init__(self) -> None:
         """Round the size to even where the codec needs it and reject impossible specs."""
@@ -155,6 +175,16 @@ class SynthSpec:
         for start, end in self.flat_ranges:
             if not 0 <= start < end <= self.n_frames:
                 raise ValueError(f"{self.name}: flat range [{start}, {end}) is out of bounds")
+        if not 0 < self.speed <= 0.25:
+            raise ValueError(f"{self.name}: speed must be in (0, 0.25] (fraction of the width)")
+        if not 0 < self.contrast <= 4:
+            raise ValueError(f"{self.name}: contrast must be in (0, 4]")
+        if self.motion is not None and self.codec not in _EVEN_SIZE_CODECS:
+            raise ValueError(f"{self.name}: the camera renderer writes 4:2:0 (h264, hevc10, mpeg2)")
+        if self.similar_cuts and self.motion is None:
+            raise ValueError(f"{self.name}: similar_cuts needs the camera renderer (motion)")
+        if self.crf is not None and not 0 <= self.crf <= 51:
+            raise ValueError(f"{self.name}: crf must be in [0, 51]")
 
     @property
     def scene_starts(self) -> tuple[int, ...]:
@@ -331,6 +361,11 @@ def _full_chroma(c: U8, h: int, w: int) -> U8:
 
 def render_planes(spec: SynthSpec) -> Iterator[tuple[U8, U8, U8]]:
     """Yield every frame's full-size 8-bit (Y, U, V) planes in display order."""
+    if spec.motion is not None:
+        from dsgen.synth_motion import render_motion  # imports this module's helpers
+
+        yield from render_motion(spec)
+        return
     top, left, bottom, right = spec.picture_box
     h, w = bottom - top, right - left
     scenes = _build_scenes(spec)
@@ -425,13 +460,17 @@ def _add_video_stream(container: OutputContainer, spec: SynthSpec) -> VideoStrea
         # ultrafast turns B-frames off; put them back. Fixed GOP, no scenecut keyframes, so
         # keyframe positions are predictable (every gop frames).
         options = {
-            "preset": X264_PRESET,
-            "crf": X264_CRF,
+            "preset": spec.preset or X264_PRESET,
+            "crf": X264_CRF if spec.crf is None else str(spec.crf),
             "x264-params": f"keyint={spec.gop}:min-keyint={spec.gop}:scenecut=0:"
             f"bframes={spec.bframes}:log-level=error",
         }
     elif spec.codec == "hevc10":
-        options = {"preset": X265_PRESET, "crf": X265_CRF, "x265-params": _x265_params(spec)}
+        options = {
+            "preset": spec.preset or X265_PRESET,
+            "crf": X265_CRF if spec.crf is None else str(spec.crf),
+            "x265-params": _x265_params(spec),
+        }
     stream = container.add_stream(codec_name, rate=spec.fps, options=options)
     assert isinstance(stream, VideoStream)
     ctx = stream.codec_context
