@@ -166,7 +166,8 @@ class ExtractionCfg:
     # instead of the GOP up to it: docs/benchmarks.md), moving it at most this far; a slot's
     # window never leaves its stretch of the timeline or its split's region.
     keyframe_windows: bool = True
-    keyframe_tolerance_seconds: float = 2.0  # measured: covers the GOPs of real encodes (≤ 4 s)
+    # measured (bench_tolerance): 3 s puts every window of 2–5 s HEVC GOPs on a keyframe
+    keyframe_tolerance_seconds: float = 3.0
     # Also write the clean LR stacks (LR_<k>frames_clean / LR_clean) of degraded samples, so
     # one run trains both a BI and a real-world model.
     write_clean_lr: bool = False
