@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from dsgen.decode import ClipError, ClipReader, Window, WindowPlan
-from dsgen.model import VideoProbe
+from dsgen.model import NO_FENCE, VideoProbe
 from dsgen.probe import open_probe, probe_video
 from dsgen.synth import SynthSpec, make_video
 
@@ -561,3 +561,66 @@ def test_the_same_plan_gives_the_same_window_on_every_path(
             w = r.window(plans[i], N)
             assert (w.pts, [digest(f) for f in w.frames]) == fresh[i]
         r.close()
+
+
+def test_keyframe_windows_open_at_the_nearest_keyframe_and_decode_seven_frames(
+        video: tuple[VideoProbe, SynthSpec]) -> None:
+    """With a tolerance, a position resolves to the keyframe nearest it within the tolerance
+    and the window's bounds (origin `keyframe`), exactly the full decode's frames from there;
+    a fresh reader then decodes only the window (7 frames, a frame or two of reorder drain at
+    most), while the same position without tolerance decodes more (the reference frames of
+    the GOP up to it). With the
+    nearest keyframe out of reach (tolerance below the distance) it stays at its position."""
+    full, _ = video
+    if full.pts_interpolated:
+        pytest.skip("interpolated timestamps need the index")
+    light = light_of(full.path)
+    pts = full.frame_pts.tolist()
+    keys = sorted(int(k) for k in full.key_pts)
+    ticks = max(1, round(1 / (full.fps * full.time_base)))
+    cases = []
+    for k in keys:
+        i = pts.index(k)
+        if i + N + 6 <= len(pts) and i >= 1:
+            cases.append(i)
+    if not cases:
+        pytest.skip("no keyframe with room for a window after it")
+    for i in cases[:3]:
+        j = i + 5  # a position five frames after the keyframe
+        target = pts[j]
+        tol = 6 * ticks
+        r = ClipReader(light, 1)
+        w = assert_window(r, WindowPlan(target, tol=tol), i)
+        assert w.origin == "keyframe"
+        assert r.frames_decoded <= N + 2, r.frames_decoded
+        cheap = r.frames_decoded
+        r.close()
+        r = ClipReader(light, 1)
+        w = assert_window(r, WindowPlan(target), j)
+        assert w.origin == "position" and r.frames_decoded > cheap
+        r.close()
+        r = ClipReader(light, 1)  # the keyframe is 5 frames away: a 2-frame tolerance stays
+        w = assert_window(r, WindowPlan(target, tol=2 * ticks), j)
+        assert w.origin == "position"
+        r.close()
+
+
+def test_a_keyframe_window_never_leaves_its_bounds(h264_cuts: tuple[Path, SynthSpec]) -> None:
+    """The keyframe a window may move to lies inside the plan's [lo, hi]: a keyframe just
+    before `lo` is not taken (the planned position is), one inside is."""
+    full = probe_of(str(h264_cuts[0]))
+    light = light_of(full.path)
+    pts = full.frame_pts.tolist()
+    k = next(i for i, p in enumerate(pts) if p in set(full.key_pts.tolist()) and i >= 10)
+    tol = 20 * (pts[1] - pts[0])
+    target = pts[k + 3]
+    r = ClipReader(light, 1)
+    # lo after the keyframe: not reachable, the position is used
+    w = assert_window(r, WindowPlan(target, pts[k + 1], pts[k + 10], NO_FENCE, tol), k + 3)
+    assert w.origin == "position"
+    r.close()
+    r = ClipReader(light, 1)
+    # the keyframe inside the bounds, its window below the fence: taken
+    w = assert_window(r, WindowPlan(target, pts[k - 2], pts[k + 10], pts[k + 20], tol), k)
+    assert w.origin == "keyframe"
+    r.close()

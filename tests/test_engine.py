@@ -580,3 +580,39 @@ def test_work_that_keeps_killing_its_worker_is_given_up_and_the_rest_goes_on(
     assert code == 0, out
     totals = load_state_totals(cfg)
     assert totals == {"alpha": 12, "beta": 4}  # the bad video's share moved to the others
+
+
+def test_windows_open_at_keyframes_unless_switched_off(tmp_path: Path,
+                                                       film_720p: VideoFixture) -> None:
+    """With the default keyframe tolerance, the manifest says where each window came from:
+    windows open at a keyframe (origin `keyframe`, moved no further than the tolerance, the
+    first frame a keyframe of the video), and the run decodes fewer frames per clip than
+    with `keyframe_windows = false`, where every window is at its planned position."""
+    runs = {}
+    for name, extra in (("on", ""), ("off", "\n[extraction]\nkeyframe_windows = false\n")):
+        d = tmp_path / name
+        d.mkdir()
+        text = CONFIG.format(seed=7, layout="stacked", alpha=3, beta=1, alpha_val=0)
+        (d / "dsgen.toml").write_text(text + video_block("film", film_720p[0], '["alpha", '
+                                                         '"beta"]') + extra)
+        code, cfg, out = run_engine(d / "dsgen.toml")
+        assert code == 0, out
+        st = State(cfg.state_dir, readonly=True)
+        recs = list(manifest_records(cfg, st))
+        probe = st.probe(st.videos(probes=False)[0].id)
+        st.close()
+        assert probe is not None
+        per_clip = float(out.split("Frames Decoded: ")[1].split(" per clip")[0].split(", ")[1])
+        runs[name] = (recs, set(probe.key_pts.tolist()), per_clip)
+    recs, keys, on_per_clip = runs["on"]
+    tol = load_config(tmp_path / "on" / "dsgen.toml").extraction.keyframe_tolerance_seconds
+    at_key = [r for r in recs if r["window"]["origin"] == "keyframe"]
+    assert len(at_key) >= len(recs) // 2, [r["window"] for r in recs]
+    for r in at_key:
+        assert abs(r["window"]["moved_seconds"]) <= tol + 1e-6
+        assert r["window"]["tolerance_seconds"] == pytest.approx(tol)
+        if keys:  # the index is complete: the first frame is a keyframe
+            assert r["frame_pts"][0] in keys
+    off_recs, _, off_per_clip = runs["off"]
+    assert {r["window"]["origin"] for r in off_recs} == {"position"}
+    assert on_per_clip < off_per_clip
