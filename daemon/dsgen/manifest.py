@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from dsgen.config import Config, slugify
+from dsgen.config import Config, file_slug
 from dsgen.degrade_config import NONE
 from dsgen.state import State
 from dsgen.writer import sample_name
@@ -27,7 +27,7 @@ def manifest_records(cfg: Config, st: State) -> Iterator[dict[str, Any]]:
         pts = json.loads(frame_pts)
         rec: dict[str, Any] = {
             "manifest_version": MANIFEST_VERSION,
-            "sample": sample_name(slugify(name), slot_id),
+            "sample": sample_name(file_slug(name), slot_id),
             "category": category,
             "format": fmt,
             "video": name,

@@ -21,7 +21,7 @@ import psutil
 from dsgen.config import Config
 from dsgen.errors import StateError
 from dsgen.model import FAILED, OK, video_state
-from dsgen.state import DB_NAME, State
+from dsgen.state import DB_NAME, State, check_damage_mark
 
 SCHEMA = "dsgen.status/1"
 # A writer is presumed dead when its status file is older than this many status periods
@@ -408,6 +408,8 @@ class LocalReader:
 
     def _db(self) -> _Db | None:
         sd = self.source.state_dir
+        if sd is not None:
+            check_damage_mark(sd)  # a run found it damaged: say so, never show stale data
         if self._state is None:
             if sd is None or not (sd / DB_NAME).exists():
                 return None
