@@ -287,3 +287,40 @@ def test_a_few_mutations_through_the_real_cli(tmp_path: Path, h264_cuts: VideoFi
         assert "Traceback" not in done.stderr, (what, done.stderr)
         assert good_outcome(done.returncode, done.stdout, done.stderr, path) is None, (
             what, done.returncode, done.stderr)
+
+
+@pytest.mark.slow
+def test_a_few_random_mutations_through_dsgen_run(tmp_path: Path, h264_cuts: VideoFixture,
+                                                  special: dict[str, Path]) -> None:
+    """Random mutations that `config check` accepts also start (and finish) a real
+    `dsgen run` without a traceback: exit 0/1 (done, or short), or 2 with a clear message."""
+    rng = random.Random(SEED + 2)
+    ran = 0
+    for i in range(40):
+        if ran == 3:
+            break
+        doc = base_doc(h264_cuts[0], special)
+        doc["metrics"]["port"] = 0
+        doc["workers"] = 1
+        what = mutate(doc, rng, special)
+        try:
+            text = to_toml(doc)
+        except (TypeError, ValueError):
+            continue
+        work = tmp_path / f"r{i}"
+        work.mkdir()
+        path = work / "dsgen.toml"
+        path.write_text(text, encoding="utf-8", errors="surrogatepass")
+        with deadline(HANG_SECONDS):
+            code, _, _ = check_in_process(path)
+        if code != 0:
+            continue
+        ran += 1
+        done = subprocess.run([sys.executable, "-m", "dsgen.cli", "run", "--no-tui",
+                               "--workers", "1", "--config", str(path)], capture_output=True,
+                              text=True, timeout=300, cwd=work)
+        assert "Traceback" not in done.stdout + done.stderr, (what, done.stderr)
+        assert done.returncode in (0, 1, 2), (what, done.returncode, done.stderr)
+        if done.returncode == 2:
+            assert done.stderr.startswith("error: "), (what, done.stderr)
+    assert ran == 3
