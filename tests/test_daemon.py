@@ -258,8 +258,11 @@ def test_a_copy_that_pauses_past_the_settle_time_is_processed_once_complete(
     """An MP4 (index at its end) copied in two parts with a pause longer than settle_seconds
     is seen half-written and fails ("moov atom not found"); once the copy completes the
     daemon reads it again and takes its samples — without a restart. Its 240-character name
-    is mapped to a safe file name, and a later start works too."""
+    is mapped to a safe file name, and a later start works too. A file whose name is not
+    UTF-8 next to it is refused with its reason, and changes nothing else."""
     (tmp_path / "incoming").mkdir()
+    with open(os.fsencode(tmp_path / "incoming") + b"/caf\xe9.mkv", "wb") as f:
+        f.write(b"not UTF-8 in its name")
     src = make_video(tmp_path / "src.mp4", SynthSpec("paused", "h264", 640, 360, 240,
                                                     cuts=(120,), gop=24, container="mp4",
                                                     seed=311))
@@ -275,8 +278,10 @@ def test_a_copy_that_pauses_past_the_settle_time_is_processed_once_complete(
                    "the daemon to be idle", proc)
         with target.open("wb") as f:
             f.write(data[:len(data) // 2])
-        wait_until(lambda: any(e.get("event") == "video_unusable" for e in _events(log_path)),
+        wait_until(lambda: any(e.get("event") == "video_unusable" and e.get("video") == name
+                               for e in _events(log_path)),
                    30, "the half-written copy to be found unusable", proc)
+        assert any(e.get("reason") == "its name is not valid UTF-8" for e in _events(log_path))
         assert samples_in(state) == 0
         with target.open("ab") as f:
             f.write(data[len(data) // 2:])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -296,6 +297,12 @@ def main(argv: list[str] | None = None) -> int:
     except DsgenError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
+    except sqlite3.DatabaseError as e:  # met while iterating rows: the same message
+        from dsgen.state import translate
+
+        err = translate(e, "the state database")
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

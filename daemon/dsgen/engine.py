@@ -12,6 +12,7 @@ import contextlib
 import errno
 import json
 import signal
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -46,7 +47,7 @@ from dsgen.probe import probe_summary
 from dsgen.progress import Progress
 from dsgen.report import Reporter
 from dsgen.runstate import PROBE, ProbeWork, RunState, TaskWork, Work
-from dsgen.state import State, clear_damage_mark, mark_damaged
+from dsgen.state import State, clear_damage_mark, mark_damaged, translate
 from dsgen.statecheck import verify_after_reboot
 from dsgen.statelock import StateLock
 from dsgen.writer import (
@@ -160,10 +161,15 @@ class Engine:
             except StateDamaged as e:  # status and monitor say so too from now on
                 mark_damaged(cfg.state_dir, e)
                 raise
+            except sqlite3.DatabaseError as e:  # met while iterating rows
+                err = translate(e, str(st.path))
+                if isinstance(err, StateDamaged):
+                    mark_damaged(cfg.state_dir, err)
+                raise err from None
             finally:
                 if self.safekeeper is not None:
                     self.safekeeper.finish(BACKUP_WAIT_SECONDS)
-                with contextlib.suppress(StateError):
+                with contextlib.suppress(StateError, sqlite3.Error):
                     st.close()
         finally:
             if self.executor is not None:
@@ -288,7 +294,7 @@ class Engine:
             if self.cfg.layout == "basicsr":
                 write_meta_info(self.cfg, ((c, f, self._slug(n), s)
                                            for c, f, n, s in st.sample_keys()))
-        except (OSError, StateError) as e:
+        except (OSError, StateError, sqlite3.Error) as e:
             self.ui.warn("meta_info.txt not written", [f"Error: {e}"],
                          ["It is written again at the end of the next run"],
                          event="meta_info_failed", error=str(e))
@@ -360,7 +366,7 @@ class Engine:
             self._drain(st)
         finally:
             self.executor.shutdown()
-            with contextlib.suppress(StateError):
+            with contextlib.suppress(StateError, sqlite3.Error):
                 self.library.rollback_unrecorded(st)
 
     def _step(self, st: State) -> bool:

@@ -19,7 +19,7 @@ import sqlite3
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,23 +47,35 @@ def _decode(value: Any) -> Any:
     return value
 
 
+def _params(params: Any) -> Any:
+    if isinstance(params, Mapping):  # named parameters
+        return {"named": {str(k): _encode(v) for k, v in params.items()}}
+    return [_encode(v) for v in params]
+
+
+def _unparams(params: Any) -> Any:
+    if isinstance(params, dict) and set(params) == {"named"}:
+        return {k: _decode(v) for k, v in params["named"].items()}
+    return tuple(_decode(v) for v in params)
+
+
 def encode_entry(statements: list[tuple[str, Any]]) -> bytes:
     """One journal line: `<crc32 hex> <json>\\n` of [[sql, [params]], …]."""
-    body = json.dumps([[sql, [_encode(v) for v in params]] for sql, params in statements],
+    body = json.dumps([[sql, _params(params)] for sql, params in statements],
                       separators=(",", ":"), ensure_ascii=False)
     data = body.encode("utf-8", "surrogatepass")
     return b"%08x " % zlib.crc32(data) + data + b"\n"
 
 
-def decode_entry(line: bytes) -> list[tuple[str, tuple[Any, ...]]] | None:
+def decode_entry(line: bytes) -> list[tuple[str, Any]] | None:
     """The statements of one journal line, or None when it is torn or damaged."""
     head, _, data = line.rstrip(b"\n").partition(b" ")
     try:
         if len(head) != 8 or int(head, 16) != zlib.crc32(data):
             return None
-        return [(str(sql), tuple(_decode(v) for v in params))
+        return [(str(sql), _unparams(params))
                 for sql, params in json.loads(data.decode("utf-8", "surrogatepass"))]
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, AttributeError):
         return None
 
 
@@ -135,7 +147,7 @@ class Journal:
             self.fd = None
 
 
-def read_journal(path: Path) -> Iterator[list[tuple[str, tuple[Any, ...]]] | None]:
+def read_journal(path: Path) -> Iterator[list[tuple[str, Any]] | None]:
     """Each line's statements (None for a damaged line) of one journal file."""
     try:
         data = path.read_bytes()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 import time
 from collections.abc import Callable
@@ -116,30 +117,34 @@ class Library:
             else:
                 self.warn_unusable(vc.name, path, e.stage, e.reason, e.hint)
             return vid
+        same_file = row is not None and (row.size, row.mtime_ns) == (q.size, q.mtime_ns)
         frames = round(q.duration_s * q.fps)
         if frames < cfg.extraction.frames_per_clip:
             reason = (f"only {frames} frame(s) ({q.duration_s:.2f} s); a clip needs "
                       f"{cfg.extraction.frames_per_clip}")
+            if row is not None and row.status == "failed" and same_file:
+                return row.id  # reported when it failed
             self.warn_unusable(vc.name, path, "probe", reason, "use a longer video")
-            return st.upsert_video(vc.name, path, "failed", stage="probe", reason=reason)
-        if row is not None and row.size is not None and (row.size, row.mtime_ns) != (
-                q.size, q.mtime_ns) and row.status not in ("missing", "failed"):
+            return st.upsert_video(vc.name, path, "failed", stage="probe", reason=reason,
+                                   size=q.size, mtime_ns=q.mtime_ns)
+        if row is not None and row.status == "failed":
+            if same_file:
+                return row.id  # the file that failed, unchanged: still failed, said before
+            if not self.can_reset(st, row.id):
+                return self._mark_changed(st, vc, row.id)
+            # The file changed since it failed (a copy completed, a file was replaced) and
+            # nothing of it was recorded: it starts over, and nothing is lost.
+            self._start_over(st, row.id)
+            self.ui.line(f"↻ Video changed since it failed, taken from the start: {vc.name}",
+                         event="video_retried", video=vc.name, path=path)
+        elif row is not None and row.size is not None and not same_file and (
+                row.status != "missing"):
             self.ui.warn("Video changed since it was planned", [f"Path: {path}",
                                                                 f"Video: {vc.name}"],
                          ["Its samples so far are kept; it is not extracted further",
                           "Give it a new name to extract it as a new video"],
                          event="video_changed", video=vc.name, path=path)
-            vid = st.upsert_video(vc.name, path, "changed", stage="open",
-                                  reason="size or mtime changed")
-            ledger.mark_exhausted(self.run, st, vid, [c for c, _ in vc.categories],
-                                  "the file changed")
-            return vid
-        if row is not None and row.status == "failed" and self.can_reset(st, row.id):
-            # A failed video that reads now (its copy completed, or it was replaced) starts
-            # over: nothing of it was recorded, so nothing is lost.
-            self._start_over(st, row.id)
-            self.ui.line(f"↻ Video readable again, taken from the start: {vc.name}",
-                         event="video_retried", video=vc.name, path=path)
+            return self._mark_changed(st, vc, row.id)
         if row is not None and row.status in RETURNABLE:
             ledger.clear_exhausted(self.run, st, row.id, RETURNABLE)
             self.ui.line(f"✓ Video is back: {vc.name}", event="video_back", video=vc.name)
@@ -148,6 +153,21 @@ class Library:
         status = "ready" if row is not None and st.has_probe(row.id) else "new"
         return st.upsert_video(vc.name, path, status, size=q.size, mtime_ns=q.mtime_ns,
                                duration=q.duration_s, fps=q.fps)
+
+    def _drop_queued(self, vid: int) -> None:
+        """Tasks of a video made but not yet sent: never sent (their slots stay pending)."""
+        run = self.run
+        for task in [t for t in run.ready if t.video_id == vid]:
+            run.ready.remove(task)
+            run.busy.difference_update((vid, s.slot_id) for s in task.slots)
+
+    def _mark_changed(self, st: State, vc: VideoCfg, vid: int) -> int:
+        """The file is not the one planned: its samples stay, it gives no more."""
+        vid = st.upsert_video(vc.name, str(vc.path), "changed", stage="open",
+                              reason="size or mtime changed")
+        ledger.mark_exhausted(self.run, st, vid, [c for c, _ in vc.categories],
+                              "the file changed")
+        return vid
 
     def _start_over(self, st: State, vid: int) -> None:
         """Forget a video's plan, probe and exhaustion (it has no recorded sample)."""
@@ -206,8 +226,8 @@ class Library:
         for path, why in self.watcher.refused.items():
             if (path, why) not in self._refused:
                 self._refused.add((path, why))
-                self.warn_unusable(str(path), str(path), "name", why,
-                                   "rename the file with a UTF-8 name")
+                shown = os.fsencode(path).decode("utf-8", "backslashreplace")  # printable
+                self.warn_unusable(shown, shown, "name", why, "rename the file with a UTF-8 name")
         for vc in found:
             if vc.path not in run.watched:
                 run.watched[vc.path] = vc
@@ -280,6 +300,7 @@ class Library:
                               "recorded; otherwise give it a new name"],
                              event="video_changed", video=v.name, path=str(path))
                 self.set_status(st, vid, "changed", "watch", "the file changed while in use")
+                self._drop_queued(vid)
                 run.idle = False
             if path not in stable or not self.can_reset(st, vid):
                 continue

@@ -21,7 +21,7 @@ import psutil
 from dsgen.config import Config
 from dsgen.errors import StateError
 from dsgen.model import FAILED, OK, video_state
-from dsgen.state import DB_NAME, State, check_damage_mark
+from dsgen.state import DB_NAME, State, check_damage_mark, translate
 
 SCHEMA = "dsgen.status/1"
 # A writer is presumed dead when its status file is older than this many status periods
@@ -419,8 +419,11 @@ class LocalReader:
                 return None
         try:
             return read_db(self._state.db)
-        except sqlite3.Error:
+        except sqlite3.Error as e:
             self.close()  # e.g. the file was replaced: reopen next time
+            err = translate(e, str(sd / DB_NAME) if sd else "the state database")
+            if isinstance(err, StateError):  # damaged: say so, never show stale figures
+                raise err from None
             return None
 
     def _doc(self) -> dict[str, Any] | None:

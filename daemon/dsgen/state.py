@@ -74,7 +74,8 @@ def damaged(where: str, detail: str) -> StateDamaged:
 
 
 class StateCursor(sqlite3.Cursor):
-    """A cursor whose errors are `translate`d, also while rows are fetched."""
+    """A cursor whose errors are `translate`d (rows iterated one by one are not wrapped: it
+    would double their cost; the commands translate what escapes, see `cli.main`)."""
 
     where = ""
 
@@ -102,15 +103,9 @@ class StateCursor(sqlite3.Cursor):
         except sqlite3.Error as e:
             raise translate(e, self.where) from None
 
-    def fetchmany(self, size: int | None = 1) -> list[Any]:
+    def fetchmany(self, size: int | None = None) -> list[Any]:
         try:
-            return super().fetchmany(size)
-        except sqlite3.Error as e:
-            raise translate(e, self.where) from None
-
-    def __next__(self) -> Any:
-        try:
-            return super().__next__()
+            return super().fetchmany(self.arraysize if size is None else size)
         except sqlite3.Error as e:
             raise translate(e, self.where) from None
 
@@ -134,7 +129,7 @@ class StateConnection(sqlite3.Connection):
 
     def executemany(self, sql: str, seq: Any, /) -> Any:
         if self.capture is not None and sql.lstrip()[:7].upper().startswith(WRITES):
-            seq = [tuple(p) for p in seq]
+            seq = [p if isinstance(p, dict) else tuple(p) for p in seq]
             self.capture.extend((sql, p) for p in seq)
         return self.cursor().executemany(sql, seq)
 
