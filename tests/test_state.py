@@ -440,3 +440,26 @@ def test_a_state_disk_full_at_start_waits_for_space(tmp_path: Path,
         assert samples_in(state) == 7
     finally:
         subprocess.run(["umount", "-l", str(state)], check=False)
+
+
+@pytest.mark.slow
+def test_files_lost_from_a_whole_state_are_found_and_redone(
+        tmp_path: Path, finished: tuple[Path, list[dict[str, object]], dict[str, str]]) -> None:
+    """A recorded sample whose file is gone (deleted, or lost to two runs at once before the
+    lock): `state check` says so (exit 2), `state recover` makes its slot pending without
+    rebuilding the whole database, and the next run writes the same bytes again."""
+    cfg_path, _, files = finished
+    cfg = load_config(cfg_path)
+    lost = sorted(cfg.output_root.rglob("LR_7frames/*/*.png"))[0]
+    lost.unlink()
+    check = dsgen("state", "check", "--config", str(cfg_path))
+    assert check.returncode == 2, check.stdout
+    assert "1 slot(s) with missing or incomplete files" in check.stdout
+    rec = dsgen("state", "recover", "--config", str(cfg_path))
+    assert rec.returncode == 0, rec.stdout + rec.stderr
+    assert "1 slot(s) had missing or incomplete files" in rec.stdout
+    assert "not rebuilt" in rec.stdout and not list(cfg.state_dir.glob("damaged-*"))
+    again = dsgen("run", "--no-tui", "--config", str(cfg_path))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert dataset_files(cfg.output_root) == files
+    assert dsgen("state", "check", "--config", str(cfg_path)).returncode == 0

@@ -190,8 +190,8 @@ def recover(cfg: Config, force: bool = False) -> Recovery:
         db_path = sd / DB_NAME
         rec = Recovery()
         if not force and not integrity(db_path, full=True):
-            rec.lines.append(f"✓ {db_path} is whole: nothing to recover (--force rebuilds it "
-                             "anyway)")
+            _repair_files(cfg, rec)
+            rec.lines.append(f"✓ {db_path} is whole: not rebuilt (--force rebuilds it anyway)")
             return rec
         work = sd / f".recover-{os.getpid()}"
         shutil.rmtree(work, ignore_errors=True)
@@ -267,6 +267,26 @@ def _rebuild(cfg: Config, db_path: Path, work: Path, rec: Recovery) -> None:
     if backups.error:
         rec.lines.append(f"⚠ the new backup failed: {backups.error}")
     rec.lines.append(f"→ The damaged files are kept in {aside}")
+
+
+def _repair_files(cfg: Config, rec: Recovery) -> None:
+    """A whole database whose samples lost files (deleted by hand, two runs at once before
+    the lock): their slots become pending, and the next run redoes them, same bytes."""
+    st = State(cfg.state_dir)  # journaled like any write
+    try:
+        _check_files(cfg, st, rec)
+        rec.samples = int(st.db.execute("SELECT COUNT(*) FROM samples").fetchone()[0])
+    finally:
+        st.close()
+    if rec.redo_slots:
+        rec.lines.append(f"⚠ {rec.redo_slots} slot(s) had missing or incomplete files: they "
+                         "are redone (same bytes) by the next run")
+    elif rec.missing_untouched:
+        rec.lines.append(f"⚠ none of the {rec.missing_untouched} recorded files was found "
+                         f"under {cfg.output_root}: is it mounted? Samples were kept as "
+                         "recorded")
+    else:
+        rec.lines.append(f"✓ all {rec.samples} recorded samples have their files")
 
 
 def _base_backup(sd: Path) -> tuple[int, Path] | None:
