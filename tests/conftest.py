@@ -52,6 +52,10 @@ LETTERBOXED = SynthSpec(
 )
 # Even but not a multiple of 16 or 8 in either direction (x264 pads to 1280x720 internally).
 ODD_SIZE = SynthSpec("odd_size", "h264", 1278, 718, 48, cuts=(24,), gop=24, seed=105)
+# 20 s of 720p H.264 with four cuts: room for a validation split beside training
+# (held-out blocks and their guard bands need more runtime than the short clips above).
+FILM_720P = SynthSpec("film_720p", "h264", 1280, 720, 480, cuts=(100, 190, 300, 410), gop=48,
+                      seed=106)
 
 
 def _build(directory: Path, spec: SynthSpec) -> VideoFixture:
@@ -93,6 +97,12 @@ def letterboxed(synth_dir: Path) -> VideoFixture:
 def odd_size(synth_dir: Path) -> VideoFixture:
     """H.264 1278x718 (not macroblock-aligned), 48 frames, cut at 24 (.mkv)."""
     return _build(synth_dir, ODD_SIZE)
+
+
+@pytest.fixture(scope="session")
+def film_720p(synth_dir: Path) -> VideoFixture:
+    """H.264 1280x720, 480 frames (20 s at 24 fps), cuts at 100, 190, 300, 410 (.mkv)."""
+    return _build(synth_dir, FILM_720P)
 
 
 @pytest.fixture(scope="session")

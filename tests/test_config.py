@@ -640,9 +640,10 @@ def schema_sections() -> list[tuple[type[Any], list[str]]]:
             path = f"{prefix}.{f.name}" if prefix else f.name
             if dataclasses.is_dataclass(hints[f.name]):
                 out.append((sub, [f"## `[{path}]`"]))
+                todo.append((sub, path))
             else:
                 out.append((sub, [f"## `[{path}.<name>]`", f"## `[[{path}]]`"]))
-            todo.append((sub, path))
+                todo.append((sub, f"{path}.<name>"))  # its tables: [categories.<name>.x]
     # Stages are a union (one dataclass per kind): each kind has a section of its own.
     out += [(cls, [f'## Stage `kind = "{kind}"`']) for kind, cls in STAGE_TYPES.items()]
     return out
@@ -666,7 +667,7 @@ def _renderings(value: Any) -> set[str]:
         return {f'`"{value}"`'}
     if isinstance(value, tuple) and value and all(
             isinstance(v, tuple) and len(v) == 2 and isinstance(v[0], str) for v in value):
-        # a weights table: { name = weight, … }
+        # a table: { name = weight, … } (weights as floats), { LR = 5 } (stack sizes)
         return {"`{ " + ", ".join(f"{k} = {w!r}" for k, w in value) + " }`"}
     if isinstance(value, tuple):
         # a tuple holds a list, or the pairs of a table (an empty table is `{}`)

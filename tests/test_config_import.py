@@ -13,14 +13,28 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dsgen.config import PREDECESSOR_FORMATS, Config, FormatCfg, config_from_dict, load_config
 from dsgen.config_import import ImportResult, import_file, import_predecessor
+from dsgen.degrade import reproduce
+from dsgen.degrade_config import (
+    BUILTIN_TEMPLATES,
+    BlurStage,
+    ChromaStage,
+    ColourStage,
+    DegradationCfg,
+    JpegStage,
+    NoiseStage,
+)
 from dsgen.errors import ConfigError
 from dsgen.import_v1 import V20_MIXES
+from dsgen.manifest import gt_frames
+from dsgen.state import State
+from dsgen.writer import encode_png
 
 SOURCE = "generator_config.json"
 
@@ -622,25 +636,66 @@ def test_v2_output_patches_generation(tmp_path: Path) -> None:
         noted(notes, key)
 
 
+# The degradation templates icebear74/ice_ki ships in dataset_generator_v2/templates.json.
+SHIPPED_DEGRADATIONS: dict[str, Any] = {
+    "classic_sitcom_sd": {
+        "description": "Classic SD sitcom / series look: VHS-era sharpness loss, analog "
+                       "noise, warm color cast",
+        "blur": {"sigma_range": [0.4, 1.2], "prob": 0.85},
+        "compression": {"jpeg_quality_range": [55, 78], "prob": 0.90, "ringing_strength": 0.3},
+        "noise": {"sigma_range": [2.0, 8.0], "prob": 0.80, "color_noise_prob": 0.4},
+        "chroma": {"saturation_range": [0.85, 1.10], "chroma_bleed_prob": 0.35,
+                   "chroma_bleed_strength": 0.2},
+        "color": {"contrast_range": [0.90, 1.05], "brightness_range": [-0.02, 0.04],
+                  "black_lift": 0.03, "gamma_range": [0.95, 1.10]}},
+    "classic_scifi_sd": {
+        "description": "Classic sci-fi SD: slightly over-sharpened, film grain, cool "
+                       "desaturated look",
+        "blur": {"sigma_range": [0.2, 0.8], "prob": 0.70},
+        "compression": {"jpeg_quality_range": [62, 82], "prob": 0.80, "ringing_strength": 0.4},
+        "noise": {"sigma_range": [1.5, 6.0], "prob": 0.75, "color_noise_prob": 0.25},
+        "chroma": {"saturation_range": [0.75, 0.95], "chroma_bleed_prob": 0.20,
+                   "chroma_bleed_strength": 0.1},
+        "color": {"contrast_range": [0.95, 1.10], "brightness_range": [-0.03, 0.02],
+                  "black_lift": 0.01, "gamma_range": [0.90, 1.05]}},
+    "dvd_film_balanced": {
+        "description": "Balanced DVD/film look: moderate compression, slight softening, "
+                       "neutral color",
+        "blur": {"sigma_range": [0.3, 0.9], "prob": 0.75},
+        "compression": {"jpeg_quality_range": [65, 85], "prob": 0.85, "ringing_strength": 0.2},
+        "noise": {"sigma_range": [1.0, 4.5], "prob": 0.65, "color_noise_prob": 0.20},
+        "chroma": {"saturation_range": [0.90, 1.05], "chroma_bleed_prob": 0.15,
+                   "chroma_bleed_strength": 0.08},
+        "color": {"contrast_range": [0.95, 1.05], "brightness_range": [-0.02, 0.03],
+                  "black_lift": 0.01, "gamma_range": [0.97, 1.03]}},
+    "toon_sd": {
+        "description": "Animated / cartoon SD: flat color loss, strong compression "
+                       "artifacts, cel-like sharpness",
+        "blur": {"sigma_range": [0.1, 0.6], "prob": 0.60},
+        "compression": {"jpeg_quality_range": [50, 72], "prob": 0.95, "ringing_strength": 0.5},
+        "noise": {"sigma_range": [0.5, 3.0], "prob": 0.50, "color_noise_prob": 0.15},
+        "chroma": {"saturation_range": [0.80, 1.15], "chroma_bleed_prob": 0.40,
+                   "chroma_bleed_strength": 0.25},
+        "color": {"contrast_range": [0.92, 1.08], "brightness_range": [-0.01, 0.05],
+                  "black_lift": 0.02, "gamma_range": [0.95, 1.08]}},
+}
+
+
 def templates_json() -> dict[str, Any]:
-    """templates.json as utils/config_io.py creates it (two formats, two degradations)."""
-    deg = {"blur": {"sigma_range": [0.3, 0.9], "prob": 0.75},
-           "compression": {"jpeg_quality_range": [65, 85], "prob": 0.85,
-                           "ringing_strength": 0.2},
-           "noise": {"sigma_range": [1.0, 4.5], "prob": 0.65, "color_noise_prob": 0.2}}
+    """templates.json as the predecessor ships it: format templates and its four
+    degradation templates."""
     return {
         "_format": "templates_v1",
         "_description": "Reusable format and degradation templates for dataset generation",
         "format_templates": {
             "960x540_169": {"gt_size": [960, 540], "scale": 3, "aspect_ratio": "16:9",
                             "description": "960x540 16:9 Landscape – standard resize target"},
+            "720x540_43": {"gt_size": [720, 540], "scale": 3, "aspect_ratio": "4:3",
+                           "description": "720x540 4:3 – classic TV ratio"},
             "720x720_11": {"gt_size": [720, 720], "scale": 3, "aspect_ratio": "1:1",
                            "description": "720x720 Square – detail crop"},
         },
-        "degradation_templates": {
-            "dvd_film_balanced": {"description": "Balanced DVD/film look", **deg},
-            "classic_sitcom_sd": {"description": "Classic SD sitcom look", **deg},
-        },
+        "degradation_templates": copy.deepcopy(SHIPPED_DEGRADATIONS),
     }
 
 
@@ -679,7 +734,8 @@ def v2_templates(root: str, video_dir: str, new_dir: str) -> dict[str, Any]:
 
 def test_v2_templates_generation(tmp_path: Path) -> None:
     """templates → [formats.*] with mode; folders <cat>/patches/<template>; source_dirs →
-    [[watch]]; forced_frames, degradation_mix, output_format and the rest each noted."""
+    [[watch]]; degradation mixes per category or format; forced_frames, output_format and
+    the rest each noted."""
     new_dir = tmp_path / "new_videos"
     raw = v2_templates("/mnt/data/training/datasetNeu", "/mnt/data/video/SerieUHD",
                        str(new_dir))
@@ -701,27 +757,256 @@ def test_v2_templates_generation(tmp_path: Path) -> None:
     assert '# path = "/mnt/data/video/SerieUHD"' in toml
     assert "weight above 1" in noted(notes, "videos[0].forced_frames")
     assert "no priority" in noted(notes, "videos[0].priority")
-    mix = noted(notes, "categories.master.formats[0].degradation_mix")
-    assert "dvd_film_balanced 50, classic_sitcom_sd 50" in mix
-    noted(notes, "categories.master.formats[1].degradation_mix")
-    noted(notes, "categories.space.formats[0].degradation_mix")
+    # The mixes: master's two formats draw different ones, space's one format its own.
+    assert cfg.category("master").format_degradations == (
+        ("960x540_169_resize", (("dvd_film_balanced", 50.0), ("classic_sitcom_sd", 50.0))),
+        ("720x720_11", (("dvd_film_balanced", 100.0),)))
+    assert cfg.category("space").degradations == (("classic_sitcom_sd", 1.0),)
     assert "PNG only" in noted(notes, "output_format")
     assert "bucket folders" in noted(notes, "(layout)")
     for key in ("_format", "_version", "batch_size", "ffmpeg_timeout", "ffprobe_timeout",
                 "processing.stride", "processing.scene_threshold", "processing.min_scene_length",
                 "quality.min_sharpness", "quality.jpeg_quality", "source_dirs[0]",
-                "source_dirs[1]"):
+                "source_dirs[1]", "templates.json format_templates.720x720_11.aspect_ratio"):
         noted(notes, key)
+    # A template used with two modes is described once, not once per format.
+    assert sum("format_templates.960x540_169.aspect_ratio" in n for n in notes) == 1
 
-    # The degradation mixes and templates are parsed and kept for their own config section.
-    result = import_file(tmp_path / "generator_config_v2.json")
-    assert result.degradation_mixes == {
-        ("master", "960x540_169_resize"): (("dvd_film_balanced", 50.0),
-                                           ("classic_sitcom_sd", 50.0)),
-        ("master", "720x720_11"): (("dvd_film_balanced", 100.0),),
-        ("space", "960x540_169_crop"): (("classic_sitcom_sd", 1.0),)}
-    assert result.degradation_templates["classic_sitcom_sd"].parts["noise"]["sigma_range"] == [
-        1.0, 4.5]
+
+def stage(template: DegradationCfg, kind: str) -> Any:
+    """The one stage of `kind` in `template`."""
+    (found,) = [s for s in template.stages if kind == s.KIND]
+    return found
+
+
+def test_v2_degradation_templates_and_mixes_carry_over(tmp_path: Path) -> None:
+    """templates.json's degradation templates become [degradations.*] tables whose stages,
+    ranges and probabilities are what the predecessor's sampler drew (a shipped template is
+    dsgen's built-in of its name; an edited one replaces the built-in, with a note), and each
+    format's degradation_mix its category's mix: the category's own when all its formats
+    agree, per format otherwise. `dsgen config check` accepts the file."""
+    raw = v2_templates("/mnt/data/training/datasetNeu", "/mnt/data/video/SerieUHD",
+                       str(tmp_path / "new"))
+    raw["categories"]["toon"] = {"target_total": 30000, "formats": [
+        {"template": "720x540_43", "weight": 70, "source_mode": "crop",
+         "degradation_mix": {"toon_sd": 80, "vhs_heavy": 20}},
+        {"template": "720x720_11", "weight": 30, "source_mode": "crop",
+         "degradation_mix": {"vhs_heavy": 1, "toon_sd": 4}}]}
+    tmpl = templates_json()
+    tmpl["degradation_templates"]["dvd_film_balanced"]["compression"][
+        "jpeg_quality_range"] = [60, 80]  # the user's edit of a shipped template
+    tmpl["degradation_templates"]["vhs_heavy"] = {
+        "description": "worn VHS copy",
+        "blur": {"sigma_range": [0.8, 2.4], "prob": 1.0},
+        "compression": {"jpeg_quality_range": [35, 60], "prob": 1.0},
+        "noise": {"sigma_range": [3.0, 10.0], "prob": 0.9, "color_noise_prob": 0.5},
+        "color": {"contrast_range": [0.8, 0.9]}}
+    (tmp_path / "templates.json").write_text(json.dumps(tmpl), encoding="utf-8")
+    cfg, notes, toml = cli_import(tmp_path, raw, name="generator_config_v2.json")
+    builtin = {t.name: t for t in BUILTIN_TEMPLATES}
+
+    # A shipped template unchanged: stage for stage the predecessor's numbers, in its order.
+    sitcom = cfg.degradation("classic_sitcom_sd")
+    assert [s.KIND for s in sitcom.stages] == ["blur", "noise", "jpeg", "chroma", "colour"]
+    blur, noise, jpeg, chroma, colour = sitcom.stages
+    assert isinstance(blur, BlurStage) and isinstance(noise, NoiseStage)
+    assert isinstance(jpeg, JpegStage) and isinstance(chroma, ChromaStage)
+    assert isinstance(colour, ColourStage)
+    assert (blur.probability, blur.kernels, blur.sigma, blur.kernel_size) == (
+        0.85, (("iso", 1.0),), (0.4, 1.2), (7, 7))
+    assert (noise.probability, noise.gaussian_probability, noise.gaussian_sigma,
+            noise.grey_probability, noise.per) == (0.8, 1.0, (2.0, 8.0), 0.6, "clip")
+    assert (jpeg.probability, jpeg.quality) == (0.9, (55, 78))
+    assert (chroma.probability, chroma.saturation, chroma.bleed_probability,
+            chroma.bleed_strength) == (1.0, (0.85, 1.1), 0.35, (0.2, 0.2))
+    assert (colour.probability, colour.contrast, colour.brightness, colour.black_lift,
+            colour.gamma) == (1.0, (0.9, 1.05), (-0.02, 0.04), (0.03, 0.03), (0.95, 1.1))
+    assert sitcom == builtin["classic_sitcom_sd"]
+    assert "same as dsgen's built-in" in noted(
+        notes, "templates.json degradation_templates.classic_sitcom_sd")
+    assert "[degradations.classic_sitcom_sd]" in toml  # written out all the same
+    # An edited shipped template replaces the built-in of its name, and the note says so.
+    dvd = cfg.degradation("dvd_film_balanced")
+    assert stage(dvd, "jpeg").quality == (60, 80)
+    assert dvd != builtin["dvd_film_balanced"]
+    assert [s for s in dvd.stages if s.KIND != "jpeg"] == [
+        s for s in builtin["dvd_film_balanced"].stages if s.KIND != "jpeg"]
+    told = noted(notes, "templates.json degradation_templates.dvd_film_balanced")
+    assert "replaces it" in told and "its jpeg stage differs" in told
+    # The user's own template: only the sections it has; a 2⌈2σ⌉+1 kernel for σ up to 2.4.
+    vhs = cfg.degradation("vhs_heavy")
+    assert (vhs.description, [s.KIND for s in vhs.stages]) == (
+        "worn VHS copy", ["blur", "noise", "jpeg", "colour"])
+    assert (stage(vhs, "blur").sigma, stage(vhs, "blur").kernel_size) == ((0.8, 2.4), (11, 11))
+    assert stage(vhs, "noise").grey_probability == 0.5
+    assert (stage(vhs, "colour").contrast, stage(vhs, "colour").gamma,
+            stage(vhs, "colour").black_lift) == ((0.8, 0.9), (1.0, 1.0), (0.0, 0.0))
+    # Not carried over, each told: ringing_strength (its sampler never read it), a template
+    # no mix draws (dsgen refuses unused templates).
+    for name in ("classic_sitcom_sd", "dvd_film_balanced", "toon_sd"):
+        assert "never read" in noted(
+            notes, f"templates.json degradation_templates.{name}.compression.ringing_strength")
+    assert "not written" in noted(notes, "templates.json degradation_templates.classic_scifi_sd")
+    assert "[degradations.classic_scifi_sd]" not in toml
+    assert "INTER_AREA" in noted(notes, "templates.json degradation_templates")
+
+    # The mixes, weights as written: per format where they differ, else the category's.
+    master, space, toon = (cfg.category(c) for c in ("master", "space", "toon"))
+    assert master.degradations == (("none", 1.0),)
+    assert master.degradation_mix("960x540_169_resize") == (
+        ("dvd_film_balanced", 50.0), ("classic_sitcom_sd", 50.0))
+    assert master.degradation_mix("720x720_11") == (("dvd_film_balanced", 100.0),)
+    assert "per format" in noted(notes, "categories.master")
+    assert (space.degradations, space.format_degradations) == (
+        (("classic_sitcom_sd", 1.0),), ())
+    assert (toon.degradations, toon.format_degradations) == (
+        (("toon_sd", 80.0), ("vhs_heavy", 20.0)), ())  # 80:20 = 4:1
+    assert toon.degradation_mix("720x720_11") == toon.degradations
+    assert "same degradation_mix" in noted(notes, "categories.toon")
+
+
+def sampler_case() -> tuple[dict[str, Any], dict[str, Any]]:
+    """A V2 file and templates.json with values on the edges of what the predecessor's
+    sampler did with them."""
+    raw = v2_templates("/srv/ds", "/srv/videos", "/srv/new")
+    raw["categories"] = {"c": {"target_total": 10, "formats": [
+        {"template": "720x540_43", "weight": 1, "source_mode": "crop",
+         "degradation_mix": {"soft": 3, "flat": 1, "none": 1, "spare": 0}},
+        {"template": "720x720_11", "weight": 1, "source_mode": "crop"}]}}
+    raw["videos"] = [{"name": "a", "path": "/srv/videos/a.mkv", "categories": ["c"]}]
+    tmpl = templates_json()
+    tmpl["degradation_templates"] = {
+        "soft": {
+            "blur": {"sigma_range": [0.0, 0.5], "prob": 0.8, "kernel": "box"},
+            "compression": {"jpeg_quality_range": [90.7, 0], "prob": 1.5},
+            "noise": {"sigma_range": [-2.0, 2.0], "prob": 0.5},
+            "chroma": {"saturation_range": [1.0, 1.0], "chroma_bleed_prob": 0.5},
+            "color": {},
+            "sharpen": {"amount": 0.3}},
+        "flat": {"description": "never applied", "blur": {"sigma_range": [0.5, 1.0]}},
+        "none": {"compression": {"jpeg_quality_range": [30, 40], "prob": 1}},
+        "spare": {"noise": {"prob": 1}},
+    }
+    return raw, tmpl
+
+
+def test_degradation_templates_as_the_predecessors_sampler_read_them() -> None:
+    """Each value means what it meant to the predecessor's sampler: prob ≥ 1 always and a
+    missing prob never; σ drawn below its minimum (blur 0.1, noise 0) skipped, i.e. a smaller
+    probability over the rest of the range; JPEG qualities truncated and clamped as OpenCV
+    did; neutral or empty sections no stage; a template that changes nothing is `none`;
+    `none` itself renamed; a format without a mix clean. Each change has a note."""
+    raw, tmpl = sampler_case()
+    result = import_predecessor(raw, SOURCE, templates=tmpl)
+    cfg = load(result)
+    soft = cfg.degradation("soft")
+    assert [s.KIND for s in soft.stages] == ["blur", "noise", "jpeg"]
+    blur, noise, jpeg = soft.stages
+    assert blur.sigma == (0.1, 0.5) and blur.probability == pytest.approx(0.8 * 0.4 / 0.5)
+    assert noise.gaussian_sigma == (0.0, 2.0) and noise.probability == pytest.approx(0.25)
+    assert noise.grey_probability == 0.8  # color_noise_prob's default 0.2
+    assert (jpeg.quality, jpeg.probability) == ((1, 90), 1.0)
+    told = {k: noted(list(result.notes), f"templates.json degradation_templates.soft.{k}")
+            for k in ("blur.sigma_range", "blur.kernel", "compression.prob",
+                      "compression.jpeg_quality_range", "noise.sigma_range", "chroma",
+                      "color", "sharpen")}
+    assert "× 0.8" in told["blur.sigma_range"] and "unknown" in told["blur.kernel"]
+    assert "always" in told["compression.prob"] and "never changes" in told["chroma"]
+    assert "empty" in told["color"] and "unknown" in told["sharpen"]
+    assert "cut the fractions" in told["compression.jpeg_quality_range"]
+    assert cfg.degradation("none_predecessor").stages == (JpegStage(1.0, (30, 40)),)
+    about_none = [n for n in result.notes
+                  if n.startswith("templates.json degradation_templates.none: ")]
+    assert any("dsgen's name for the clean LR" in n for n in about_none)
+    assert "'none' (the clean LR) in its place" in noted(
+        list(result.notes), "templates.json degradation_templates.flat")
+    assert "not written" in noted(list(result.notes),
+                                  "templates.json degradation_templates.spare")
+    c = cfg.category("c")
+    assert c.format_degradations == (
+        ("720x540_43", (("soft", 3.0), ("none", 1.0), ("none_predecessor", 1.0))),
+        ("720x720_11", (("none", 1.0),)))
+    assert "weight 0" in noted(list(result.notes),
+                               "categories.c.formats[0].degradation_mix.spare")
+    assert "clean LR" in noted(list(result.notes), "categories.c.formats[1].degradation_mix")
+    assert {t.name for t in cfg.degradations} >= {"soft", "none_predecessor"}
+    assert not {"flat", "spare"} & {t.name for t in cfg.degradations}
+    # A mix whose weights are all 0 is refused, as the predecessor's random.choices did.
+    raw["categories"]["c"]["formats"][0]["degradation_mix"] = {"soft": 0}
+    with pytest.raises(ConfigError, match="no weight above 0") as err:
+        import_predecessor(raw, SOURCE, templates=sampler_case()[1])
+    assert err.value.key == "categories.c.formats[0].degradation_mix"
+
+
+@pytest.mark.parametrize(("template", "section", "key", "value", "says"), [
+    ("soft", "blur", "sigma_range", [0.5, 30.0], "outside what dsgen takes"),
+    ("soft", "noise", "sigma_range", 3.0, "[lo, hi] range"),
+    ("soft", "compression", "prob", "often", "not a number"),
+    ("none", "compression", "jpeg_quality_range", [30, math.inf], "finite"),
+    ("soft", "chroma", "saturation_range", [0.5, 4.0], "outside what dsgen takes"),
+    ("soft", "color", "black_lift", 0.9, "outside what dsgen takes"),
+])
+def test_a_degradation_value_dsgen_cannot_take_is_an_error_in_templates_json(
+        template: str, section: str, key: str, value: Any, says: str) -> None:
+    """A value dsgen cannot take is a ConfigError naming templates.json and the key, with
+    the range dsgen takes."""
+    raw, tmpl = sampler_case()
+    tmpl["degradation_templates"][template][section][key] = value
+    with pytest.raises(ConfigError) as err:
+        import_predecessor(raw, SOURCE, templates=tmpl, templates_source="/x/templates.json")
+    assert err.value.file == "/x/templates.json"
+    assert err.value.key.startswith(f"degradation_templates.{template}.{section}.{key}")
+    assert says in str(err.value) and "dsgen bug" not in str(err.value)
+
+
+def test_an_imported_v2_config_runs_and_degrades_with_its_templates(
+        tmp_path: Path, h264_cuts: tuple[Path, Any]) -> None:
+    """The import of a V2 file + templates.json runs for real (`dsgen run`, a real encoded
+    video): every sample's manifest `degradation` names a template its format's imported mix
+    draws, with that template's stages, and its LR_7frames bytes are what `reproduce` makes
+    of the line — the imported templates are what dsgen applied."""
+    video, _ = h264_cuts
+    raw: dict[str, Any] = {
+        "root_path": str(tmp_path / "dataset"), "random_seed": 5, "workers": 1,
+        "processing": {"n_frames": 7, "scale": 3},
+        "videos": [{"name": "clip", "path": str(video), "categories": ["master"]}],
+        "categories": {"master": {"target_total": 6, "formats": [
+            {"template": "192x108_169", "weight": 1, "source_mode": "resize",
+             "degradation_mix": {"classic_sitcom_sd": 1, "vhs_heavy": 1}},
+            {"template": "96x96_11", "weight": 1, "source_mode": "crop",
+             "degradation_mix": {"dvd_film_balanced": 1}}]}},
+    }
+    tmpl = templates_json()
+    tmpl["format_templates"] = {"192x108_169": {"gt_size": [192, 108], "scale": 3},
+                                "96x96_11": {"gt_size": [96, 96], "scale": 3}}
+    tmpl["degradation_templates"]["vhs_heavy"] = {
+        "compression": {"jpeg_quality_range": [20, 30], "prob": 1.0},
+        "noise": {"sigma_range": [4.0, 6.0], "prob": 1.0}}
+    (tmp_path / "templates.json").write_text(json.dumps(tmpl), encoding="utf-8")
+    cfg, _, _ = cli_import(tmp_path, raw, name="generator_config_v2.json")
+    cfg_path = tmp_path / "imported.toml"
+    run = dsgen("run", "--config", str(cfg_path))
+    assert run.returncode == 0, run.stdout + run.stderr
+    subprocess.run([sys.executable, "-m", "dsgen.cli", "manifest", "--config", str(cfg_path),
+                    "-o", str(tmp_path / "manifest.jsonl")], check=True, capture_output=True)
+    lines = [json.loads(x) for x in (tmp_path / "manifest.jsonl").read_text().splitlines()]
+    assert len(lines) == 6 and {x["format"] for x in lines} == {"192x108_169", "96x96_11"}
+    master = cfg.category("master")
+    state = State(cfg.state_dir, readonly=True)
+    try:
+        for line in lines:
+            deg = line["degradation"]
+            drawn = dict(master.degradation_mix(line["format"]))
+            assert deg["template"] in drawn, (line["format"], deg["template"])
+            template = cfg.degradation(deg["template"])
+            assert [s["kind"] for s in deg["stages"]] == [s.KIND for s in template.stages]
+            lr = reproduce(line, gt_frames(cfg, state, line))
+            png = encode_png(np.concatenate(lr), cfg.png_compression)
+            assert png == (cfg.output_root / line["files"][1]).read_bytes()
+    finally:
+        state.close()
+    # vhs_heavy's JPEG always applies: a degraded sample is not the clean LR.
+    assert any(s["applied"] for x in lines for s in x["degradation"]["stages"])
 
 
 def test_v2_templates_without_templates_json_says_which_file_to_pass(tmp_path: Path) -> None:
@@ -818,5 +1103,6 @@ def test_any_bad_value_in_any_generation_is_a_config_error(generation: str,
         result = import_predecessor(raw, SOURCE, templates=tmpl)
     except ConfigError as e:
         assert e.key and "Traceback" not in str(e)
+        assert "dsgen bug" not in str(e)  # the importer never writes TOML that fails to load
         return
     load(result)

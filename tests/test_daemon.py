@@ -155,12 +155,13 @@ def test_daemon_notify_watch_reload_metrics_and_clean_stop(daemon_dir: Path) -> 
         values = {(s.name, tuple(sorted(s.labels.items()))): s.value
                   for fam in text_string_to_metric_families(text.decode())
                   for s in fam.samples}
-        gts = list((daemon_dir / "out").rglob("GT/*/*.png"))
+        gts = list((daemon_dir / "out").rglob("GT/*.png"))
         assert len(gts) == 24
-        assert values[("dsgen_samples", (("category", "alpha"),))] == 24
-        assert values[("dsgen_category_target_samples", (("category", "alpha"),))] == 24
+        train = (("category", "alpha"), ("split", "train"))
+        assert values[("dsgen_samples", train)] == 24
+        assert values[("dsgen_category_target_samples", train)] == 24
         assert values[("dsgen_samples_written_total",
-                       (("category", "alpha"), ("format", "tiny")))] == 24
+                       (("category", "alpha"), ("format", "tiny"), ("split", "train")))] == 24
         assert values[("dsgen_config_reload_success", ())] == 1
         ok = values[("dsgen_clip_attempts_total", (("reason", "ok"),))]
         assert ok >= 24

@@ -17,7 +17,14 @@ import pytest
 from dsgen.config import load_config
 from dsgen.dask_executor import map_path
 from helpers import free_port, samples_in, wait_for_samples
-from test_engine import KILL_CONFIG, clean_long, dataset_files, long_videos, run_engine
+from test_engine import (
+    KILL_CONFIG,
+    KILL_TOTAL,
+    clean_long,
+    dataset_files,
+    long_videos,
+    run_engine,
+)
 
 distributed = pytest.importorskip("distributed", reason="pip install 'dsgen[dask]'")
 __all__ = ["clean_long", "long_videos"]  # fixtures shared with test_engine
@@ -96,7 +103,7 @@ def test_a_dask_run_is_byte_identical_to_a_local_run(
     code, cfg, out = run_engine(dask_config(tmp_path, cluster.address, long_videos))
     assert code == 0, out
     assert dataset_files(cfg.output_root) == clean_long
-    assert samples_in(cfg.state_dir) == 75
+    assert samples_in(cfg.state_dir) == KILL_TOTAL
     # the status file (and so `dsgen status` / the dashboard) names the cluster's workers
     workers = json.loads(cfg.status_path.read_text())["dsgen"]["worker_list"]
     assert sorted(w["name"] for w in workers) == ["w1", "w2"]
@@ -126,4 +133,4 @@ def test_a_dask_worker_killed_mid_run_loses_and_duplicates_nothing(
     assert proc.returncode == 0, out
     assert time.monotonic() - t0 < 600
     assert dataset_files(cfg.output_root) == clean_long
-    assert samples_in(cfg.state_dir) == 75
+    assert samples_in(cfg.state_dir) == KILL_TOTAL

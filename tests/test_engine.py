@@ -61,6 +61,7 @@ mode = "resize"
 target = {alpha}
 path = "Alpha/Learn"
 formats = {{ tiny = 0.6, wide = 0.4 }}
+validation = {{ count = {alpha_val}, guard_seconds = 0.2 }}
 
 [categories.beta]
 target = {beta}
@@ -83,10 +84,12 @@ def videos(h264_cuts: VideoFixture, hevc10_hdr: VideoFixture, mpeg2_anamorphic: 
 
 
 def write_config(directory: Path, videos: dict[str, VideoFixture], *, alpha: int = 20,
-                 beta: int = 8, seed: int = 7, layout: str = "stacked", extra: str = "") -> Path:
-    """A config over the fixture videos in `directory`."""
+                 beta: int = 8, seed: int = 7, layout: str = "stacked", extra: str = "",
+                 alpha_val: int = 0) -> Path:
+    """A config over the fixture videos in `directory` (alpha gets `alpha_val` validation
+    samples from held-out time ranges)."""
     directory.mkdir(parents=True, exist_ok=True)
-    text = CONFIG.format(seed=seed, layout=layout, alpha=alpha, beta=beta)
+    text = CONFIG.format(seed=seed, layout=layout, alpha=alpha, beta=beta, alpha_val=alpha_val)
     cats = {"h264": '{ alpha = 1.0, beta = 1.0 }', "hevc": '["alpha", "beta"]',
             "mpeg2": '["alpha"]', "letterbox": '{ alpha = 1.0, beta = 0.5 }'}
     for key, (path, _) in videos.items():
@@ -120,26 +123,28 @@ def dataset_files(root: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def stacked_run(tmp_path_factory: pytest.TempPathFactory, videos: dict[str, VideoFixture]
                 ) -> tuple[int, Config, str]:
-    """One complete run, stacked layout, shared by the checks below."""
+    """One complete run, stacked layout, shared by the checks below (validation needs
+    longer videos: tests/test_split.py, tests/test_layout.py and the kill tests below)."""
     return run_engine(write_config(tmp_path_factory.mktemp("stacked"), videos))
 
 
 @pytest.mark.slow
 def test_counts_in_state_equal_files_on_disk_equal_targets(stacked_run: tuple[int, Config, str]
                                                            ) -> None:
-    """Each category ends at its target exactly; state rows = GT files = every file referenced."""
+    """Each category ends at its target exactly; state rows = GT files (flat folders) =
+    every file and alias the manifest references."""
     code, cfg, out = stacked_run
     assert code == 0, out
     st = State(cfg.state_dir, readonly=True)
     totals = st.category_totals()
     referenced: set[Path] = set()
     for rec in manifest_records(cfg, st):
-        referenced.update(cfg.output_root / f for f in rec["files"])
+        referenced.update(cfg.output_root / f for f in [*rec["files"], *rec["aliases"]])
     st.close()
+    assert {k: n for k, (n, _) in totals.items()} == {"alpha": 20, "beta": 8}
     for cat in cfg.categories:
-        assert totals[cat.name][0] == cat.target
-        gts = list((cfg.output_root / cat.path).rglob("GT/*/*.png"))
-        assert len(gts) == cat.target
+        assert len(list((cfg.output_root / cat.path).glob("*/GT/*.png"))) == cat.target
+        assert not (cfg.output_root / cat.path / "Val").exists()
     on_disk = {p for p in cfg.output_root.rglob("*.png")}
     assert on_disk == referenced
     assert not any((cfg.output_root / TMP_DIR).glob("*"))
@@ -147,6 +152,7 @@ def test_counts_in_state_equal_files_on_disk_equal_targets(stacked_run: tuple[in
     assert status["status"] == "finished"
     for cat in cfg.categories:
         assert status["category_stats"][cat.name]["images_created"] == cat.target
+    assert status["dsgen"]["validation"] == {}
 
 
 @pytest.mark.slow
@@ -221,14 +227,20 @@ def test_lr_is_the_documented_downscale_of_the_gt(stacked_run: tuple[int, Config
 @pytest.mark.slow
 def test_basicsr_layout_is_vimeo90k_septuplets(tmp_path: Path,
                                                videos: dict[str, VideoFixture]) -> None:
-    """basicsr layout: GT/LR im1..im7 per clip/seq, LR_i = bicubic(GT_i), meta_info lines."""
+    """basicsr layout: GT/LR im1..im7 per clip/seq, LR_i = bicubic(GT_i), meta_info lines;
+    validation in Val/{GT,LR} with its own meta_info_val.txt."""
     small = {k: videos[k] for k in ("h264", "hevc")}
-    code, cfg, out = run_engine(write_config(tmp_path, small, alpha=6, beta=3, layout="basicsr"))
+    code, cfg, out = run_engine(write_config(tmp_path, small, alpha=6, beta=3, layout="basicsr",
+                                             alpha_val=2))
     assert code == 0, out
     metas = list(cfg.output_root.rglob("meta_info.txt"))
     lines = [line for m in metas for line in m.read_text().splitlines()]
     assert len(lines) == 9
-    for m in metas:
+    val = cfg.output_root / "Alpha" / "Learn" / "Val" / "meta_info_val.txt"
+    assert len(val.read_text().splitlines()) == 2
+    assert {m.name for m in cfg.output_root.rglob("meta_info*.txt")} == {
+        "meta_info.txt", "meta_info_val.txt"}
+    for m in [*metas, val]:
         root = m.parent
         for line in m.read_text().splitlines():
             key, n, shape = line.split(" ")
@@ -270,6 +282,7 @@ scale = 3
 [categories.alpha]
 target = 50
 formats = { tiny = 0.5, wide = 0.5 }
+validation = { count = 6, guard_seconds = 0.5 }
 
 [categories.beta]
 target = 25
@@ -285,6 +298,9 @@ name = "long hevc"
 path = "%s"
 categories = ["alpha", "beta"]
 """
+
+
+KILL_TOTAL = 50 + 25 + 6  # alpha, beta and alpha's validation samples
 
 
 @pytest.fixture(scope="module")
@@ -309,7 +325,8 @@ def clean_long(tmp_path_factory: pytest.TempPathFactory, long_videos: tuple[Path
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
     expected = dataset_files(load_config(d / "dsgen.toml").output_root)
-    assert sum(1 for f in expected if "/GT/" in f) == 75
+    assert sum(1 for f in expected if "/GT/" in f) == KILL_TOTAL
+    assert sum(1 for f in expected if "/Val/GT/" in f) == 6
     return expected
 
 
@@ -318,7 +335,7 @@ def test_kill_9_at_five_moments_then_resume_gives_the_identical_dataset(
         tmp_path: Path, long_videos: tuple[Path, Path], clean_long: dict[str, str]) -> None:
     """kill -9 at five random moments + resume = byte-identical dataset to one clean run."""
     expected = clean_long
-    total = 75
+    total = KILL_TOTAL
     (tmp_path / "killed").mkdir()
     (tmp_path / "killed" / "dsgen.toml").write_text(KILL_CONFIG % long_videos)
     cfg_path = tmp_path / "killed" / "dsgen.toml"
@@ -362,17 +379,18 @@ def test_sigint_stops_cleanly_and_resume_finishes(tmp_path: Path,
     assert not any((cfg.output_root / TMP_DIR).glob("*"))
     st = State(cfg.state_dir, readonly=True)
     on_disk = {p for p in cfg.output_root.rglob("*.png")}
-    recorded = {cfg.output_root / f for rec in manifest_records(cfg, st) for f in rec["files"]}
+    recorded = {cfg.output_root / f for rec in manifest_records(cfg, st)
+                for f in [*rec["files"], *rec["aliases"]]}
     st.close()
     assert on_disk == recorded
-    assert 10 <= len({p for p in on_disk if "/GT/" in str(p)}) < 75
+    assert 10 <= len({p for p in on_disk if "/GT/" in str(p)}) < KILL_TOTAL
     status = json.loads(cfg.status_path.read_text())
     assert status["status"] == "interrupted"
     proc = _cli(cfg_path)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
     assert "📍 Resuming from video" in out
-    assert samples_in(cfg.state_dir) == 75
+    assert samples_in(cfg.state_dir) == KILL_TOTAL
 
 
 @pytest.mark.slow
@@ -457,13 +475,14 @@ def test_full_disk_pauses_without_corruption_and_resumes_when_space_returns(
         assert proc.returncode == 0, out
         assert "Disk space is back" in out
         st = State(cfg.state_dir, readonly=True)
-        recorded = {cfg.output_root / f for rec in manifest_records(cfg, st) for f in rec["files"]}
+        recorded = {cfg.output_root / f for rec in manifest_records(cfg, st)
+                for f in [*rec["files"], *rec["aliases"]]}
         st.close()
         on_disk = set(cfg.output_root.rglob("*.png"))
         assert on_disk == recorded
         for png in on_disk:
             Image.open(png).load()
-        assert samples_in(cfg.state_dir) == 75
+        assert samples_in(cfg.state_dir) == KILL_TOTAL
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
@@ -497,7 +516,7 @@ def test_a_killed_worker_loses_nothing_and_the_run_finishes_identically(
     assert proc.returncode == 0, out
     assert "A worker process died" in out
     assert dataset_files(cfg.output_root) == clean_long
-    assert samples_in(cfg.state_dir) == 75
+    assert samples_in(cfg.state_dir) == KILL_TOTAL
 
 
 def test_a_header_only_file_is_reported_once_and_the_run_finishes(

@@ -30,7 +30,7 @@ from helpers import require_promtool
 
 REPO = Path(__file__).resolve().parents[1]
 # Labels a dashboard may group by; anything else (a video name, a path) would be unbounded.
-BOUNDED_LABELS = {"state", "reason", "category", "format", "stage", "kind", "result", "le",
+BOUNDED_LABELS = {"state", "reason", "category", "format", "split", "stage", "kind", "result", "le",
                   "dsgen_run_state", "version", "python", "pyav", "ffmpeg"}
 
 

@@ -33,14 +33,18 @@ from test_engine import dataset_files, video_block, write_config
 VideoFixture = tuple[Path, SynthSpec]
 PAGE = 4096
 
-# Schema 1, as dsgen wrote it before samples had a degradation column.
-SCHEMA_1 = SCHEMA.replace("created REAL NOT NULL, degradation TEXT,", "created REAL NOT NULL,")
+# Schema 1, as dsgen wrote it before samples had a degradation column and slots and
+# samples a split.
+SCHEMA_1 = (SCHEMA.replace("created REAL NOT NULL, degradation TEXT, split TEXT NOT NULL "
+                           "DEFAULT 'train',", "created REAL NOT NULL,")
+            .replace("done INTEGER NOT NULL DEFAULT 0, split TEXT NOT NULL DEFAULT 'train',",
+                     "done INTEGER NOT NULL DEFAULT 0,"))
 
 
 def _old_state(state_dir: Path) -> None:
     """A schema-1 database holding one video, one slot and one sample (inserted the old way:
     positionally, 11 values)."""
-    assert SCHEMA_1 != SCHEMA
+    assert "split TEXT" not in SCHEMA_1 and "degradation TEXT" not in SCHEMA_1
     state_dir.mkdir(parents=True)
     db = sqlite3.connect(state_dir / DB_NAME)
     db.executescript(SCHEMA_1)
@@ -54,26 +58,32 @@ def _old_state(state_dir: Path) -> None:
     db.close()
 
 
-def test_a_schema_1_state_gains_the_degradation_column_and_keeps_its_rows(
-        tmp_path: Path) -> None:
-    """Opening a schema-1 state for writing adds `samples.degradation` (ALTER TABLE) and
-    moves the schema number on; the old sample reads NULL there, new samples store their
-    degradation as JSON; reopening changes nothing further."""
+def test_a_schema_1_state_gains_the_new_columns_and_keeps_its_rows(tmp_path: Path) -> None:
+    """Opening a schema-1 state for writing adds `samples.degradation` and the `split` of
+    slots and samples (ALTER TABLE) and moves the schema number on; the old rows read NULL
+    (no degradation) and `train`; new samples store their degradation as JSON and their
+    split; counts are keyed by split; reopening changes nothing further."""
     _old_state(tmp_path / "state")
     ro = State(tmp_path / "state", readonly=True)  # read-only on the old file: no column yet
     (row,) = list(ro.sample_rows())
-    assert row[-1] is None
+    assert row[-2:] == (None, "train")
     ro.close()
     st = State(tmp_path / "state")
-    assert st.get_meta("schema") == str(SCHEMA_VERSION) == "2"
-    assert "degradation" in st._columns("samples")
+    assert st.get_meta("schema") == str(SCHEMA_VERSION) == "3"
+    assert {"degradation", "split"} <= st._columns("samples")
+    assert "split" in st._columns("slots")
+    assert [s.split for s in st.slots(1)] == ["train"]
     deg = {"template": "toon_sd", "lr_size": [32, 32], "stages": []}
     res = SlotResult(1, samples=[Sample(1, "general", "tiny", (("b.png", 7),), 30, (3, 4),
-                                        (0, 0, 96, 96), {}, degradation=deg)], complete=True)
-    st.add_slots(1, [SlotPlan(1, 0, 0, (30,), (("general", "tiny"),))])
+                                        (0, 0, 96, 96), {}, degradation=deg, split="val")],
+                     complete=True)
+    st.add_slots(1, [SlotPlan(1, 0, 0, (30,), (("general", "tiny"),), "val")])
     st.record_slot(1, res)
-    rows = {r[2]: r[-1] for r in st.sample_rows()}
-    assert rows[0] is None and json.loads(rows[1]) == deg
+    rows = {r[2]: r[-2:] for r in st.sample_rows()}
+    assert rows[0] == (None, "train") and json.loads(rows[1][0]) == deg and rows[1][1] == "val"
+    assert st.category_totals() == {"general": (1, 5), "general@val": (1, 7)}
+    assert st.load_counts()[1].achieved == {"general": 1, "general@val": 1}
+    assert st.used_starts(1) == []  # no attempts recorded
     st.close()
     again = State(tmp_path / "state")
     assert len(list(again.sample_rows())) == 2

@@ -275,6 +275,23 @@ def test_80_columns_fit_and_a_short_terminal_keeps_the_essentials(live: bool) ->
     assert len(wide.splitlines()) <= 50 and "⚙ PERFORMANCE" in wide
 
 
+def test_validation_shows_apart_and_still_fits_80_columns() -> None:
+    """A category with a validation split gets a `└ val` row of its own (images, target,
+    progress, size) in the table and a `validation N / M` part in the plain lines; the
+    frame still fits 80 columns; the disk total counts both splits."""
+    snap = hand_built()
+    cats = (replace(snap.categories[0], val_images=512, val_target=800,
+                    val_bytes=1_200_000_000), *snap.categories[1:])
+    snap = replace(snap, categories=cats)
+    text = frame(snap, live=True, width=80)
+    assert max(cell_len(line) for line in text.splitlines()) <= 80
+    assert "│  └ val   │        │    512 │     800 │ ██████░░░░  64.0% │    1.20 │" in text
+    assert "│ TOTAL    │        │ 29,451 │ 165,000 │             17.8% │   71.30 │" in text
+    assert text.count("└ val") == 1
+    assert any("GENERAL: 18,456 / 80,000" in line and "validation 512 / 800" in line
+               for line in plain_lines(snap))
+
+
 def test_success_rate_colours_follow_the_thresholds() -> None:
     """≥ 80 % green, 50–80 % yellow, < 50 % red."""
     for rate, colour in ((0.943, "green"), (0.62, "yellow"), (0.31, "red")):

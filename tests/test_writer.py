@@ -23,21 +23,30 @@ import pytest
 from PIL import Image
 
 from dsgen.config import Config, config_from_dict
+from dsgen.errors import ConfigError
+from dsgen.model import TRAIN, VAL
 from dsgen.writer import (
     BUCKET_FILES,
     DATASET_JSON,
+    LEGACY_SCHEME,
     META_INFO,
+    META_INFO_VAL,
     TMP_DIR,
     DiskFull,
+    PathScheme,
+    alias_paths,
     bucket,
     clear_tmp,
     dataset_description,
+    encode_png,
+    link_file,
     sample_files,
     sample_name,
     tmp_dir,
     write_descriptions,
     write_meta_info,
     write_png,
+    write_sample,
 )
 from helpers import mount_tmpfs
 
@@ -71,29 +80,126 @@ def noise(h: int, w: int, seed: int = 0) -> np.ndarray:
 # --------------------------------------------------------------------------- layouts
 
 
-def test_stacked_sample_files(tmp_path: Path) -> None:
-    """Stacked layout: GT, LR_5frames, LR_7frames under <root>/<category path>/<format dir>,
-    in a bucket named after the video's slug (split every 10,000 slots), with the same
-    `patch_<slug>_idx<slot>` name in every folder."""
+def test_stacked_sample_files_are_flat_by_default(tmp_path: Path) -> None:
+    """Stacked layout, default: GT, LR_5frames, LR_7frames directly under
+    <root>/<category path>/<format dir> (the trainers glob `GT/*.png` without recursing),
+    the same `patch_<slug>_idx<slot>` name in every folder; validation samples of the
+    category go to `<category path>/Val/…` in the same form."""
     cfg = make_cfg(tmp_path)
     cat, fmt = cfg.category("general"), cfg.format("small_540")
-    base = tmp_path / "out" / "Universal" / "Mastermodell" / "Learn" / "Patches"
+    learn = tmp_path / "out" / "Universal" / "Mastermodell" / "Learn"
+    name = "patch_Avatar_2009_idx000042.png"
     assert sample_files(cfg, cat, fmt, "Avatar_2009", 42) == [
-        base / "GT" / "Avatar_2009" / "patch_Avatar_2009_idx000042.png",
-        base / "LR_5frames" / "Avatar_2009" / "patch_Avatar_2009_idx000042.png",
-        base / "LR_7frames" / "Avatar_2009" / "patch_Avatar_2009_idx000042.png",
-    ]
-    assert BUCKET_FILES == 10_000
-    for slot, b in ((0, "v"), (9_999, "v"), (10_000, "v-1"), (19_999, "v-1"), (25_000, "v-2")):
-        assert bucket("v", slot) == b
+        learn / "Patches" / d / name for d in ("GT", "LR_5frames", "LR_7frames")]
+    assert sample_files(cfg, cat, cfg.format("medium_169"), "Avatar_2009", 42, VAL) == [
+        learn / "Val" / d / name for d in ("GT", "LR_5frames", "LR_7frames")]
+    assert sample_name("v", 1_234_567) == "patch_v_idx1234567"
+    three = make_cfg(tmp_path, extraction={"lr_stacks": [3, 5, 7]})
+    assert [p.parts[-2] for p in sample_files(three, cat, fmt, "v", 1)] == [
+        "GT", "LR_3frames", "LR_5frames", "LR_7frames"]
+
+
+def test_bucket_folders_are_opt_in(tmp_path: Path) -> None:
+    """bucket_size = N puts each video's samples in `<slug>/`, `<slug>-1/`, … of N slots;
+    the scheme of datasets written before flat folders is N = 10,000 without aliases."""
+    cfg = make_cfg(tmp_path, bucket_size=100)
+    fmt = cfg.format("small_540")
+    for slot, b in ((0, "v"), (99, "v"), (100, "v-1"), (250, "v-2")):
         files = sample_files(cfg, cfg.category("toon"), fmt, "v", slot)
         assert {p.parent.name for p in files} == {b}
         assert {p.name for p in files} == {f"{sample_name('v', slot)}.png"}
         assert files[0].parents[2] == tmp_path / "out" / "toon" / "Patches"
-    assert sample_name("v", 1_234_567) == "patch_v_idx1234567"
-    three = make_cfg(tmp_path, extraction={"lr_stacks": [3, 5, 7]})
-    assert [p.parts[-3] for p in sample_files(three, cat, fmt, "v", 1)] == [
-        "GT", "LR_3frames", "LR_5frames", "LR_7frames"]
+    assert BUCKET_FILES == 10_000 and PathScheme(10_000, ()) == LEGACY_SCHEME
+    for slot, b in ((9_999, "v"), (10_000, "v-1"), (25_000, "v-2")):
+        assert bucket("v", slot) == b
+        old = sample_files(cfg, cfg.category("toon"), fmt, "v", slot, scheme=LEGACY_SCHEME)
+        assert {p.parent.name for p in old} == {b}
+
+
+def test_lr_aliases_default_config_and_paths(tmp_path: Path) -> None:
+    """`LR` names the 5-frame stack by default (what core/dataset.py reads); `{}` writes
+    none; an alias sits beside the stack's folder, bucket included; bad aliases are errors
+    naming the key."""
+    assert make_cfg(tmp_path).lr_aliases == (("LR", 5),)
+    assert make_cfg(tmp_path, lr_aliases={}).lr_aliases == ()
+    assert make_cfg(tmp_path, extraction={"lr_stacks": [7]}).lr_aliases == ()
+    assert make_cfg(tmp_path, layout="basicsr").lr_aliases == ()
+    two = PathScheme(0, (("LR", 5), ("LR7", 7)))
+    files = ["c/Patches/GT/x.png", "c/Patches/LR_5frames/x.png", "c/Patches/LR_7frames/x.png"]
+    assert alias_paths(two, files) == [("c/Patches/LR/x.png", files[1]),
+                                       ("c/Patches/LR7/x.png", files[2])]
+    assert alias_paths(PathScheme(5, (("LR", 5),)), ["c/Val/LR_5frames/v-1/x.png"]) == [
+        ("c/Val/LR/v-1/x.png", "c/Val/LR_5frames/v-1/x.png")]
+    for bad, key in (({"GT": 5}, "lr_aliases.GT"), ({"LR": 3}, "lr_aliases.LR"),
+                     ({"a/b": 5}, "lr_aliases.a/b"), ({"LR_7frames": 7}, "lr_aliases.LR_7frames")):
+        with pytest.raises(ConfigError) as info:
+            make_cfg(tmp_path, lr_aliases=bad)
+        assert info.value.key == key
+    with pytest.raises(ConfigError) as info:
+        make_cfg(tmp_path, layout="basicsr", lr_aliases={"LR": 5})
+    assert info.value.key == "lr_aliases"
+    with pytest.raises(ConfigError) as info:
+        make_cfg(tmp_path, layout="basicsr", bucket_size=10)
+    assert info.value.key == "bucket_size"
+
+
+def test_write_sample_hard_links_aliases_and_rolls_back_whole(tmp_path: Path) -> None:
+    """An alias is a hard link to the stack's file (same inode, no second copy); when a
+    write fails, the files and aliases this sample already made are all removed."""
+    cfg = make_cfg(tmp_path)
+    data = encode_png(noise(30, 10), 1)
+    files = [("c/GT/x.png", data), ("c/LR_5frames/x.png", data)]
+    copies = write_sample(cfg, files, [("c/LR/x.png", "c/LR_5frames/x.png")])
+    root = cfg.output_root
+    assert copies == 0
+    assert os.path.samefile(root / "c/LR/x.png", root / "c/LR_5frames/x.png")
+    assert (root / "c/LR_5frames/x.png").stat().st_nlink == 2
+    with pytest.raises(FileNotFoundError):  # the alias of a file that does not exist
+        write_sample(cfg, [("d/GT/y.png", data)], [("d/LR/y.png", "d/LR_5frames/y.png")])
+    assert not (root / "d" / "GT" / "y.png").exists() and not (root / "d" / "LR").exists()
+
+
+# ext2/ext4 allow 32,000/65,000 names per file: one more link is EMLINK.
+EXT_LINK_LIMIT = 65_000
+
+
+def test_link_file_falls_back_to_a_copy_when_the_filesystem_refuses_a_link(
+        tmp_path: Path) -> None:
+    """When the filesystem refuses another hard link (here a real ext2 image whose file has
+    all the names the driver allows: EMLINK), the alias is a copy with the same bytes,
+    link_file says so, and nothing is left in the temp folder. Needs root to mount."""
+    img = tmp_path / "ext2.img"
+    with open(img, "wb") as f:
+        f.truncate(32 * 1024 * 1024)
+    made = subprocess.run(["mkfs.ext2", "-q", "-F", str(img)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"mkfs.ext2 failed: {made.stderr.strip()}")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    done = subprocess.run(["mount", "-t", "ext2", "-o", "loop", str(img), str(mnt)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        why = f"cannot mount an ext2 image: {done.stderr.strip()} (needs root)"
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+    try:
+        target = mnt / "LR_5frames" / "a.png"
+        target.parent.mkdir()
+        target.write_bytes(b"stack bytes")
+        with pytest.raises(OSError) as full:  # spread over folders: ext2 folders are lists
+            for i in range(EXT_LINK_LIMIT + 1):
+                d = f"{mnt}/names/{i // 1000}"
+                if i % 1000 == 0:
+                    os.makedirs(d)
+                os.link(target, f"{d}/{i}")
+        assert full.value.errno == errno.EMLINK
+        assert link_file(target, mnt / "LR" / "a.png", mnt / "tmp") is True
+        assert (mnt / "LR" / "a.png").read_bytes() == b"stack bytes"
+        assert not os.path.samefile(mnt / "LR" / "a.png", target)
+        assert not any((mnt / "tmp").iterdir())
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
 
 
 def test_basicsr_sample_files(tmp_path: Path) -> None:
@@ -107,6 +213,10 @@ def test_basicsr_sample_files(tmp_path: Path) -> None:
                      for kind in ("GT", "LR") for i in range(1, 8)]
     # Other clip lengths are refused with this layout (test_config: BasicSR reads im1–im7).
     assert len(set(sample_files(cfg, cat, fmt, "Film_A", 12_345))) == 14
+    learn = base.parent
+    assert sample_files(cfg, cat, fmt, "Film_A", 7, VAL) == [
+        learn / "Val" / kind / "Film_A" / "000007" / f"im{i}.png"
+        for kind in ("GT", "LR") for i in range(1, 8)]
 
 
 def test_clean_lr_files_follow_the_degraded_ones(tmp_path: Path) -> None:
@@ -346,9 +456,10 @@ def test_meta_info_lines_sorted_per_format(tmp_path: Path) -> None:
     file per category format folder; a folder without samples gets no file, and an existing
     file is rewritten (emptied) when its samples are gone."""
     cfg = make_cfg(tmp_path, layout="basicsr")
-    rows = [("general", "medium_169", "b", 3), ("general", "small_540", "b", 12),
-            ("general", "small_540", "a", 500), ("general", "small_540", "b", 2),
-            ("toon", "small_540", "a", 1)]
+    rows = [("general", "medium_169", "b", 3, TRAIN), ("general", "small_540", "b", 12, TRAIN),
+            ("general", "small_540", "a", 500, TRAIN), ("general", "small_540", "b", 2, TRAIN),
+            ("toon", "small_540", "a", 1, TRAIN), ("general", "small_540", "a", 7, VAL),
+            ("general", "medium_169", "a", 4, VAL)]
     write_meta_info(cfg, rows)
     learn = cfg.output_root / "Universal" / "Mastermodell" / "Learn"
     assert (learn / "Patches" / META_INFO).read_text() == (
@@ -356,14 +467,19 @@ def test_meta_info_lines_sorted_per_format(tmp_path: Path) -> None:
     assert (learn / "Patches_Medium169" / META_INFO).read_text() == "b/000003 7 (405,720,3)\n"
     assert (cfg.output_root / "toon" / "Patches" / META_INFO).read_text() == (
         "a/000001 7 (540,540,3)\n")
+    # validation: its own file in its own folder, every format's lines together
+    assert (learn / "Val" / META_INFO_VAL).read_text() == (
+        "a/000004 7 (405,720,3)\na/000007 7 (540,540,3)\n")
+    assert not (cfg.output_root / "toon" / "Val").exists()
     first = (learn / "Patches" / META_INFO).read_bytes()
     write_meta_info(cfg, list(reversed(rows)))
     assert (learn / "Patches" / META_INFO).read_bytes() == first
-    write_meta_info(cfg, [("toon", "small_540", "a", 1)])
+    write_meta_info(cfg, [("toon", "small_540", "a", 1, TRAIN)])
     assert (learn / "Patches" / META_INFO).read_text() == ""
+    assert (learn / "Val" / META_INFO_VAL).read_text() == ""
     assert (cfg.output_root / "toon" / "Patches" / META_INFO).read_text() != ""
     fresh = make_cfg(tmp_path / "other", layout="basicsr")
-    write_meta_info(fresh, [("toon", "small_540", "a", 1)])
+    write_meta_info(fresh, [("toon", "small_540", "a", 1, TRAIN)])
     assert not (fresh.output_root / "Universal").exists()
     for line in (cfg.output_root / "toon" / "Patches" / META_INFO).read_text().splitlines():
         assert re.fullmatch(r"[0-9A-Za-z_]+/\d{6,} 7 \(\d+,\d+,3\)", line)

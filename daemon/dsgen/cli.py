@@ -1,5 +1,5 @@
-"""Command line: `dsgen run | daemon | demo | config check | config import | manifest |
-state check | state recover` (and `monitor`, `status` from monitor.py)."""
+"""Command line: `dsgen run | daemon | demo | config check | config import | migrate |
+manifest | state check | state recover` (and `monitor`, `status` from monitor.py)."""
 
 from __future__ import annotations
 
@@ -115,6 +115,11 @@ def _summary(cfg: Config) -> list[str]:
              f"state_dir: {cfg.state_dir}",
              f"workers: {cfg.worker_count}, seed: {cfg.seed}, layout: {cfg.layout}, "
              f"PNG level {cfg.png_compression}, LR filter {cfg.extraction.lr_filter}"]
+    if cfg.layout == "stacked":
+        aliases = ", ".join(f"{n} → LR_{k}frames" for n, k in cfg.lr_aliases) or "none"
+        folders = (f"bucket folders of {cfg.bucket_size}" if cfg.bucket_size
+                   else "flat folders")
+        lines.append(f"files: {folders}, LR aliases: {aliases}")
     lines.append(f"formats ({len(cfg.formats)}):")
     for f in cfg.formats:
         lw, lh = f.lr_size
@@ -124,6 +129,16 @@ def _summary(cfg: Config) -> list[str]:
     for c in cfg.categories:
         mix = ", ".join(f"{n} {w:g}" for n, w in c.formats)
         lines.append(f"  {c.name:<14} target {c.target:>9,}  → {c.path}  [{mix}]")
+        val = c.validation
+        if c.val_target:
+            source = (f"held-out videos {', '.join(val.videos)}" if val.videos else
+                      f"held-out time ranges, guard {val.guard_seconds:g} s")
+            vmix = ", ".join(f"{n} {w:g}" for n, w in c.val_formats)
+            lines.append(f"  {'':<14} validation {c.val_target:>5,}  → {c.path}/{val.dir}  "
+                         f"[{vmix}] from {source}")
+        else:
+            lines.append(f"  {'':<14} no validation split: trainers that read {val.dir}/GT "
+                         f"need [categories.{c.name}.validation]")
     from dsgen.library import check_regular_file
 
     total, found, problems = 0.0, 0, []
@@ -166,6 +181,20 @@ def _cmd_config_import(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     sys.stdout.write(result.toml)
     return EXIT_OK
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    from dsgen.migrate import migrate
+
+    cfg = load_config(args.config)
+    report = migrate(cfg, dry_run=args.dry_run)
+    for line in report.lines(args.dry_run):
+        print(line)
+    if report.old == report.new and not report.samples:
+        print("✓ nothing to move: the files are already named as the config asks")
+    elif not args.dry_run:
+        print(f"✓ the dataset is now named {report.new.describe()}")
+    return EXIT_ERROR if report.missing else EXIT_OK
 
 
 def _cmd_manifest(args: argparse.Namespace) -> int:
@@ -265,6 +294,12 @@ def build_parser() -> argparse.ArgumentParser:
     from dsgen.monitor import add_parsers as add_monitor_parsers
 
     add_monitor_parsers(sub)  # `dsgen monitor`, `dsgen status`
+
+    mig = sub.add_parser("migrate", help="move a written dataset to the config's bucket_size "
+                                         "and lr_aliases (e.g. from per-video folders to flat)")
+    mig.add_argument("--config", "-c", required=True)
+    mig.add_argument("--dry-run", action="store_true", help="count what would move, move nothing")
+    mig.set_defaults(func=_cmd_migrate)
 
     man = sub.add_parser("manifest", help="export per-sample provenance as JSON lines")
     man.add_argument("--config", "-c", required=True)

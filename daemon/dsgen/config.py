@@ -53,11 +53,32 @@ class FormatCfg:
 
 
 @dataclass(frozen=True)
+class ValidationCfg:
+    """A category's validation split: how many samples, from where, in which formats."""
+
+    fraction: float = 0.0  # of the category's target, on top of it (ceil); 0 = none
+    count: int = 0  # or an exact number (give one of fraction and count)
+    # No training frame of a video is closer than this to one of its validation frames: a
+    # few seconds put the two splits in different shots (films cut every 2–6 s).
+    guard_seconds: float = 5.0
+    videos: tuple[str, ...] = ()  # held-out videos: all their samples of it are validation
+    formats: tuple[tuple[str, float], ...] = ()  # () = the category's first format
+    dir: str = "Val"  # folder under the category path: where the predecessor's trainers look
+
+    def samples(self, target: int) -> int:
+        """Validation samples of a category with this training `target`."""
+        if self.count:
+            return self.count
+        # round() first: 0.07 × 100 is 7.000000000000001 in binary floating point
+        return math.ceil(round(self.fraction * target, 9)) if self.fraction > 0 else 0
+
+
+@dataclass(frozen=True)
 class CategoryCfg:
     """A dataset category: how many samples, where, and which formats in which mix."""
 
     name: str
-    target: int
+    target: int  # training samples (validation comes on top)
     path: str = ""  # under output_root; defaults to the category name
     formats: tuple[tuple[str, float], ...] = ()
     # LR degradation templates drawn per sample; `none` = clean LR (today's BI downscale).
@@ -67,6 +88,18 @@ class CategoryCfg:
     def degradation_mix(self, fmt: str) -> Weights:
         """The templates (with weights) a sample of this category in format `fmt` draws."""
         return dict(self.format_degradations).get(fmt, self.degradations)
+    validation: ValidationCfg = field(default_factory=ValidationCfg)
+
+    @property
+    def val_target(self) -> int:
+        """Validation samples this category must reach (0: no validation split)."""
+        return self.validation.samples(self.target)
+
+    @property
+    def val_formats(self) -> tuple[tuple[str, float], ...]:
+        """The validation format mix: as configured, else the category's first format (the
+        trainers' validation loaders read one patch size)."""
+        return self.validation.formats or self.formats[:1]
 
 
 @dataclass(frozen=True)
@@ -191,6 +224,12 @@ class DaemonCfg:
     reload_on_change: bool = True
 
 
+# `LR` is where the predecessor's trainers (vsr_plus_plus core/dataset.py, train.py) read
+# the 5-frame stack, beside `Val/LR`; load_config drops it when no 5-frame stack is written
+# or the layout is basicsr.
+DEFAULT_LR_ALIASES: tuple[tuple[str, int], ...] = (("LR", 5),)
+
+
 @dataclass(frozen=True)
 class DaskCfg:
     """Where a Dask cluster runs the workers (`executor = "dask"`, docs/scaling.md)."""
@@ -213,6 +252,10 @@ class Config:
     seed: int = 1
     png_compression: int = 3  # Pillow level: 3 is ~2× faster than 6 for 5–10% more bytes
     layout: Layout = "stacked"
+    # Files per bucket folder (stacked layout); 0 = flat folders, what the trainers glob.
+    bucket_size: int = 0
+    # Extra folder names for LR stacks (name → stack size), hard links to the same files.
+    lr_aliases: tuple[tuple[str, int], ...] = DEFAULT_LR_ALIASES
     segment_slots: int = 24  # slots per work unit: small enough to resume fine-grained
     status_file: str = ".generator_status.json"  # under output_root, predecessor-compatible
     status_seconds: float = 5.0  # how often the status file is rewritten
@@ -269,6 +312,8 @@ PREDECESSOR_FORMATS: tuple[FormatCfg, ...] = (
 BASICSR_FRAMES = 7
 # Worker processes: 0 = one per core; more than this is a typo, not a machine.
 MAX_WORKERS = 256
+# Planning keys of validation are `<category>@val` (dsgen.split): names may not hold it.
+RESERVED_NAME_CHAR = "@"
 
 
 class _Ctx:
@@ -403,7 +448,7 @@ def config_from_dict(raw: dict[str, Any], file: Path) -> Config:
     ctx = _Ctx(str(file))
     base = file.resolve().parent
     sections = {"extraction", "disk", "formats", "categories", "videos", "watch", "metrics",
-                "daemon", "dask", "degradations"}
+                "daemon", "dask", "degradations", "lr_aliases"}
     top = _build(ctx, Config, raw, "", skip=sections,
                  hidden={"source": "remove it (the config file itself is the source)"})
     for req in ("output_root", "state_dir"):
@@ -418,6 +463,10 @@ def config_from_dict(raw: dict[str, Any], file: Path) -> Config:
     _check_range(ctx, "segment_slots", top.get("segment_slots", 24), 1, 100_000)
     _check_range(ctx, "seed", top.get("seed", 1), 0, 2**63 - 1)  # numpy seeds are >= 0
     _check_range(ctx, "status_seconds", top.get("status_seconds", 5.0), 0.1, 86_400)
+    _check_range(ctx, "bucket_size", top.get("bucket_size", 0), 0, 10_000_000)
+    if top.get("layout") == "basicsr" and top.get("bucket_size", 0):
+        ctx.fail("bucket_size", f"{top['bucket_size']} with layout = \"basicsr\": that layout "
+                 "already keeps each clip in a folder of its own", "remove bucket_size")
     if "status_file" in top:
         _check_folder(ctx, "status_file", top["status_file"], "the output root",
                       'a file name under output_root, e.g. ".generator_status.json"')
@@ -438,6 +487,7 @@ def config_from_dict(raw: dict[str, Any], file: Path) -> Config:
     _check_range(ctx, "disk.min_free_gb", disk.min_free_gb, 0.0, 1e6)
     _check_range(ctx, "disk.check_seconds", disk.check_seconds, 0.1, 86_400)
 
+    top["lr_aliases"] = _load_aliases(ctx, raw, top.get("layout", "stacked"), extraction)
     formats = _load_formats(ctx, raw.get("formats"))
     templates = load_templates(ctx, raw.get("degradations"))
     categories = _load_categories(ctx, raw.get("categories"), {f.name: f.dir for f in formats},
@@ -445,6 +495,7 @@ def config_from_dict(raw: dict[str, Any], file: Path) -> Config:
     _check_templates_used(ctx, raw.get("degradations") or {}, categories, templates)
     videos = _load_videos(ctx, raw.get("videos"), {c.name for c in categories}, base)
     watch = _load_watch(ctx, raw.get("watch"), {c.name for c in categories}, base)
+    _check_held_out(ctx, categories, videos, bool(watch))
     metrics = MetricsCfg(**_build(ctx, MetricsCfg, raw.get("metrics", {}), "metrics", skip=set()))
     _check_range(ctx, "metrics.port", metrics.port, 0, 65535)
     _check_address(ctx, "metrics.address", metrics.address)
@@ -479,6 +530,73 @@ def _load_dask(ctx: _Ctx, table: Any, executor: str) -> DaskCfg:
             ctx.fail("executor", '"dask" needs the dask and distributed packages',
                      "pip install 'dsgen[dask]', or use executor = \"local\"")
     return cfg
+
+
+def _load_aliases(ctx: _Ctx, raw: dict[str, Any], layout: str, e: ExtractionCfg
+                  ) -> tuple[tuple[str, int], ...]:
+    """`lr_aliases = { LR = 5 }`: extra folder names of LR stacks (stacked layout only)."""
+    if "lr_aliases" not in raw:
+        if layout != "stacked":
+            return ()
+        return tuple((n, k) for n, k in DEFAULT_LR_ALIASES if k in e.lr_stacks)
+    table = raw["lr_aliases"]
+    if not isinstance(table, dict):
+        ctx.fail("lr_aliases", f"{table!r} is not a table", "write e.g. lr_aliases = { LR = 5 }")
+    if table and layout != "stacked":
+        ctx.fail("lr_aliases", f"{table!r} with layout = \"basicsr\": that layout has one "
+                 "LR folder", "remove lr_aliases")
+    taken = {"GT", *(f"LR_{k}frames" for k in e.lr_stacks)}
+    out = []
+    for name, k in table.items():
+        key = f"lr_aliases.{name}"
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or name in taken:
+            ctx.fail(key, f"{name!r} is not a free folder name",
+                     "use a plain folder name other than GT and LR_<k>frames, e.g. LR")
+        k = _coerce(ctx, key, k, int)
+        if k not in e.lr_stacks:
+            ctx.fail(key, f"{k} is not a stack that is written (lr_stacks = "
+                     f"{list(e.lr_stacks)})", f"use one of {list(e.lr_stacks)}")
+        out.append((name, k))
+    return tuple(out)
+
+
+def _check_held_out(ctx: _Ctx, cats: tuple[CategoryCfg, ...], videos: tuple[VideoCfg, ...],
+                    watching: bool) -> None:
+    """Held-out validation videos must feed their category (watched names are not known)."""
+    feeds = {v.name: {c for c, _ in v.categories} for v in videos}
+    for c in cats:
+        for i, name in enumerate(c.validation.videos):
+            key = f"categories.{c.name}.validation.videos[{i}]"
+            if name in feeds and c.name not in feeds[name]:
+                ctx.fail(key, f"{name!r} does not feed {c.name}",
+                         f"add {c.name!r} to that video's categories, or remove it here")
+            if name not in feeds and not watching:
+                ctx.fail(key, f"no video is named {name!r}",
+                         "use a [[videos]] name" + _suggest(name, feeds))
+
+
+def _load_validation(ctx: _Ctx, key: str, body: Any, mix: tuple[tuple[str, float], ...],
+                     fmt_dirs: dict[str, str]) -> ValidationCfg:
+    """`[categories.<name>.validation]`: size, guard band, held-out videos, formats, folder."""
+    vals = _build(ctx, ValidationCfg, body, key, skip={"formats"})
+    if "fraction" in vals and "count" in vals:
+        ctx.fail(f"{key}.count", "given together with fraction",
+                 "keep one: fraction (of the target) or count (exact)")
+    _check_range(ctx, f"{key}.fraction", vals.get("fraction", 0.0), 0.0, 1.0)
+    _check_range(ctx, f"{key}.count", vals.get("count", 0), 0, 10**9)
+    _check_range(ctx, f"{key}.guard_seconds", vals.get("guard_seconds", 5.0), 0.0, 3600.0)
+    if len(set(vals.get("videos", ()))) != len(vals.get("videos", ())):
+        ctx.fail(f"{key}.videos", f"{list(vals['videos'])!r} names a video twice",
+                 "list each held-out video once")
+    formats = (_weights(ctx, f"{key}.formats", body["formats"], set(fmt_dirs), "format",
+                        "formats") if "formats" in body else ())
+    folder = vals.get("dir", "Val")
+    _check_folder(ctx, f"{key}.dir", folder, "the category folder", '"Val"')
+    for fmt_name, _ in mix:
+        if Path(fmt_dirs[fmt_name]).parts == Path(folder).parts:
+            ctx.fail(f"{key}.dir", f"{folder!r} is also the folder of format {fmt_name}",
+                     "give validation a folder of its own, e.g. \"Val\"")
+    return ValidationCfg(**{**vals, "formats": formats, "dir": folder})
 
 
 def _load_watch(ctx: _Ctx, items: Any, cats: set[str], base: Path) -> tuple[WatchCfg, ...]:
@@ -597,8 +715,11 @@ def _load_categories(ctx: _Ctx, table: Any, fmt_dirs: dict[str, str], templates:
     for name, body in table.items():
         key = key_path("categories", name)
         vals = _build(ctx, CategoryCfg, body, key,
-                      skip={"formats", "degradations", "format_degradations"},
+                      skip={"formats", "degradations", "format_degradations", "validation"},
                       hidden={"name": "the table name is the category name; remove it"})
+        if RESERVED_NAME_CHAR in name:
+            ctx.fail(key, f"{name!r} contains {RESERVED_NAME_CHAR!r}",
+                     f"rename the category without {RESERVED_NAME_CHAR!r} (dsgen reserves it)")
         if "target" not in vals:
             ctx.fail(f"{key}.target", "missing", "add target = <number of samples>")
         _check_range(ctx, f"{key}.target", vals["target"], 0, 10**9)
@@ -623,7 +744,10 @@ def _load_categories(ctx: _Ctx, table: Any, fmt_dirs: dict[str, str], templates:
                          f"give formats.{fmt_name}.dir a folder of its own")
             dirs[d] = fmt_name
         degr = _degradation_mixes(ctx, key, body, templates, [f for f, _ in mix])
-        out.append(CategoryCfg(name=name, path=path, formats=mix, **degr, **vals))
+        validation = _load_validation(ctx, f"{key}.validation", body.get("validation", {}),
+                                      mix, fmt_dirs)
+        out.append(CategoryCfg(name=name, path=path, formats=mix, validation=validation,
+                               **degr, **vals))
     return tuple(out)
 
 

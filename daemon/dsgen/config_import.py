@@ -16,17 +16,16 @@ import datetime
 import json
 import re
 import tomllib
-from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from dsgen.config import config_from_dict
 from dsgen.errors import ConfigError
 from dsgen.import_base import (
-    DegradationTemplate,
+    Degradation,
     Importer,
-    Mix,
     Plan,
     comment_safe,
     show,
@@ -49,10 +48,6 @@ class ImportResult:
     toml: str
     notes: tuple[str, ...]
     generation: str = ""
-    # templates.json's degradation templates and each (category, format)'s mix of them: read
-    # and checked, kept for when dsgen's config takes degradations.
-    degradation_templates: dict[str, DegradationTemplate] = field(default_factory=dict)
-    degradation_mixes: dict[tuple[str, str], Mix] = field(default_factory=dict)
 
 
 def toml_key(k: str) -> str:
@@ -65,8 +60,34 @@ def _inline(pairs: Iterable[tuple[str, float]]) -> str:
     return "{ " + ", ".join(f"{toml_key(k)} = {toml_float(v)}" for k, v in pairs) + " }"
 
 
+def _value(v: Any) -> str:
+    """A stage table's value as TOML: number, string, [list] or { table }."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return toml_float(v)
+    if isinstance(v, str):
+        return toml_string(v)
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    return "{ " + ", ".join(f"{toml_key(k)} = {_value(x)}" for k, x in v.items()) + " }"
+
+
+def _degradation(d: Degradation, pad: Callable[[str, str], str]) -> list[str]:
+    """One [degradations.<name>] table and its [[…stages]], in order."""
+    head = f"degradations.{toml_key(d.name)}"
+    out = ["", pad(f"[{head}]", f"from templates.json degradation_templates.{d.origin}"),
+           f"description = {toml_string(d.description)}"]
+    for stage in d.stages:
+        out += ["", f"[[{head}.stages]]"] + [f"{k} = {_value(v)}" for k, v in stage.items()]
+    return out
+
+
 def _render(source: str, on: datetime.date, notes: list[str], plan: Plan) -> str:
-    """The TOML document: header, top level, [extraction], formats, categories, videos, watch."""
+    """The TOML document: header, top level, [extraction], formats, categories (with their
+    degradation mixes), degradation templates, videos, watch."""
     def pad(text: str, comment: str) -> str:
         return f"{text:<36} # {comment_safe(comment)}"
 
@@ -94,6 +115,13 @@ def _render(source: str, on: datetime.date, notes: list[str], plan: Plan) -> str
     for c in plan.categories:
         out += ["", f"[categories.{toml_key(c.name)}]", f"target = {c.target}",
                 f"path = {toml_string(c.path)}", f"formats = {_inline(c.mix)}"]
+        if c.degradations:
+            out.append(f"degradations = {_inline(c.degradations)}")
+        if c.format_degradations:
+            out += ["", f"[categories.{toml_key(c.name)}.format_degradations]"]
+            out += [f"{toml_key(f)} = {_inline(m)}" for f, m in c.format_degradations]
+    for d in plan.degradations:
+        out += _degradation(d, pad)
     for v in plan.videos:
         out += ["", "[[videos]]", f"name = {toml_string(v.name)}", f"path = {toml_string(v.path)}",
                 f"categories = {_inline(v.categories)}"]
@@ -143,8 +171,7 @@ def import_predecessor(raw: dict[str, Any], source: str, *,
         key = e.key if isinstance(e, ConfigError) else "(import)"
         raise ConfigError(source, key, f"the imported TOML does not load: {e}",
                           "this is a dsgen bug: please report it with the JSON file") from e
-    return ImportResult(text, tuple(imp.notes), plan.generation, plan.degradation_templates,
-                        plan.degradation_mixes)
+    return ImportResult(text, tuple(imp.notes), plan.generation)
 
 
 def read_json(path: Path, what: str) -> tuple[dict[str, Any], list[str]]:

@@ -9,6 +9,7 @@ from dsgen.errors import StateError
 from dsgen.metrics import Metrics
 from dsgen.report import Reporter, gb
 from dsgen.runstate import PAUSE_DISK, PAUSE_STATE, RunState
+from dsgen.split import targets as split_targets
 
 # Free space needed above the point where a write failed before extraction resumes:
 # without headroom a nearly full disk makes the engine retry and fail in a tight loop.
@@ -75,13 +76,14 @@ class DiskGuard:
                     needed_bytes=needed)
 
     def bytes_needed(self) -> int:
-        """Bytes still to write: samples still owed × the category's average sample size."""
+        """Bytes still to write: samples still owed × the average sample size, per category
+        and split (training, validation)."""
         need = 0
         run = self.run
-        for c in run.cfg.categories:
-            n, b = run.totals.get(c.name, 0), run.total_bytes.get(c.name, 0)
+        for k, target in split_targets(run.cfg).items():
+            n, b = run.totals.get(k, 0), run.total_bytes.get(k, 0)
             if n:
-                need += int(b / n * max(0, c.target - n))
+                need += int(b / n * max(0, target - n))
         return need
 
     def pause(self) -> None:

@@ -10,6 +10,7 @@ import os
 import time
 from collections import Counter, OrderedDict
 
+from dsgen import split
 from dsgen.executor import Executor
 from dsgen.extract import ProbeRequest, Task, probe_task, run_task
 from dsgen.model import SlotPlan, SlotResult, VideoProbe
@@ -121,7 +122,7 @@ class Dispatcher:
         for vid in list(run.active()):
             c = run.video_counts(vid)
             vc = run.cfg_by_id[vid]
-            owed = c.owed_total(cat for cat, _ in vc.categories if cat in known)
+            owed = c.owed_total(split.video_keys(run.cfg, vc))
             if vid in probing:
                 continue
             if not c.pending and not owed:
@@ -157,8 +158,13 @@ class Dispatcher:
     def _next_round(self, st: State, vid: int, probe: VideoProbe) -> list[SlotPlan]:
         v = self.run.videos[vid]
         out = plan_round(self.run, st, vid, probe)
+        said = self.run.video_notes.get(vid, ())
         for note in out.notes:
-            self.ui.line(f"→ {v.name}: {note}", event="note", video=v.name, note=note)
+            if note not in said:  # once a run per video (the status file keeps them)
+                self.ui.line(f"→ {v.name}: {note}", event="note", video=v.name, note=note)
+                said = (*said, note)
+        if said:
+            self.run.video_notes[vid] = said
         if out.planned:
             return list(st.slots(vid, pending_only=True))
         self.progress.video_finished(st, vid)

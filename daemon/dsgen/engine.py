@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import signal
 import sqlite3
 import time
@@ -19,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from dsgen import __version__, ledger
+from dsgen import __version__, ledger, split
 from dsgen.config import Config, file_slug, load_config
 from dsgen.diskspace import DiskGuard, StateGuard
 from dsgen.dispatch import Dispatcher
@@ -39,7 +38,8 @@ from dsgen.executor import Done, Executor, make_executor
 from dsgen.journal import Backups, Safekeeper
 from dsgen.library import Library
 from dsgen.metrics import Metrics
-from dsgen.model import WORKER_CRASH, Attempt, SlotResult, TaskResult, VideoProbe
+from dsgen.migrate import check_scheme, identity
+from dsgen.model import WORKER_CRASH, Attempt, SlotResult, TaskResult, VideoProbe, split_key
 from dsgen.notify import Notifier
 from dsgen.patches import geometry, scale_note
 from dsgen.planner import new_phase
@@ -52,6 +52,8 @@ from dsgen.statecheck import verify_after_reboot
 from dsgen.statelock import StateLock
 from dsgen.writer import (
     DiskFull,
+    PathScheme,
+    alias_paths,
     clear_tmp,
     remove_stale_parts,
     write_descriptions,
@@ -200,6 +202,24 @@ class Engine:
         try:
             cfg.output_root.mkdir(parents=True, exist_ok=True)
             stale = remove_stale_parts(cfg)
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise OutputError(f"{e.filename or cfg.output_root}: cannot write the dataset: "
+                                  f"{e.strerror or e}",
+                                  hint="check that output_root is a folder dsgen may write "
+                                       "to") from None
+            self.ui.warn("Temporary files of an interrupted write not removed: the output "
+                         "disk is full", [f"Output: {cfg.output_root}"],
+                         ["They are removed at the next start"], event="stale_parts_failed",
+                         error=str(e))
+            stale = 0
+        if stale:
+            self.ui.line(f"→ Removed {stale} temporary file(s) of an interrupted status or "
+                         "description write", event="stale_parts", files=stale)
+
+    def _describe(self, cfg: Config) -> None:
+        """dataset.json and the folders' descriptions; a full output disk only delays them."""
+        try:
             write_descriptions(cfg)
         except OSError as e:
             if e.errno not in (errno.ENOSPC, errno.EDQUOT):
@@ -210,10 +230,6 @@ class Engine:
             self.ui.warn("dataset.json not written: the output disk is full",
                          [f"Output: {cfg.output_root}"], ["It is written at the next start"],
                          event="descriptions_failed", error=str(e))
-            stale = 0
-        if stale:
-            self.ui.line(f"→ Removed {stale} temporary file(s) of an interrupted status or "
-                         "description write", event="stale_parts", files=stale)
 
     def _run(self, st: State) -> int:
         run, ui, cfg = self.run_state, self.ui, self.cfg
@@ -269,6 +285,8 @@ class Engine:
         """The start-up steps that write the state (each can be repeated after a failure)."""
         assert self.safekeeper is not None
         self._check_identity(self.cfg, st)
+        check_scheme(self.cfg, st)
+        self._describe(self.cfg)  # only once the dataset is known to be this config's
         self.safekeeper.tick()  # the first start with this state gets a backup at once
         self._verify_after_reboot(st)
         ledger.load(self.run_state, st)
@@ -292,8 +310,8 @@ class Engine:
         raised over the reason the run ended."""
         try:
             if self.cfg.layout == "basicsr":
-                write_meta_info(self.cfg, ((c, f, self._slug(n), s)
-                                           for c, f, n, s in st.sample_keys()))
+                write_meta_info(self.cfg, ((c, f, self._slug(n), s, sp)
+                                           for c, f, n, s, sp in st.sample_keys()))
         except (OSError, StateError, sqlite3.Error) as e:
             self.ui.warn("meta_info.txt not written", [f"Error: {e}"],
                          ["It is written again at the end of the next run"],
@@ -333,9 +351,7 @@ class Engine:
 
     @staticmethod
     def _identity(cfg: Config) -> str:
-        return json.dumps({"seed": cfg.seed, "layout": cfg.layout,
-                           "frames": cfg.extraction.frames_per_clip,
-                           "root": str(cfg.output_root.resolve())}, sort_keys=True)
+        return identity(cfg)
 
     def _check_identity(self, cfg: Config, st: State) -> None:
         """Refuse to mix datasets: seed, layout, frame count and root must match the state's."""
@@ -532,23 +548,34 @@ class Engine:
     def _record(self, st: State, vid: int, slot: SlotResult) -> bool:
         """Write a complete slot's files and make it durable; False (nothing kept) on a full
         disk. Samples beyond a (lowered) target are dropped."""
-        run = self.run_state
-        targets = {c.name: c.target for c in self.cfg.categories}
+        run, cfg = self.run_state, self.cfg
+        targets = split.targets(cfg)
         keep = []
         taken: dict[str, int] = {}
         for s in slot.samples:
-            n = run.totals.get(s.category, 0) + taken.get(s.category, 0)
-            if n >= targets.get(s.category, 0):
+            k = split_key(s.category, s.split)
+            if run.totals.get(k, 0) + taken.get(k, 0) >= targets.get(k, 0):
                 slot.failed[s.category] = "target_reached"
                 continue
-            taken[s.category] = taken.get(s.category, 0) + 1
+            taken[k] = taken.get(k, 0) + 1
             keep.append(s)
         written: list[Path] = []
+        scheme = PathScheme.of(cfg)
         try:
             for s in keep:
-                write_sample(self.cfg, [(f, b) for (f, _), b in zip(s.files, s.blobs,
-                                                                    strict=True)])
-                written.extend(self.cfg.output_root / f for f, _ in s.files)
+                aliases = alias_paths(scheme, [f for f, _ in s.files])
+                copies = write_sample(cfg, [(f, b) for (f, _), b in zip(s.files, s.blobs,
+                                                                        strict=True)], aliases)
+                written.extend(cfg.output_root / f for f, _ in s.files)
+                written.extend(cfg.output_root / a for a, _ in aliases)
+                if copies and not run.alias_copies:
+                    self.ui.warn("No hard links on the output filesystem",
+                                 [f"Output: {cfg.output_root}",
+                                  "LR aliases (" + ", ".join(n for n, _ in cfg.lr_aliases)
+                                  + ") are written as copies: more disk space per sample"],
+                                 ["Set lr_aliases = {} if your trainer does not read them"],
+                                 event="alias_copies", output=str(cfg.output_root))
+                run.alias_copies += copies
         except DiskFull:
             _remove_quietly(written)
             return False
@@ -653,6 +680,9 @@ class Engine:
             if self._identity(new) != self._identity(self.cfg):
                 raise DsgenError(f"{new.source}: seed, layout, frames_per_clip or output_root "
                                  "changed", hint="these are fixed for a dataset; revert them")
+            if PathScheme.of(new) != PathScheme.of(self.cfg):
+                raise DsgenError(f"{new.source}: bucket_size or lr_aliases changed",
+                                 hint="stop dsgen and run `dsgen migrate` to move the files")
         except DsgenError as e:
             self.ui.warn("Config reload failed", [str(e)], ["Keeping the running configuration"],
                          event="reload_failed", error=str(e))

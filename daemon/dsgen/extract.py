@@ -223,7 +223,8 @@ def _make_samples(task: Task, geo: Geometry, slot: SlotPlan, out: SlotResult, pe
         t2 = time.perf_counter()
         encoded = [encode_png(image, cfg.png_compression) for image in images]
         secs["encode"] += time.perf_counter() - t2
-        paths = sample_files(cfg, cfg.category(cat_name), fmt, task.slug, slot.slot_id)
+        paths = sample_files(cfg, cfg.category(cat_name), fmt, task.slug, slot.slot_id,
+                             slot.split)
         files = tuple((os.path.relpath(p, cfg.output_root), len(data))
                       for p, data in zip(paths, encoded, strict=True))
         pts = tuple(int(f.pts) for f in frames)
@@ -231,7 +232,7 @@ def _make_samples(task: Task, geo: Geometry, slot: SlotPlan, out: SlotResult, pe
                                   box, {"scene_diff": round(scene_diff, 3),
                                         "crop_std": round(cv.std, 3),
                                         "detail": round(cv.detail, 3)}, tuple(encoded),
-                                  degradation))
+                                  degradation, slot.split))
         out.failed.pop(cat_name, None)
         pending.discard(cat_name)
 

@@ -140,6 +140,8 @@ class Category:
     target: int
     path: str
     mix: Mix
+    degradations: Mix = ()  # the category's degradation mix (empty: dsgen's default, none)
+    format_degradations: tuple[tuple[str, Mix], ...] = ()  # format → its own mix
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,20 @@ class DegradationTemplate:
     parts: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Degradation:
+    """One [degradations.<name>] table: its stage tables as dsgen's config takes them."""
+
+    name: str
+    description: str
+    stages: tuple[dict[str, Any], ...]
+    origin: str  # the templates.json template it comes from
+
+    def body(self) -> dict[str, Any]:
+        """The table as parsed TOML (for dsgen's own template loader)."""
+        return {"description": self.description, "stages": [dict(s) for s in self.stages]}
+
+
 @dataclass
 class Plan:
     """Everything the TOML is rendered from, and what is kept for later emission."""
@@ -184,17 +200,20 @@ class Plan:
     categories: list[Category] = field(default_factory=list)
     videos: list[Video] = field(default_factory=list)
     watch: list[Watch] = field(default_factory=list)
-    # templates.json degradation templates, and each (category, format)'s mix of them.
+    # templates.json degradation templates, each (category, format)'s mix of them (empty:
+    # none given), and the [degradations.<name>] tables written from them.
     degradation_templates: dict[str, DegradationTemplate] = field(default_factory=dict)
     degradation_mixes: dict[tuple[str, str], Mix] = field(default_factory=dict)
+    degradations: list[Degradation] = field(default_factory=list)
 
 
 class Importer:
     """One conversion: checks values, collects notes, raises ConfigError with the JSON key."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, prefix: str = "") -> None:
         self.file = source
         self.notes: list[str] = []
+        self.prefix = prefix  # before every note's key: which file the key is in
 
     def fail(self, key: str, problem: str, fix: str) -> typing.NoReturn:
         """Reject the value at JSON key `key`."""
@@ -202,7 +221,7 @@ class Importer:
 
     def note(self, key: str, text: str) -> None:
         """Tell the user about `key` (a JSON path, or a dsgen key for new settings)."""
-        self.notes.append(f"{key}: {text}")
+        self.notes.append(f"{self.prefix}{key}: {text}")
 
     # -- value checks ------------------------------------------------------------------------
 

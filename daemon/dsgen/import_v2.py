@@ -8,7 +8,9 @@ degradation_mix}]}` with `templates.json` beside it, `utils/config_io.py`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from pathlib import PurePath
 from typing import Any
 
 from dsgen.import_base import (
@@ -25,6 +27,7 @@ from dsgen.import_base import (
     show,
     toml_float,
 )
+from dsgen.import_degrade import carry
 from dsgen.import_layouts import Layout, choose, layout_notes, template_layout, v2_layouts
 
 TOP_KEYS = frozenset({
@@ -57,8 +60,9 @@ UNSUPPORTED_TOP: dict[str, str] = {
 }
 UNSUPPORTED_PROCESSING: dict[str, str] = {
     "scene_threshold": "it was a histogram distance (Bhattacharyya × 100) between the first "
-                       "and last frame; dsgen's extraction.scene_cut_threshold is a mean luma "
-                       "difference between every two consecutive frames (default 45, 0–255)",
+                       "and last frame; dsgen's extraction.scene_cut_threshold is a motion-"
+                       "compensated mean luma difference between every two consecutive frames "
+                       "(default 20, 0–255; docs/quality.md)",
     "min_scene_length": "dsgen needs no minimum scene length: a clip is kept when none of its "
                         "consecutive frames crosses a cut",
     "stride": "dsgen spreads each video's positions evenly over its runtime from the targets",
@@ -68,9 +72,11 @@ UNSUPPORTED_QUALITY: dict[str, str] = {
     "min_sharpness": "dsgen's sharpness gate is extraction.quality.crop_min_detail",
     "jpeg_quality": "dsgen writes PNG files only",
 }
-LR_DEGRADE_WHY = ("the predecessor degraded the LR frames (JPEG, noise, blur, dark boost); "
-                  "dsgen writes clean LR (extraction.lr_filter) and does not import "
-                  "degradation settings yet")
+LR_DEGRADE_WHY = ("the predecessor's flat LR degradation (one chance per clip, raised for dark "
+                  "scenes; then JPEG, sometimes noise) is not converted: dsgen's templates "
+                  "have no dark-scene rule. For degraded LR write a [degradations.<name>] "
+                  "template (docs/degradations.md) and name it in each category's "
+                  "degradations")
 
 
 def is_templates(root: dict[str, Any]) -> bool:
@@ -279,21 +285,27 @@ def _templates(imp: Importer, root: dict[str, Any], templates: dict[str, Any] | 
     """categories.<cat>.formats[] + templates.json → formats, mixes, degradation mixes."""
     if templates is None:
         raise AssertionError("config_import loads templates.json first")  # a programming error
-    timp = Importer(source)  # errors in templates.json name that file
+    # Errors in templates.json name that file; its notes start with the file's name.
+    timp = Importer(source, prefix=f"{PurePath(source).name} ")
     timp.notes = imp.notes
     fmt_tmpls = timp.table("format_templates", timp.require(
         templates, "", "format_templates", '"format_templates": {"960x540_169": {...}}'))
     marks = [k for k in templates if k.startswith("_")]
     if marks:
-        imp.note(", ".join(f"templates.json {k}" for k in marks), "file markers; not imported")
+        timp.note(", ".join(marks), "file markers; not imported")
     timp.unknown("", {k: v for k, v in templates.items() if not k.startswith("_")},
                  {"format_templates", "degradation_templates"})
     deg_raw = templates.get("degradation_templates", {})
     for name, body in timp.table("degradation_templates", deg_raw).items():
-        b = timp.table(f"degradation_templates.{name}", body)
+        dkey = f"degradation_templates.{name}"
+        timp.name(dkey, name)
+        b = timp.table(dkey, body)
         desc = b.get("description", "")
+        if not isinstance(desc, str):
+            timp.note(f"{dkey}.description", f"{show(desc)} is not text; written as that text")
+            desc = show(desc)
         plan.degradation_templates[name] = DegradationTemplate(
-            name, desc if isinstance(desc, str) else show(desc),
+            name, timp.text(f"{dkey}.description", desc),
             {k: v for k, v in b.items() if k != "description"})
     scale = _default_scale(imp, root)
     entries: list[tuple[str, str, str, str, float, Mix]] = []  # cat, key, template, mode, w, mix
@@ -323,28 +335,29 @@ def _templates(imp: Importer, root: dict[str, Any], templates: dict[str, Any] | 
                 imp.fail(f"{key}.source_mode", f"{show(mode)} is not allowed",
                          "use \"crop\" or \"resize\"")
             w = imp.number(f"{key}.weight", f.get("weight", 1), 0, math.inf)
-            mix = _degradation_mix(imp, key, f.get("degradation_mix"), plan)
             if w > 0:
-                entries.append((cat, key, t, mode, w, mix))
+                entries.append((cat, key, t, mode, w, _degradation_mix(imp, key, f, plan)))
             else:
                 imp.note(f"{key}.weight", "is 0; left out of the mix")
     modes: dict[str, set[str]] = {}
     for _, _, t, mode, _, _ in entries:
         modes.setdefault(t, set()).add(mode)
     mixes: dict[str, dict[str, float]] = {c: {} for c in targets}
+    sized: dict[str, tuple[int, int, int]] = {}  # template → GT width, height, scale
     for cat, key, t, mode, w, mix in entries:
         name = t if len(modes[t]) == 1 else f"{t}_{mode}"
-        if name not in plan.formats:
+        if t not in sized:  # once per template, also when it gives two formats
             tk = f"format_templates.{t}"
             tbody = timp.table(tk, fmt_tmpls[t])
             timp.unknown(tk, tbody, {"gt_size", "scale", "lr_size", *TEMPLATE_TEXT})
             told = [k for k in TEMPLATE_TEXT if k in tbody]
             if told:
-                imp.note(", ".join(f"templates.json {tk}.{k}" for k in told),
-                         "descriptive (the size gives the aspect); not imported")
-            gw, gh, s = timp.size(tk, t, tbody, scale)
+                timp.note(", ".join(f"{tk}.{k}" for k in told),
+                          "descriptive (the size gives the aspect); not imported")
+            sized[t] = timp.size(tk, t, tbody, scale)
             timp.folder(tk, t, "format template")
-            plan.formats[name] = Format(gw, gh, s, t, key, mode)
+        if name not in plan.formats:
+            plan.formats[name] = Format(*sized[t], t, key, mode)
         other = next((n for n in mixes[cat] if plan.formats[n].dir == t and n != name), None)
         if other is not None:
             imp.fail(f"{key}.source_mode", f"template {t!r} is used here with {mode!r} and "
@@ -352,33 +365,33 @@ def _templates(imp: Importer, root: dict[str, Any], templates: dict[str, Any] | 
                      "one folder, dsgen writes one format per folder",
                      f"copy template {t!r} under a new name in {source} for one of them")
         if name in mixes[cat]:
-            imp.note(key, f"{t} ({mode}) is listed twice in {cat}; weights added")
+            before = plan.degradation_mixes.get((cat, name), ())
+            imp.note(key, f"{t} ({mode}) is listed twice in {cat}; weights added" + (
+                "; its degradation_mix is this entry's, as the predecessor kept the last one"
+                if dict(before) != dict(mix) else ""))
         mixes[cat][name] = mixes[cat].get(name, 0.0) + w
-        if mix:
-            plan.degradation_mixes[(cat, name)] = mix
-            imp.note(f"{key}.degradation_mix", "not imported yet: the predecessor degraded "
-                     "this format's LR with one template per patch drawn from " + ", ".join(
-                         f"{d} {x:g}" for d, x in mix) + "; dsgen writes clean LR "
-                     "(extraction.lr_filter) until degradation templates are carried over")
+        plan.degradation_mixes[(cat, name)] = mix
     for cat, target in targets.items():
         if not mixes[cat]:
             imp.fail(f"categories.{cat}.formats", "has no format with a weight > 0",
                      "give at least one format a weight > 0")
         plan.categories.append(Category(cat, target, cat, tuple(mixes[cat].items())))
-    if plan.degradation_templates:
-        imp.note("templates.json degradation_templates", "read and checked ("
-                 + ", ".join(plan.degradation_templates) + "); not imported yet (see the "
-                 "degradation_mix notes)")
+    carry(imp, timp, plan)
     return {c: [plan.formats[n].dir for n in m] for c, m in mixes.items()}
 
 
-def _degradation_mix(imp: Importer, key: str, raw: Any, plan: Plan) -> Mix:
-    """A format's degradation_mix {template: weight}, checked against templates.json."""
-    if raw is None:
+def _degradation_mix(imp: Importer, key: str, f: dict[str, Any], plan: Plan) -> Mix:
+    """A format's degradation_mix {template: weight}, checked against templates.json (empty:
+    the format's LR stays clean, as the predecessor's extractor left it without a mix)."""
+    mkey = f"{key}.degradation_mix"
+    if "degradation_mix" not in f or not imp.table(mkey, f["degradation_mix"]):
+        imp.note(mkey, ("missing" if "degradation_mix" not in f else "empty") + ": the "
+                 "predecessor's extractor degraded nothing without a mix (its config check "
+                 "refused to start); imported as clean LR (none)")
         return ()
     out: list[tuple[str, float]] = []
-    for name, w in imp.table(f"{key}.degradation_mix", raw).items():
-        dkey = f"{key}.degradation_mix.{name}"
+    for name, w in f["degradation_mix"].items():
+        dkey = f"{mkey}.{name}"
         if name not in plan.degradation_templates:
             imp.fail(dkey, "is not in templates.json's degradation_templates",
                      "add it there or use one of: " + (", ".join(plan.degradation_templates)
@@ -386,6 +399,12 @@ def _degradation_mix(imp: Importer, key: str, raw: Any, plan: Plan) -> Mix:
         weight = imp.number(dkey, w, 0, math.inf)
         if weight > 0:
             out.append((name, weight))
+        else:
+            imp.note(dkey, "weight 0: never drawn; left out of the mix")
+    if not out:
+        imp.fail(mkey, "has no weight above 0",
+                 "give at least one template a weight > 0 (the predecessor's random.choices "
+                 "refused weights that sum to 0)")
     return tuple(out)
 
 
@@ -400,7 +419,7 @@ def _apply_layout(imp: Importer, layout: Layout, wanted: dict[str, list[str]], p
     for c in plan.categories:
         path = layout.category_path(c.name)
         imp.folder(f"categories.{c.name}", path, "category")
-        cats.append(Category(c.name, c.target, path, c.mix))
+        cats.append(dataclasses.replace(c, path=path))
     plan.categories = cats
     if not wanted:
         imp.fail("categories", "names no category", "add at least one category")

@@ -1,11 +1,12 @@
 """State writes that keep the run's counts in step: one call changes the database and the
-`RunState` figures together, so the loop never re-reads whole tables to know where it is."""
+`RunState` figures together, so the loop never re-reads whole tables to know where it is.
+Counts are keyed by planning key (`model.split_key`: the category, or `<category>@val`)."""
 
 from __future__ import annotations
 
 import time
 
-from dsgen.model import OK, SlotPlan, SlotResult, VideoCounts
+from dsgen.model import OK, SlotPlan, SlotResult, VideoCounts, split_key
 from dsgen.runstate import RunState
 from dsgen.state import State
 
@@ -59,10 +60,10 @@ def record_slot(run: RunState, st: State, vid: int, res: SlotResult) -> None:
     c.tried += len(res.attempts)
     c.ok += sum(a.outcome == OK for a in res.attempts)
     for s in res.samples:
-        c.achieved[s.category] = c.achieved.get(s.category, 0) + 1
-        run.totals[s.category] = run.totals.get(s.category, 0) + 1
-        run.total_bytes[s.category] = (run.total_bytes.get(s.category, 0)
-                                       + sum(b for _, b in s.files))
+        key = split_key(s.category, s.split)
+        c.achieved[key] = c.achieved.get(key, 0) + 1
+        run.totals[key] = run.totals.get(key, 0) + 1
+        run.total_bytes[key] = run.total_bytes.get(key, 0) + sum(b for _, b in s.files)
     k = run.counters
     k.add_samples(len(res.samples), time.time())
     k.attempts += len(res.attempts)

@@ -17,7 +17,7 @@ from dsgen.report import Reporter
 from dsgen.runstate import RunState
 from dsgen.state import State
 from dsgen.watcher import FileId, FolderWatcher, file_id
-from dsgen.writer import sample_files
+from dsgen.writer import PathScheme, alias_paths, sample_files
 
 
 class Library:
@@ -330,7 +330,8 @@ class Library:
                 continue
             slug = self.run.cfg_by_id[vid].slug
             for slot in st.slots(vid, pending_only=True):
-                for p in slot_paths(self.run.cfg, slug, slot.slot_id, slot.formats):
+                for p in slot_paths(self.run.cfg, slug, slot.slot_id, slot.formats,
+                                    slot.split):
                     try:
                         p.unlink(missing_ok=True)
                     except OSError as e:
@@ -351,15 +352,19 @@ def _real(path: Path) -> str:
         return str(path)
 
 
-def slot_paths(cfg: Config, slug: str, slot_id: int, formats: tuple[tuple[str, str], ...]
-               ) -> list[Path]:
-    """Every final path a slot's samples may have (for rollback)."""
+def slot_paths(cfg: Config, slug: str, slot_id: int, formats: tuple[tuple[str, str], ...],
+               split: str, scheme: PathScheme | None = None) -> list[Path]:
+    """Every final path a slot's samples may have, LR aliases included (for rollback)."""
     out: list[Path] = []
     cats = {c.name: c for c in cfg.categories}
     fmts = {f.name: f for f in cfg.formats}
+    scheme = scheme or PathScheme.of(cfg)
     for cat, fmt in formats:
         if cat in cats and fmt in fmts:
-            out.extend(sample_files(cfg, cats[cat], fmts[fmt], slug, slot_id))
+            files = sample_files(cfg, cats[cat], fmts[fmt], slug, slot_id, split, scheme)
+            out.extend(files)
+            rel = [str(p.relative_to(cfg.output_root)) for p in files]
+            out.extend(cfg.output_root / a for a, _ in alias_paths(scheme, rel))
     return out
 
 

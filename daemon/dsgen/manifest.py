@@ -10,8 +10,9 @@ import numpy as np
 
 from dsgen.config import Config, file_slug
 from dsgen.degrade_config import NONE
+from dsgen.migrate import stored_scheme
 from dsgen.state import State
-from dsgen.writer import sample_name
+from dsgen.writer import PathScheme, alias_paths, sample_name
 
 # Bump when a field changes meaning; documented in docs/manifest.md.
 MANIFEST_VERSION = 1
@@ -21,10 +22,12 @@ def manifest_records(cfg: Config, st: State) -> Iterator[dict[str, Any]]:
     """Every durable sample as a provenance record (fields documented in docs/manifest.md)."""
     probes = {v.id: v.probe for v in st.videos()}
     n = cfg.extraction.frames_per_clip
+    scheme = stored_scheme(cfg, st) or PathScheme.of(cfg)  # how the files were named
     for (name, path, slot_id, category, fmt, files, start, frame_pts, box, metrics, _,
-         video_id, degradation) in st.sample_rows():
+         video_id, degradation, split) in st.sample_rows():
         probe = probes.get(video_id)
         pts = json.loads(frame_pts)
+        rels = [f for f, _ in json.loads(files)]
         rec: dict[str, Any] = {
             "manifest_version": MANIFEST_VERSION,
             "sample": sample_name(file_slug(name), slot_id),
@@ -37,7 +40,9 @@ def manifest_records(cfg: Config, st: State) -> Iterator[dict[str, Any]]:
             "gt_frame_index": start + n // 2,
             "frame_pts": pts,
             "crop_box": dict(zip(("x", "y", "w", "h"), json.loads(box), strict=True)),
-            "files": [f for f, _ in json.loads(files)],
+            "split": split,
+            "files": rels,
+            "aliases": dict(alias_paths(scheme, rels)),
             "metrics": json.loads(metrics),
             "degradation": json.loads(degradation) if degradation else {"template": NONE},
         }

@@ -31,7 +31,7 @@ from prometheus_client import (
 
 from dsgen import __version__
 from dsgen.metrics_http import MAX_CONNECTIONS, READ_SECONDS, BoundedServer
-from dsgen.model import REASONS, VIDEO_STATES, WORKER_CRASH
+from dsgen.model import REASONS, SPLITS, TRAIN, VAL, VIDEO_STATES, WORKER_CRASH
 
 log = logging.getLogger(__name__)
 
@@ -100,19 +100,21 @@ class Metrics:
         self._attempts = Counter(
             "dsgen_clip_attempts", "Clip attempts by outcome (ok or the rejection reason).",
             ["reason"], registry=r)
+        # `split` is "train" or "val": a category's validation samples apart from training.
         self._written = Counter(
             "dsgen_samples_written", "Samples recorded durably by this process.",
-            ["category", "format"], registry=r)
+            ["category", "format", "split"], registry=r)
         self._written_bytes = Counter(
             "dsgen_written_bytes", "Bytes of samples recorded durably by this process.",
-            ["category"], registry=r)
+            ["category", "split"], registry=r)
         self._samples = Gauge("dsgen_samples", "Samples durable in the state, all runs.",
-                              ["category"], registry=r)
+                              ["category", "split"], registry=r)
         self._targets = Gauge("dsgen_category_target_samples",
-                              "Samples each category must reach.", ["category"], registry=r)
+                              "Samples each category must reach.", ["category", "split"],
+                              registry=r)
         self._bytes = Gauge("dsgen_output_bytes",
                             "Bytes of the samples durable in the state, all runs.",
-                            ["category"], registry=r)
+                            ["category", "split"], registry=r)
         self._fs_free = Gauge("dsgen_filesystem_free_bytes",
                               "Free bytes (for unprivileged users) on the output filesystem.",
                               registry=r)
@@ -219,15 +221,18 @@ class Metrics:
 
     # -- declaration -----------------------------------------------------------------------
 
-    def declare(self, formats_by_category: Mapping[str, Iterable[str]]) -> None:
-        """Create every (category, format) series at zero: {c.name: [f for f, _ in c.formats]}."""
-        for cat, fmts in formats_by_category.items():
-            for fmt in fmts:
-                self._written.labels(cat, fmt)
-            self._written_bytes.labels(cat)
-            self._samples.labels(cat)
-            self._bytes.labels(cat)
-            self._targets.labels(cat)
+    def declare(self, formats_by_category: Mapping[str, Iterable[str]],
+                val_formats: Mapping[str, Iterable[str]] | None = None) -> None:
+        """Create every (category, format) series at zero: {c.name: [f for f, _ in c.formats]}
+        for training, and `val_formats` likewise for the categories with a validation split."""
+        for split, table in ((TRAIN, formats_by_category), (VAL, val_formats or {})):
+            for cat, fmts in table.items():
+                for fmt in fmts:
+                    self._written.labels(cat, fmt, split)
+                self._written_bytes.labels(cat, split)
+                self._samples.labels(cat, split)
+                self._bytes.labels(cat, split)
+                self._targets.labels(cat, split)
 
     # -- events ----------------------------------------------------------------------------
 
@@ -235,13 +240,14 @@ class Metrics:
         """Count `n` clip attempts ending with `reason` (ok, a gate's reason, worker_crash)."""
         self._attempts.labels(_bounded(reason, ATTEMPT_REASONS, "reason")).inc(n)
 
-    def sample_written(self, category: str, fmt: str, nbytes: int, ts: float | None = None
-                       ) -> None:
+    def sample_written(self, category: str, fmt: str, nbytes: int, ts: float | None = None,
+                       split: str = TRAIN) -> None:
         """A sample is durable (call after the state commit): counts, totals, last success."""
-        self._written.labels(category, fmt).inc()
-        self._written_bytes.labels(category).inc(nbytes)
-        self._samples.labels(category).inc()
-        self._bytes.labels(category).inc(nbytes)
+        split = _bounded(split, SPLITS, "split")
+        self._written.labels(category, fmt, split).inc()
+        self._written_bytes.labels(category, split).inc(nbytes)
+        self._samples.labels(category, split).inc()
+        self._bytes.labels(category, split).inc(nbytes)
         self._last_success.set(time.time() if ts is None else ts)
 
     def stage(self, stage: str, seconds: float, n: int = 1) -> None:
@@ -277,15 +283,17 @@ class Metrics:
 
     # -- levels ----------------------------------------------------------------------------
 
-    def set_samples(self, category: str, n: int, nbytes: int) -> None:
-        """Durable samples and their bytes of a category, from the state (start-up, refresh)."""
-        self._samples.labels(category).set(n)
-        self._bytes.labels(category).set(nbytes)
+    def set_samples(self, category: str, n: int, nbytes: int, split: str = TRAIN) -> None:
+        """Durable samples and their bytes of a category's split, from the state (start-up)."""
+        split = _bounded(split, SPLITS, "split")
+        self._samples.labels(category, split).set(n)
+        self._bytes.labels(category, split).set(nbytes)
 
-    def set_targets(self, targets: Mapping[str, int]) -> None:
-        """Each category's target sample count."""
+    def set_targets(self, targets: Mapping[str, int], split: str = TRAIN) -> None:
+        """Each category's target sample count (of training, or validation)."""
+        split = _bounded(split, SPLITS, "split")
         for cat, n in targets.items():
-            self._targets.labels(cat).set(n)
+            self._targets.labels(cat, split).set(n)
 
     def set_videos(self, counts: Mapping[str, int]) -> None:
         """Videos per state; states not given are set to 0."""

@@ -26,6 +26,20 @@ LOW_TEXTURE: Final = "low_texture"
 WORKER_CRASH: Final = "worker_crash"  # the attempt's task killed its worker again and again
 REASONS: Final = (OK, SCENE_CUT, BLACK, FLAT, DECODE_ERROR, LOW_DETAIL, LOW_TEXTURE)
 
+# --- Splits ---------------------------------------------------------------------------------
+# Every sample is training or validation data. Planning figures are keyed by a planning key:
+# the category for training, `<category>@val` for validation (see dsgen.split).
+TRAIN: Final = "train"
+VAL: Final = "val"
+SPLITS: Final = (TRAIN, VAL)
+VAL_SUFFIX: Final = "@val"
+
+
+def split_key(category: str, split: str = TRAIN) -> str:
+    """The planning key of a category's split."""
+    return category + VAL_SUFFIX if split == VAL else category
+
+
 # --- Video states -------------------------------------------------------------------------
 # Stored in the state (`videos.status`): what the library knows about the file.
 StoredStatus = Literal["new", "ready", "failed", "missing", "changed", "gone", "unavailable"]
@@ -197,9 +211,10 @@ class VideoCounts:
     pending: int = 0  # planned and not yet recorded
     next_slot: int = 0  # id of the next slot a round creates
     last_round: int = -1
-    quota: dict[str, int] = field(default_factory=dict)  # category → samples planned
-    achieved: dict[str, int] = field(default_factory=dict)  # category → durable samples
-    exhausted: dict[str, str] = field(default_factory=dict)  # category → why no more
+    # keyed by planning key (`split_key`): the category, or `<category>@val`
+    quota: dict[str, int] = field(default_factory=dict)  # key → samples planned
+    achieved: dict[str, int] = field(default_factory=dict)  # key → durable samples
+    exhausted: dict[str, str] = field(default_factory=dict)  # key → why no more
     tried: int = 0  # clip attempts recorded
     ok: int = 0  # of which passed the gates
 
@@ -234,6 +249,7 @@ class SlotPlan:
     round: int
     starts: tuple[int, ...]  # first-frame indices of the windows to try, in trial order
     formats: tuple[tuple[str, str], ...]  # (category, format) pairs this slot must produce
+    split: str = TRAIN  # TRAIN or VAL (dsgen.split): every sample of the slot has it
 
 
 @dataclass(frozen=True)
@@ -265,6 +281,7 @@ class Sample:
     blobs: tuple[bytes, ...] = ()
     # LR degradation: the template and every drawn parameter (dsgen.degrade.draw), JSON-able.
     degradation: dict[str, Any] = field(default_factory=lambda: {"template": "none"})
+    split: str = TRAIN  # the slot's split
 
 
 @dataclass

@@ -194,8 +194,11 @@ def _val(m: Samples, name: str, **labels: str) -> float | None:
     return None if v is None or math.isnan(v) else v
 
 
-def _by(m: Samples, name: str, label: str) -> dict[str, float]:
-    return {dict(k)[label]: v for (n, k), v in m.items() if n == name and label in dict(k)}
+def _by(m: Samples, name: str, label: str, split: str | None = None) -> dict[str, float]:
+    """label value → value of `name`'s series (of one `split`, where the series have one;
+    a dsgen from before the split label counts as training)."""
+    return {dict(k)[label]: v for (n, k), v in m.items() if n == name and label in dict(k)
+            and (split is None or dict(k).get("split", "train") == split)}
 
 
 class HttpReader:
@@ -233,11 +236,15 @@ class HttpReader:
         failed = sum(videos.get(s, 0) for s in FAILED)
         ck = Checkpoints(sum(videos.values()), videos.get("done", 0),
                          videos.get("in_progress", 0), videos.get("pending", 0), failed)
-        targets = _by(m, "dsgen_category_target_samples", "category")
-        samples = _by(m, "dsgen_samples", "category")
-        sizes = _by(m, "dsgen_output_bytes", "category")
+        targets = _by(m, "dsgen_category_target_samples", "category", "train")
+        samples = _by(m, "dsgen_samples", "category", "train")
+        sizes = _by(m, "dsgen_output_bytes", "category", "train")
+        vt, vn, vb = (_by(m, name, "category", "val") for name in (
+            "dsgen_category_target_samples", "dsgen_samples", "dsgen_output_bytes"))
         cats = tuple(CategoryView(c, int(samples.get(c, 0)), int(t), int(sizes.get(c, 0)),
-                                  None, None) for c, t in targets.items())
+                                  None, None, int(vn.get(c, 0)),
+                                  int(vt[c]) if c in vt else None, int(vb.get(c, 0)))
+                     for c, t in targets.items())
         workers = _by(m, "dsgen_workers", "state")
         worker_list = tuple(sorted(
             (WorkerView(dict(k).get("worker", ""), dict(k).get("host", ""), v == 1)
@@ -250,7 +257,7 @@ class HttpReader:
             cpu_percent=round((cpu - cpu0) / span * 100, 1) if len(self.history) > 1 else None,
             cpu_count=None, memory_bytes=_int(_val(m, "process_resident_memory_bytes")),
             processes=1)
-        used = int(sum(sizes.values()))
+        used = int(sum(sizes.values()) + sum(vb.values()))
         need = sum(int(sizes.get(c.name, 0) / c.images * max(0, (c.target or 0) - c.images))
                    for c in cats if c.images)
         disk = Disk(used, _int(_val(m, "dsgen_filesystem_free_bytes")),

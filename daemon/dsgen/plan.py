@@ -11,6 +11,8 @@ import numpy as np
 from dsgen.config import Config, FormatCfg
 from dsgen.model import SlotPlan, VideoProbe
 from dsgen.patches import Geometry, fits, geometry
+from dsgen.split import EVERYWHERE, TRAIN, Region
+from dsgen.split import formats as split_formats
 
 # Rounds of replacement slots a video gets before its deficit moves to other videos:
 # a round that yields nothing also ends it (the video cannot give more).
@@ -72,9 +74,11 @@ def capacity(probe: VideoProbe, cfg: Config) -> int:
     return max(0, (hi - lo + cfg.extraction.frames_per_clip) // cfg.extraction.frames_per_clip)
 
 
-def fitting_formats(cfg: Config, geo: Geometry, category: str) -> list[tuple[FormatCfg, float]]:
-    """The category's formats that this picture can give, with their weights."""
-    mix = cfg.category(category).formats
+def fitting_formats(cfg: Config, geo: Geometry, category: str, split: str = TRAIN
+                    ) -> list[tuple[FormatCfg, float]]:
+    """The formats of a category's split that this picture can give, with their configured
+    weights (drawing by them re-weights the mix among the formats that fit)."""
+    mix = split_formats(cfg, category, split)
     return [(cfg.format(f), w) for f, w in mix if fits(geo, cfg.format(f))]
 
 
@@ -104,8 +108,10 @@ def split_targets(cfg: Config, amounts: dict[str, int], shares: dict[str, dict[i
     return out
 
 
-def free_starts(probe: VideoProbe, cfg: Config, used: list[int]) -> np.ndarray:
-    """Bool per frame index: may a new window start here (in range, overlapping no used one)?"""
+def free_starts(probe: VideoProbe, cfg: Config, used: list[int],
+                region: Region = EVERYWHERE) -> np.ndarray:
+    """Bool per frame index: may a new window start here (in range, overlapping no used one,
+    where the split's region allows it: `split.Region`, the held-out validation ranges)?"""
     n = cfg.extraction.frames_per_clip
     lo, hi = start_range(probe, cfg)
     ok = np.zeros(probe.n_frames, dtype=bool)
@@ -114,20 +120,25 @@ def free_starts(probe: VideoProbe, cfg: Config, used: list[int]) -> np.ndarray:
     ok[lo:hi + 1] = True
     for s in used:
         ok[max(0, s - n + 1):s + n] = False  # any window overlapping [s, s+n) is taken
+    allowed = region.allowed(probe.n_frames, n)
+    if allowed is not None:
+        ok &= allowed
     return ok
 
 
 def place_round(cfg: Config, probe: VideoProbe, name: str, deficits: dict[str, int],
-                used: list[int], first_slot: int, phase: int, rnd: int) -> list[SlotPlan]:
-    """New slots for `deficits` (category → samples still owed) in windows no slot has tried."""
+                used: list[int], first_slot: int, phase: int, rnd: int,
+                region: Region = EVERYWHERE) -> list[SlotPlan]:
+    """New slots for `deficits` (category → samples still owed) of one split, in windows no
+    slot has tried and the split's region allows."""
     geo = geometry(probe, cfg.extraction.reference_height)
-    fitting = {cat: fitting_formats(cfg, geo, cat) for cat in sorted(deficits)}
+    fitting = {cat: fitting_formats(cfg, geo, cat, region.split) for cat in sorted(deficits)}
     need = max((d for cat, d in deficits.items() if fitting[cat]), default=0)
     if need <= 0:
         return []
     n = cfg.extraction.frames_per_clip
-    rng = rng_for(cfg.seed, name, phase, rnd)
-    cand = np.flatnonzero(free_starts(probe, cfg, used))
+    rng = rng_for(cfg.seed, name, phase, rnd, *region.salt)
+    cand = np.flatnonzero(free_starts(probe, cfg, used, region))
     if cand.size == 0:
         return []
     step_pref = max(n, round(cfg.extraction.retry_skip_seconds * probe.fps))
@@ -158,7 +169,8 @@ def place_round(cfg: Config, probe: VideoProbe, name: str, deficits: dict[str, i
     out: list[SlotPlan] = []
     for starts, formats in zip(attempts, serve, strict=True):
         if formats:
-            out.append(SlotPlan(first_slot + len(out), phase, rnd, starts, tuple(formats)))
+            out.append(SlotPlan(first_slot + len(out), phase, rnd, starts, tuple(formats),
+                                region.split))
     return out
 
 

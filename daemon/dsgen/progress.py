@@ -9,8 +9,9 @@ from __future__ import annotations
 import time
 from collections import Counter as Tally
 
+from dsgen import split
 from dsgen.metrics import Metrics
-from dsgen.model import OK, SlotResult, TaskResult
+from dsgen.model import OK, VAL, SlotResult, TaskResult
 from dsgen.notify import Notifier
 from dsgen.report import Reporter, bar, gb, human_time
 from dsgen.runstate import RunState
@@ -41,10 +42,16 @@ class Progress:
         cfg, m, run = self.run.cfg, self.metrics, self.run
         if m is None:
             return
-        m.declare({c.name: [f for f, _ in c.formats] for c in cfg.categories})
+        val = [c for c in cfg.categories if c.val_target]
+        m.declare({c.name: [f for f, _ in c.formats] for c in cfg.categories},
+                  {c.name: [f for f, _ in c.val_formats] for c in val})
         m.set_targets({c.name: c.target for c in cfg.categories})
+        m.set_targets({c.name: c.val_target for c in val}, VAL)
         for c in cfg.categories:
             m.set_samples(c.name, run.totals.get(c.name, 0), run.total_bytes.get(c.name, 0))
+        for c in val:
+            k = split.key(c.name, VAL)
+            m.set_samples(c.name, run.totals.get(k, 0), run.total_bytes.get(k, 0), VAL)
         last = st.last_sample_time()
         if last is not None:
             m.last_success(last)
@@ -91,7 +98,7 @@ class Progress:
         for a in slot.attempts:
             m.attempt(a.outcome)
         for s in slot.samples:
-            m.sample_written(s.category, s.format, sum(b for _, b in s.files), now)
+            m.sample_written(s.category, s.format, sum(b for _, b in s.files), now, s.split)
         remaining, rate = run.remaining(), run.counters.rate_per_min(now)
         m.eta(now + remaining / rate * 60 if rate > 0 and remaining else (now if not remaining
                                                                           else None))
@@ -105,7 +112,7 @@ class Progress:
         for c in run.cfg.categories:
             n = run.totals.get(c.name, 0)
             frac = n / c.target if c.target else 1.0
-            parts.append(f"{c.name.upper()} {n}/{c.target} {frac:.1%}")
+            parts.append(f"{c.name.upper()} {n}/{c.target} {frac:.1%}" + self._val(c.name))
         k = run.counters
         rate, success = k.measured_rate(), k.success_rate()
         shown_rate = "—" if rate is None else f"{rate:.1f}"
@@ -115,6 +122,13 @@ class Progress:
                      patches_per_min=None if rate is None else round(rate, 2),
                      success_rate=None if success is None else round(success, 4))
         self.notify.status(self.status_line())
+
+    def _val(self, category: str) -> str:
+        """` (val 3/10)` for a category with a validation split, else ``."""
+        target = self.run.cfg.category(category).val_target
+        if not target:
+            return ""
+        return f" (val {self.run.totals.get(split.key(category, VAL), 0)}/{target})"
 
     def status_line(self) -> str:
         """One line for systemd's STATUS=: videos done, per-category %, patches/min."""
@@ -224,26 +238,32 @@ class Progress:
                      event="stopped")
 
     def completion_lines(self, st: State) -> list[str]:
-        """The predecessor's "Final Statistics"; returns the categories left short."""
+        """The predecessor's "Final Statistics", validation apart; returns the planning keys
+        left short (`<category>` for training, `<category>@val` for validation)."""
         run, ui = self.run, self.ui
         cfg = run.cfg
-        totals = {c: (run.totals.get(c, 0), run.total_bytes.get(c, 0))
-                  for c in set(run.totals) | set(run.total_bytes)}
+        targets = split.targets(cfg)
+        totals = {k: (run.totals.get(k, 0), run.total_bytes.get(k, 0))
+                  for k in set(run.totals) | set(run.total_bytes)}
         images = sum(n for n, _ in totals.values())
+        val_images = sum(n for k, (n, _) in totals.items() if split.parse(k)[1] == VAL)
         size = sum(b for _, b in totals.values())
         running = st.running_seconds()  # time spent running, idle time between runs left out
         done_videos = st.probed_count()
-        short = [c.name for c in cfg.categories if totals.get(c.name, (0, 0))[0] < c.target]
+        short = [k for k, t in targets.items() if totals.get(k, (0, 0))[0] < t]
         rule = "━" * 46
         ui.line()
         ui.line("✅ Dataset generation complete!" if not short else
                 "⚠️  Dataset generation finished with categories short of target",
-                event="finished", short=short, images=images, bytes=size)
+                event="finished", short=short, images=images, bytes=size,
+                validation_images=val_images)
         ui.line()
         ui.line("Final Statistics:")
         ui.line(rule)
         ui.line(f"Total Videos Processed: {done_videos}")
-        ui.line(f"Total Images Created: {images:,}")
+        ui.line(f"Total Images Created: {images:,}" + (
+            f" ({images - val_images:,} training, {val_images:,} validation)"
+            if val_images else ""))
         ui.line(f"Total Disk Usage: {gb(size):.1f} GB")
         ui.line(f"Total Time: {human_time(running)}")
         ui.line()
@@ -254,11 +274,18 @@ class Progress:
             frac = n / c.target if c.target else 1.0
             ui.line(f"  {(c.name.upper() + ':'):<{width}} {n:,} / {c.target:,} images "
                     f"({gb(b):.1f} GB) {bar(frac, 10)} {frac:.0%}")
-        for c in cfg.categories:
-            if c.name in short:
-                missing = c.target - totals.get(c.name, (0, 0))[0]
-                ui.line(f"  ⚠ {c.name.upper()}: {missing:,} short — its videos are exhausted; "
-                        "add videos to this category to reach the target")
+            if c.val_target:
+                n, b = totals.get(split.key(c.name, VAL), (0, 0))
+                frac = n / c.val_target
+                ui.line(f"  {'':<{width}} {n:,} / {c.val_target:,} validation "
+                        f"({gb(b):.1f} GB) {bar(frac, 10)} {frac:.0%} → "
+                        f"{c.path}/{c.validation.dir}")
+        for k in short:
+            cat, sp = split.parse(k)
+            missing = targets[k] - totals.get(k, (0, 0))[0]
+            what = cat.upper() + (" validation" if sp == VAL else "")
+            ui.line(f"  ⚠ {what}: {missing:,} short — its videos are exhausted; "
+                    "add videos to this category to reach the target")
         ui.line()
         ui.line(f"Output: {cfg.output_root}/")
         ui.line(rule)

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dsgen import split
 from dsgen.config import Config, VideoCfg
-from dsgen.model import FAILED, USABLE, VideoCounts, VideoRow, VideoState, video_state
+from dsgen.model import FAILED, USABLE, VAL, VideoCounts, VideoRow, VideoState, video_state
 
 if TYPE_CHECKING:
     from dsgen.extract import Task
@@ -131,7 +132,7 @@ class LiveView:
     workers_busy: int
     worker_names: tuple[tuple[str, str, bool], ...]  # (name, host, busy)
     current: tuple[VideoLine, ...]
-    totals: tuple[tuple[str, int], ...]  # category → durable samples
+    totals: tuple[tuple[str, int], ...]  # category → durable training samples
     patches_per_min: float
     success_rate: float | None
     retry_rate: float | None
@@ -140,6 +141,9 @@ class LiveView:
     frames_per_clip_decoded: float | None
     eta_seconds: float | None
     taken_at: float
+    # category → (durable validation samples, validation target), categories with a split
+    validation: tuple[tuple[str, int, int], ...] = ()
+    video_notes: tuple[tuple[str, tuple[str, ...]], ...] = ()  # video name → its notes
 
     def to_block(self) -> dict[str, Any]:
         """The status file's `dsgen` block (documented in docs/status.md)."""
@@ -164,6 +168,8 @@ class LiveView:
                 "frames_decoded_per_clip": _round(self.frames_per_clip_decoded, 2),
             },
             "eta_seconds": None if self.eta_seconds is None else round(self.eta_seconds),
+            "validation": {c: {"samples": n, "target": t} for c, n, t in self.validation},
+            "video_notes": {name: list(notes) for name, notes in self.video_notes},
         }
 
 
@@ -182,8 +188,11 @@ class RunState:
     cfg_by_id: dict[int, VideoCfg] = field(default_factory=dict)
     watched: dict[Path, VideoCfg] = field(default_factory=dict)
     counts: dict[int, VideoCounts] = field(default_factory=dict)
-    totals: dict[str, int] = field(default_factory=dict)  # category → durable samples
+    # planning key (`model.split_key`: category, or `<category>@val`) → durable samples
+    totals: dict[str, int] = field(default_factory=dict)
     total_bytes: dict[str, int] = field(default_factory=dict)
+    video_notes: dict[int, tuple[str, ...]] = field(default_factory=dict)  # said once a run
+    alias_copies: int = 0  # LR aliases written as copies (no hard links): warned once
     busy: set[tuple[int, int]] = field(default_factory=set)  # (video, slot) in flight/queued
     inflight: dict[int, Work] = field(default_factory=dict)  # executor key → work
     ready: deque[Task] = field(default_factory=deque)  # tasks made, not yet submitted
@@ -249,7 +258,7 @@ class RunState:
         v = self.videos[vid]
         c = self.counts.get(vid, VideoCounts())
         vc = self.cfg_by_id.get(vid)
-        owed = c.owed_total(cat for cat, _ in vc.categories) if vc else 0
+        owed = c.owed_total(split.video_keys(self.cfg, vc)) if vc else 0
         return video_state(v.status, c.slots, c.pending, owed)
 
     def lines(self) -> Iterator[VideoLine]:
@@ -273,7 +282,8 @@ class RunState:
 
     def remaining(self) -> int:
         """Samples still missing to reach every target."""
-        return sum(max(0, c.target - self.totals.get(c.name, 0)) for c in self.cfg.categories)
+        return sum(max(0, target - self.totals.get(k, 0))
+                   for k, target in split.targets(self.cfg).items())
 
     def failed_videos(self) -> list[VideoRow]:
         """Videos that give nothing more right now, with why."""
@@ -310,7 +320,11 @@ class RunState:
                                      if k.clips_decoded else None),
             eta_seconds=(0.0 if not remaining else remaining / rate * 60 if rate > 0
                          else None),
-            taken_at=now)
+            taken_at=now,
+            validation=tuple((c.name, self.totals.get(split.key(c.name, VAL), 0), c.val_target)
+                             for c in self.cfg.categories if c.val_target),
+            video_notes=tuple((self.videos[vid].name, notes)
+                              for vid, notes in self.video_notes.items() if vid in self.videos))
         with self._lock:
             self._view = view
         return view

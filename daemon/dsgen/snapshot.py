@@ -20,10 +20,11 @@ import psutil
 
 from dsgen.config import Config
 from dsgen.errors import StateError
-from dsgen.model import FAILED, OK, video_state
-from dsgen.state import DB_NAME, State, check_damage_mark, translate
+from dsgen.model import FAILED, OK, VAL, split_key, video_state
+from dsgen.state import DB_NAME, KEY_SQL, State, check_damage_mark, translate
 
 SCHEMA = "dsgen.status/1"
+VAL_KEY = split_key("", VAL)  # the suffix that marks a validation planning key
 # A writer is presumed dead when its status file is older than this many status periods
 # (plus a grace for a slow disk or a long start-up step): a crashed run shows STOPPED.
 STALE_PERIODS = 3.0
@@ -43,11 +44,14 @@ class CategoryView:
     """One category's progress."""
 
     name: str
-    images: int
+    images: int  # training samples (the category's target counts these)
     target: int | None
     bytes: int
     videos_done: int | None
     videos_total: int | None
+    val_images: int = 0  # validation samples, on top of the target
+    val_target: int | None = None  # None: no validation split
+    val_bytes: int = 0
 
     @property
     def fraction(self) -> float | None:
@@ -229,13 +233,15 @@ class LocalSource:
     targets: tuple[tuple[str, int], ...] = ()  # config order
     video_names: tuple[str, ...] = ()  # config order
     min_free_gb: float | None = None
+    val_targets: tuple[tuple[str, int], ...] = ()  # categories with a validation split
 
     @classmethod
     def from_config(cls, cfg: Config) -> LocalSource:
         """Everything from the config."""
         return cls(cfg.state_dir, cfg.output_root, cfg.status_path, cfg.status_seconds,
                    tuple((c.name, c.target) for c in cfg.categories),
-                   tuple(v.name for v in cfg.videos), cfg.disk.min_free_gb)
+                   tuple(v.name for v in cfg.videos), cfg.disk.min_free_gb,
+                   tuple((c.name, c.val_target) for c in cfg.categories if c.val_target))
 
     @classmethod
     def from_dirs(cls, state_dir: Path | None, output_root: Path | None = None) -> LocalSource:
@@ -357,6 +363,7 @@ class _Db:
 
     videos: list[tuple[int, str, str, str, str | None]] = field(default_factory=list)
     slots: dict[int, tuple[int, int]] = field(default_factory=dict)  # vid → (total, pending)
+    # (video, planning key: category or `<category>@val`) → (samples, bytes)
     samples: dict[tuple[int, str], tuple[int, int]] = field(default_factory=dict)
     quotas: dict[tuple[int, str], int] = field(default_factory=dict)
     tried: dict[int, tuple[int, int]] = field(default_factory=dict)  # vid → (tried, ok)
@@ -372,9 +379,11 @@ def read_db(db: sqlite3.Connection) -> _Db:
                                      "ORDER BY id"))
         out.slots = {r[0]: (int(r[1]), int(r[2])) for r in db.execute(
             "SELECT video_id, COUNT(*), SUM(done=0) FROM slots GROUP BY video_id")}
+        has_split = any(r[1] == "split" for r in db.execute("PRAGMA table_info(samples)"))
+        key = KEY_SQL if has_split else "category"  # an older state: all training
         out.samples = {(r[0], r[1]): (int(r[2]), int(r[3])) for r in db.execute(
-            "SELECT video_id, category, COUNT(*), COALESCE(SUM(bytes), 0) FROM samples"
-            " GROUP BY video_id, category")}
+            f"SELECT video_id, {key}, COUNT(*), COALESCE(SUM(bytes), 0) FROM samples"
+            " GROUP BY video_id, 2")}
         out.quotas = {(r[0], r[1]): int(r[2]) for r in db.execute(
             "SELECT video_id, category, SUM(amount) FROM quotas GROUP BY video_id, category")}
         out.tried = {r[0]: (int(r[1]), int(r[2])) for r in db.execute(
@@ -478,7 +487,8 @@ class LocalReader:
         current = self._current(blk, db, names, by_name, states, live is not None or own)
         perf = self._performance(blk, pid, status, own)
         disk = self._disk(categories)
-        remaining = sum(max(0, (c.target or 0) - c.images) for c in categories)
+        remaining = sum(max(0, (c.target or 0) - c.images)
+                        + max(0, (c.val_target or 0) - c.val_images) for c in categories)
         eta: float | None = None
         if status == "FINISHED" or (categories and not remaining):
             eta = 0.0
@@ -539,16 +549,23 @@ class LocalReader:
                     states: Mapping[str, str]) -> tuple[CategoryView, ...]:
         targets = dict(self.source.targets) or {
             k: int(v.get("target", 0)) for k, v in (doc.get("category_stats") or {}).items()}
-        cats = list(targets) + sorted({c for _, c in db.samples} - set(targets))
+        val_targets = dict(self.source.val_targets) or {
+            k: int(v.get("target", 0)) for k, v in
+            ((doc.get("dsgen") or {}).get("validation") or {}).items()}
+        cats = list(targets) + sorted({c for _, c in db.samples if VAL_KEY not in c}
+                                      - set(targets))
         ids = {by_name[n][0]: n for n in names if n in by_name}
         out = []
         for cat in cats:
             planned = {v for (v, c), q in db.quotas.items() if c == cat and q > 0 and v in ids}
             n = sum(k for (_, c), (k, _) in db.samples.items() if c == cat)
             size = sum(b for (_, c), (_, b) in db.samples.items() if c == cat)
+            vk = split_key(cat, VAL)
+            vn = sum(k for (_, c), (k, _) in db.samples.items() if c == vk)
+            vsize = sum(b for (_, c), (_, b) in db.samples.items() if c == vk)
             done = sum(1 for v in planned if states.get(ids[v]) in ("done", "failed"))
             out.append(CategoryView(cat, n, targets.get(cat), size, done if planned else 0,
-                                    len(planned)))
+                                    len(planned), vn, val_targets.get(cat), vsize))
         return tuple(out)
 
     def _current(self, blk: Mapping[str, Any], db: _Db, names: list[str],
@@ -581,9 +598,11 @@ class LocalReader:
         return replace(res, **rates)
 
     def _disk(self, categories: tuple[CategoryView, ...]) -> Disk:
-        used = sum(c.bytes for c in categories)
+        used = sum(c.bytes + c.val_bytes for c in categories)
         need = sum(int(c.bytes / c.images * max(0, (c.target or 0) - c.images))
-                   for c in categories if c.images)
+                   for c in categories if c.images) + sum(
+            int(c.val_bytes / c.val_images * max(0, (c.val_target or 0) - c.val_images))
+            for c in categories if c.val_images)
         free = total = None
         with contextlib.suppress(OSError, TypeError):  # TypeError: no output root known
             total, _, free = shutil.disk_usage(self.source.output_root)  # type: ignore[arg-type]

@@ -15,17 +15,28 @@ from typing import Any
 
 from dsgen.errors import StateDamaged, StateError, StateFull
 from dsgen.journal import Journal
-from dsgen.model import SlotPlan, SlotResult, VideoCounts, VideoProbe, VideoRow
+from dsgen.model import (
+    VAL,
+    VAL_SUFFIX,
+    SlotPlan,
+    SlotResult,
+    VideoCounts,
+    VideoProbe,
+    VideoRow,
+)
 
 DB_NAME = "dsgen.sqlite3"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Columns added after a table was first created: (schema, table, column, declaration).
 # Older databases get them in place (ALTER TABLE) when opened for writing; their rows read
-# NULL there. Schema 2's column is in positional sample inserts of schema-1 dsgen, so the
-# schema number moves on with it: an older dsgen refuses the state instead of failing there.
+# NULL (or the default) there. Schema 2's column is in positional sample inserts of schema-1
+# dsgen, so the schema number moves on with each: an older dsgen refuses the state instead
+# of failing there (or writing rows without a split).
 MIGRATIONS = (
     (1, "videos", "frames", "INTEGER"),  # NULL: frames in the index not known yet
     (2, "samples", "degradation", "TEXT"),  # NULL: clean LR (no template)
+    (3, "slots", "split", "TEXT NOT NULL DEFAULT 'train'"),  # old slots were all training
+    (3, "samples", "split", "TEXT NOT NULL DEFAULT 'train'"),
 )
 # A reader (dsgen monitor/status) never blocks the writer in WAL mode; this only
 # covers the short exclusive moments of checkpoints.
@@ -139,6 +150,8 @@ class StateConnection(sqlite3.Connection):
         except sqlite3.Error as e:
             raise translate(e, self.where) from None
 
+# A sample's or slot's planning key (model.split_key) in SQL.
+KEY_SQL = f"category || CASE WHEN split = '{VAL}' THEN '{VAL_SUFFIX}' ELSE '' END"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -166,7 +179,8 @@ CREATE TABLE IF NOT EXISTS exhausted (
 CREATE TABLE IF NOT EXISTS slots (
     video_id INTEGER NOT NULL, slot_id INTEGER NOT NULL, phase INTEGER NOT NULL,
     round INTEGER NOT NULL, starts TEXT NOT NULL, formats TEXT NOT NULL,
-    done INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (video_id, slot_id)
+    done INTEGER NOT NULL DEFAULT 0, split TEXT NOT NULL DEFAULT 'train',
+    PRIMARY KEY (video_id, slot_id)
 );
 CREATE TABLE IF NOT EXISTS attempts (
     video_id INTEGER NOT NULL, slot_id INTEGER NOT NULL, number INTEGER NOT NULL,
@@ -177,11 +191,15 @@ CREATE TABLE IF NOT EXISTS samples (
     video_id INTEGER NOT NULL, slot_id INTEGER NOT NULL, category TEXT NOT NULL,
     format TEXT NOT NULL, files TEXT NOT NULL, bytes INTEGER NOT NULL,
     start INTEGER NOT NULL, frame_pts TEXT NOT NULL, box TEXT NOT NULL, metrics TEXT NOT NULL,
-    created REAL NOT NULL, degradation TEXT, PRIMARY KEY (video_id, slot_id, category)
+    created REAL NOT NULL, degradation TEXT, split TEXT NOT NULL DEFAULT 'train',
+    PRIMARY KEY (video_id, slot_id, category)
 );
 CREATE TABLE IF NOT EXISTS slot_failures (
     video_id INTEGER NOT NULL, slot_id INTEGER NOT NULL, category TEXT NOT NULL,
     reason TEXT NOT NULL, PRIMARY KEY (video_id, slot_id, category)
+);
+CREATE TABLE IF NOT EXISTS holdout (  -- a video's validation blocks, chosen once (dsgen.split)
+    video_id INTEGER PRIMARY KEY, holdout TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY, started REAL NOT NULL, ended REAL, status TEXT NOT NULL
@@ -299,6 +317,11 @@ class State:
         with self.tx() as db:
             db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
+    def del_meta(self, key: str) -> None:
+        """Forget a setting."""
+        with self.tx() as db:
+            db.execute("DELETE FROM meta WHERE key=?", (key,))
+
     # -- videos ----------------------------------------------------------------------------
 
     def videos(self, probes: bool = True, video_id: int | None = None) -> list[VideoRow]:
@@ -408,19 +431,23 @@ class State:
         """Record new slots of a video."""
         with self.tx() as db:
             db.executemany(
-                "INSERT INTO slots (video_id, slot_id, phase, round, starts, formats)"
-                " VALUES (?,?,?,?,?,?)",
+                "INSERT INTO slots (video_id, slot_id, phase, round, starts, formats, split)"
+                " VALUES (?,?,?,?,?,?,?)",
                 [(video_id, s.slot_id, s.phase, s.round, json.dumps(s.starts),
-                  json.dumps(s.formats)) for s in slots])
+                  json.dumps(s.formats), s.split) for s in slots])
 
     def slots(self, video_id: int, pending_only: bool = False) -> list[SlotPlan]:
         """A video's slots in slot order."""
-        q = "SELECT slot_id, phase, round, starts, formats FROM slots WHERE video_id=?"
+        q = "SELECT slot_id, phase, round, starts, formats, split FROM slots WHERE video_id=?"
         if pending_only:
             q += " AND done=0"
         rows = self.db.execute(q + " ORDER BY slot_id", (video_id,)).fetchall()
         return [SlotPlan(r[0], r[1], r[2], tuple(json.loads(r[3])),
-                         tuple((c, f) for c, f in json.loads(r[4]))) for r in rows]
+                         tuple((c, f) for c, f in json.loads(r[4])), r[5]) for r in rows]
+
+    def has_slots(self) -> bool:
+        """Whether any slot was ever planned (files may exist)."""
+        return self.db.execute("SELECT 1 FROM slots LIMIT 1").fetchone() is not None
 
     def slot_stats(self, video_id: int) -> tuple[int, int, int, int]:
         """(slots, pending slots, next slot id, last round) of a video."""
@@ -429,17 +456,35 @@ class State:
             " COALESCE(MAX(round), -1) FROM slots WHERE video_id=?", (video_id,)).fetchone()
         return int(r[0]), int(r[1]), int(r[2]), int(r[3])
 
-    def used_starts(self, video_id: int) -> list[int]:
-        """Every window start a slot of this video has tried."""
-        rows = self.db.execute("SELECT start FROM attempts WHERE video_id=?", (video_id,))
-        return [int(r[0]) for r in rows]
+    def used_starts(self, video_id: int) -> list[tuple[int, str]]:
+        """(start, split) of every window a slot of this video has tried."""
+        rows = self.db.execute(
+            "SELECT a.start, t.split FROM attempts a JOIN slots t ON a.video_id=t.video_id AND"
+            " a.slot_id=t.slot_id WHERE a.video_id=? AND a.start >= 0", (video_id,))
+        return [(int(r[0]), str(r[1])) for r in rows]
 
-    def round_yield(self, video_id: int, rnd: int) -> int:
-        """Samples the given round of a video produced."""
-        r = self.db.execute(
-            "SELECT COUNT(*) FROM samples s JOIN slots t ON s.video_id=t.video_id AND"
-            " s.slot_id=t.slot_id WHERE s.video_id=? AND t.round=?", (video_id, rnd)).fetchone()
-        return int(r[0])
+    def round_result(self, video_id: int, rnd: int) -> dict[str, tuple[int, int]]:
+        """(slots, samples) per split of the given round of a video."""
+        out = {str(r[0]): (int(r[1]), 0) for r in self.db.execute(
+            "SELECT split, COUNT(*) FROM slots WHERE video_id=? AND round=? GROUP BY split",
+            (video_id, rnd))}
+        for sp, n in self.db.execute(
+                "SELECT t.split, COUNT(*) FROM samples s JOIN slots t ON s.video_id=t.video_id"
+                " AND s.slot_id=t.slot_id WHERE s.video_id=? AND t.round=? GROUP BY t.split",
+                (video_id, rnd)):
+            out[str(sp)] = (out.get(str(sp), (0, 0))[0], int(n))
+        return out
+
+    def holdout(self, video_id: int) -> str | None:
+        """A video's held-out validation blocks (split.Holdout JSON), once chosen."""
+        row = self.db.execute("SELECT holdout FROM holdout WHERE video_id=?",
+                              (video_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_holdout(self, video_id: int, text: str) -> None:
+        """Store a video's held-out blocks (never changed afterwards)."""
+        with self.tx() as db:
+            db.execute("INSERT OR IGNORE INTO holdout VALUES (?, ?)", (video_id, text))
 
     # -- results ---------------------------------------------------------------------------
 
@@ -453,12 +498,12 @@ class State:
                  for a in res.attempts])
             db.executemany(
                 "INSERT OR REPLACE INTO samples (video_id, slot_id, category, format, files,"
-                " bytes, start, frame_pts, box, metrics, created, degradation)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                " bytes, start, frame_pts, box, metrics, created, degradation, split)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(video_id, s.slot_id, s.category, s.format, json.dumps(s.files),
                   sum(b for _, b in s.files), s.start, json.dumps(s.frame_pts),
                   json.dumps(s.box), json.dumps(s.metrics, sort_keys=True), now,
-                  json.dumps(s.degradation, sort_keys=True))
+                  json.dumps(s.degradation, sort_keys=True), s.split)
                  for s in res.samples])
             db.executemany("INSERT OR REPLACE INTO slot_failures VALUES (?,?,?,?)",
                            [(video_id, res.slot_id, c, r) for c, r in res.failed.items()])
@@ -479,9 +524,9 @@ class State:
         for vid, cat, amount in self.db.execute(
                 "SELECT video_id, category, SUM(amount) FROM quotas GROUP BY video_id, category"):
             get(vid).quota[cat] = int(amount)
-        for vid, cat, n in self.db.execute(
-                "SELECT video_id, category, COUNT(*) FROM samples GROUP BY video_id, category"):
-            get(vid).achieved[cat] = int(n)
+        for vid, k, n in self.db.execute(
+                f"SELECT video_id, {KEY_SQL}, COUNT(*) FROM samples GROUP BY video_id, 2"):
+            get(vid).achieved[k] = int(n)
         for vid, cat, why in self.db.execute("SELECT video_id, category, reason FROM exhausted"):
             get(vid).exhausted[cat] = why
         for vid, tried, ok in self.db.execute(
@@ -491,15 +536,15 @@ class State:
         return out
 
     def achieved(self) -> dict[tuple[int, str], int]:
-        """Samples per (video, category)."""
+        """Samples per (video, planning key)."""
         rows = self.db.execute(
-            "SELECT video_id, category, COUNT(*) FROM samples GROUP BY video_id, category")
+            f"SELECT video_id, {KEY_SQL}, COUNT(*) FROM samples GROUP BY video_id, 2")
         return {(r[0], r[1]): int(r[2]) for r in rows}
 
     def category_totals(self) -> dict[str, tuple[int, int]]:
-        """(samples, bytes) per category."""
+        """(samples, bytes) per planning key (the category, or `<category>@val`)."""
         rows = self.db.execute(
-            "SELECT category, COUNT(*), COALESCE(SUM(bytes), 0) FROM samples GROUP BY category")
+            f"SELECT {KEY_SQL}, COUNT(*), COALESCE(SUM(bytes), 0) FROM samples GROUP BY 1")
         return {r[0]: (int(r[1]), int(r[2])) for r in rows}
 
     def outcome_counts(self, video_id: int | None = None) -> dict[str, int]:
@@ -511,6 +556,10 @@ class State:
             args = (video_id,)
         return {r[0]: int(r[1]) for r in self.db.execute(q + " GROUP BY outcome", args)}
 
+    def _split_sql(self) -> str:
+        """The samples' split column (an older read-only state has none: all training)."""
+        return "s.split" if "split" in self._columns("samples") else "'train'"
+
     def sample_rows(self) -> Iterator[tuple[Any, ...]]:
         """Every sample joined with its video, for the manifest (the degradation JSON is NULL
         for samples of an older state, read-only and not yet migrated)."""
@@ -518,15 +567,28 @@ class State:
         yield from self.db.execute(
             "SELECT v.name, v.path, s.slot_id, s.category, s.format, s.files, s.start,"
             " s.frame_pts, s.box, s.metrics, v.arrays IS NOT NULL, s.video_id,"
-            f" {degradation} FROM samples s"
+            f" {degradation}, {self._split_sql()} FROM samples s"
             " JOIN videos v ON v.id = s.video_id ORDER BY s.video_id, s.slot_id, s.category")
 
-    def sample_keys(self) -> list[tuple[str, str, str, int]]:
-        """(category, format, video slug source name, slot) of every sample."""
+    def sample_keys(self) -> list[tuple[str, str, str, int, str]]:
+        """(category, format, video name, slot, split) of every sample."""
         rows = self.db.execute(
-            "SELECT s.category, s.format, v.name, s.slot_id FROM samples s JOIN videos v"
-            " ON v.id = s.video_id ORDER BY 1, 2, 3, 4")
-        return [(r[0], r[1], r[2], int(r[3])) for r in rows]
+            f"SELECT s.category, s.format, v.name, s.slot_id, {self._split_sql()} FROM samples"
+            " s JOIN videos v ON v.id = s.video_id ORDER BY 1, 2, 3, 4")
+        return [(r[0], r[1], r[2], int(r[3]), str(r[4])) for r in rows]
+
+    def sample_files(self) -> list[tuple[int, int, str, str, str]]:
+        """(video id, slot, category, video name, files JSON) of every sample (migration)."""
+        rows = self.db.execute(
+            "SELECT s.video_id, s.slot_id, s.category, v.name, s.files FROM samples s JOIN"
+            " videos v ON v.id = s.video_id ORDER BY s.video_id, s.slot_id, s.category")
+        return [(int(r[0]), int(r[1]), str(r[2]), str(r[3]), str(r[4])) for r in rows]
+
+    def set_sample_files(self, rows: list[tuple[int, int, str, str]]) -> None:
+        """Point samples at their files' new paths: (video id, slot, category, files JSON)."""
+        with self.tx() as db:
+            db.executemany("UPDATE samples SET files=? WHERE video_id=? AND slot_id=? AND"
+                           " category=?", [(f, v, s, c) for v, s, c, f in rows])
 
     # -- runs ------------------------------------------------------------------------------
 

@@ -165,29 +165,37 @@ def _current(s: Snapshot, width: int) -> Text:
     return _tree(title, rows)
 
 
+def _progress(f: float | None) -> Text:
+    style = "green" if f is not None and f >= 1 else "cyan"
+    return Text(bar(f or 0.0, BAR_CELLS), style=style) + Text(f" {_pct(f):>6}")
+
+
 def _categories(s: Snapshot) -> Group:
     t = Table(box=box.SQUARE, header_style="bold")
     for name, just in (("Category", "left"), ("Videos", "right"), ("Images", "right"),
                        ("Target", "right"), ("Progress", "left"), ("Disk GB", "right")):
         t.add_column(name, justify=just, no_wrap=True)  # type: ignore[arg-type]
     for c in s.categories:
-        f = c.fraction
-        style = "green" if f is not None and f >= 1 else "cyan"
-        prog = Text(bar(f or 0.0, BAR_CELLS), style=style) + Text(f" {_pct(f):>6}")
         videos = "—" if c.videos_total is None else f"{c.videos_done}/{c.videos_total}"
         t.add_row(c.name.upper(), videos, f"{c.images:,}",
-                  "—" if c.target is None else f"{c.target:,}", prog, f"{c.bytes / 1e9:.2f}")
+                  "—" if c.target is None else f"{c.target:,}", _progress(c.fraction),
+                  f"{c.bytes / 1e9:.2f}")
+        if c.val_target:  # validation apart, on a row of its own under the category
+            t.add_row(Text(" └ val", style="dim"), "", f"{c.val_images:,}",
+                      f"{c.val_target:,}", _progress(c.val_images / c.val_target),
+                      f"{c.val_bytes / 1e9:.2f}")
     total = s.target
     t.add_section()
     t.add_row(Text("TOTAL", style="bold"), "", f"{s.images:,}", f"{total:,}",
               Text(f"{' ' * BAR_CELLS} {_pct(s.images / total if total else None):>6}"),
-              f"{sum(c.bytes for c in s.categories) / 1e9:.2f}")
+              f"{sum(c.bytes + c.val_bytes for c in s.categories) / 1e9:.2f}")
     return Group(Text("📦 CATEGORY PROGRESS", style="bold"), t)
 
 
 def _disk(s: Snapshot) -> Text:
     d = s.disk
-    rows: list[tuple[str, str | Text]] = [(c.name.upper(), _size(c.bytes)) for c in s.categories]
+    rows: list[tuple[str, str | Text]] = [(c.name.upper(), _size(c.bytes + c.val_bytes))
+                                          for c in s.categories]
     rows.append(("Total", _size(d.used_bytes)))
     if d.free_bytes is not None:
         need = d.needed_bytes or 0
@@ -337,8 +345,9 @@ def plain_lines(snap: Snapshot) -> list[str]:
              f"elapsed {human_time(s.elapsed_seconds or 0)}, ETA {eta}"]
     for c in s.categories:
         tgt = "?" if c.target is None else f"{c.target:,}"
+        val = f", validation {c.val_images:,} / {c.val_target:,}" if c.val_target else ""
         lines.append(f"  {c.name.upper()}: {c.images:,} / {tgt} ({_pct(c.fraction)}) "
-                     f"{_size(c.bytes)}")
+                     f"{_size(c.bytes + c.val_bytes)}{val}")
     rate = "—" if p.patches_per_min is None else f"{p.patches_per_min:.1f}"
     lines.append(f"  {rate} patches/min, success {_pct(p.success_rate)}, workers "
                  f"{s.workers_busy if s.workers_busy is not None else '—'}/"

@@ -7,9 +7,11 @@ import itertools
 import json
 import os
 import re
+import shutil
 import struct
 import zlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import deflate
@@ -17,14 +19,21 @@ import numpy as np
 
 from dsgen.config import CategoryCfg, Config, FormatCfg
 from dsgen.degrade_config import NONE, stage_dict
+from dsgen.model import TRAIN, VAL
 
-# Files per bucket folder: file browsers and some filesystems slow down past this.
+# Files per bucket folder of datasets written before bucket folders became opt-in: every
+# video had its own folder, split every 10,000 slots (dsgen migrate reads this layout).
 BUCKET_FILES = 10_000
 # Temporary files live here, on the output filesystem, so a rename is atomic and
 # anything left by a crash is removed by deleting one folder.
 TMP_DIR = ".dsgen-tmp"
 DATASET_JSON = "dataset.json"
 META_INFO = "meta_info.txt"
+META_INFO_VAL = "meta_info_val.txt"  # BasicSR's validation list, in the validation folder
+# A hard link that fails with one of these falls back to a copy (FAT/exFAT, some SMB/NFS
+# servers, a link count at its limit): the alias still reads the same bytes.
+NO_LINK_ERRNOS = (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK,
+                  errno.ENOSYS)
 # Folder suffix of the clean LR written beside degraded LR (extraction.write_clean_lr).
 CLEAN_SUFFIX = "_clean"
 
@@ -44,10 +53,54 @@ def sample_name(slug: str, slot_id: int) -> str:
     return f"patch_{slug}_idx{slot_id:06d}"
 
 
-def bucket(slug: str, slot_id: int) -> str:
-    """Bucket folder of a sample: per video, split every BUCKET_FILES slots."""
-    part = slot_id // BUCKET_FILES
+def bucket(slug: str, slot_id: int, size: int = BUCKET_FILES) -> str:
+    """Bucket folder of a sample: per video, split every `size` slots."""
+    part = slot_id // size
     return slug if part == 0 else f"{slug}-{part}"
+
+
+def stack_dir(k: int) -> str:
+    """Folder of the k-frame LR stacks."""
+    return f"LR_{k}frames"
+
+
+@dataclass(frozen=True)
+class PathScheme:
+    """How sample files are named inside a layout: bucket folders and LR aliases.
+
+    Stored in the state (`meta.paths`) with the first sample; a config asking for another
+    scheme is refused until `dsgen migrate` moved the files.
+    """
+
+    bucket_size: int = 0  # 0: flat folders
+    aliases: tuple[tuple[str, int], ...] = ()  # (folder name, stack size): hard links
+
+    @classmethod
+    def of(cls, cfg: Config) -> PathScheme:
+        """The scheme a config asks for (basicsr: always one folder per clip, no aliases)."""
+        return cls(cfg.bucket_size, cfg.lr_aliases) if cfg.layout == "stacked" else cls()
+
+    def to_json(self) -> str:
+        """For the state's meta table."""
+        return json.dumps({"bucket_size": self.bucket_size,
+                           "lr_aliases": {n: k for n, k in self.aliases}}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> PathScheme:
+        """Read back `to_json`."""
+        d = json.loads(text)
+        return cls(int(d["bucket_size"]), tuple((str(n), int(k))
+                                                for n, k in d["lr_aliases"].items()))
+
+    def describe(self) -> str:
+        """For messages: `bucket_size = 0, lr_aliases = { LR = 5 }`."""
+        aliases = ", ".join(f"{n} = {k}" for n, k in self.aliases)
+        table = f"{{ {aliases} }}" if aliases else "{}"
+        return f"bucket_size = {self.bucket_size}, lr_aliases = {table}"
+
+
+# What datasets written before PathScheme existed used: a folder per video, no aliases.
+LEGACY_SCHEME = PathScheme(BUCKET_FILES, ())
 
 
 def format_root(cfg: Config, cat: CategoryCfg, fmt: FormatCfg) -> Path:
@@ -55,21 +108,45 @@ def format_root(cfg: Config, cat: CategoryCfg, fmt: FormatCfg) -> Path:
     return cfg.output_root / cat.path / fmt.dir
 
 
-def sample_files(cfg: Config, cat: CategoryCfg, fmt: FormatCfg, slug: str, slot_id: int
-                 ) -> list[Path]:
-    """Every final path of one sample, in a fixed order (what `_layout_images` produces):
-    GT, the LR stacks (or frames), then with `write_clean_lr` the clean LR ones."""
-    root = format_root(cfg, cat, fmt)
+def split_root(cfg: Config, cat: CategoryCfg, fmt: FormatCfg, split: str) -> Path:
+    """Folder of a sample: the format's folder for training, `<category path>/Val` (the
+    category's `validation.dir`) for validation, where the predecessor's trainers look."""
+    if split == VAL:
+        return cfg.output_root / cat.path / cat.validation.dir
+    return format_root(cfg, cat, fmt)
+
+
+def sample_files(cfg: Config, cat: CategoryCfg, fmt: FormatCfg, slug: str, slot_id: int,
+                 split: str = TRAIN, scheme: PathScheme | None = None) -> list[Path]:
+    """Every file of one sample, in a fixed order (what `extract._layout_images` produces):
+    GT, the LR stacks (or frames), then with `write_clean_lr` the clean LR ones. LR aliases
+    are not files of their own (`alias_paths`)."""
+    root = split_root(cfg, cat, fmt, split)
     name = sample_name(slug, slot_id)
-    b = bucket(slug, slot_id)
     suffixes = ["", CLEAN_SUFFIX] if cfg.extraction.write_clean_lr else [""]
     if cfg.layout == "stacked":
-        dirs = ["GT", *[f"LR_{k}frames{s}" for s in suffixes for k in cfg.extraction.lr_stacks]]
-        return [root / d / b / f"{name}.png" for d in dirs]
+        size = (scheme or PathScheme.of(cfg)).bucket_size
+        sub = Path(bucket(slug, slot_id, size)) if size else Path()
+        dirs = ["GT", *[stack_dir(k) + s for s in suffixes for k in cfg.extraction.lr_stacks]]
+        return [root / d / sub / f"{name}.png" for d in dirs]
     n = cfg.extraction.frames_per_clip
     seq = f"{slot_id:06d}"
     return [root / kind / slug / seq / f"im{i}.png"
             for kind in ("GT", *[f"LR{s}" for s in suffixes]) for i in range(1, n + 1)]
+
+
+def alias_paths(scheme: PathScheme, files: Iterable[str]) -> list[tuple[str, str]]:
+    """(alias, file) pairs of a stacked sample's files (paths relative to output_root): each
+    alias is the k-frame stack's path with its `LR_<k>frames` folder renamed."""
+    out = []
+    for rel in files:
+        parts = Path(rel).parts
+        for name, k in scheme.aliases:
+            d = stack_dir(k)
+            if d in parts[:-1]:
+                i = len(parts) - 1 - parts[::-1].index(d)  # the last such folder
+                out.append((str(Path(*parts[:i], name, *parts[i + 1:])), rel))
+    return out
 
 
 def tmp_dir(cfg: Config) -> Path:
@@ -209,13 +286,25 @@ def dataset_description(cfg: Config, cat: CategoryCfg) -> dict[str, object]:
         "formats": formats, "seed": cfg.seed,
     }
     if cfg.layout == "stacked":
-        desc["lr_stacks"] = {f"LR_{k}frames": {"frames": k, "stacking": "vertical",
-                                                "first_frame": (e.frames_per_clip - k) // 2 + 1}
+        desc["lr_stacks"] = {stack_dir(k): {"frames": k, "stacking": "vertical",
+                                            "first_frame": (e.frames_per_clip - k) // 2 + 1}
                              for k in e.lr_stacks}
-        desc["paths"] = "<format dir>/{GT,LR_<k>frames}/<bucket>/<name>.png"
+        desc["lr_aliases"] = {n: stack_dir(k) for n, k in cfg.lr_aliases}
+        sub = "<bucket>/" if cfg.bucket_size else ""
+        desc["paths"] = f"<format dir>/{{GT,LR_<k>frames,<alias>}}/{sub}<name>.png"
+        if cfg.bucket_size:
+            desc["bucket"] = f"<video>, <video>-1, …: {cfg.bucket_size} samples per folder"
     else:
         desc["paths"] = f"<format dir>/{{GT,LR}}/<clip>/<seq>/im1..im{e.frames_per_clip}.png"
         desc["meta_info"] = f"<format dir>/{META_INFO}"
+    v = cat.validation
+    if cat.val_target:
+        desc["validation"] = {
+            "dir": v.dir, "samples": cat.val_target, "formats": dict(cat.val_formats),
+            "from": ({"held_out_videos": list(v.videos)} if v.videos else
+                     {"held_out_time_ranges": True, "guard_seconds": v.guard_seconds}),
+            **({"meta_info": f"{v.dir}/{META_INFO_VAL}"} if cfg.layout == "basicsr" else {}),
+        }
     degradations = _degradations(cfg, cat)
     if degradations:  # absent for clean-only categories: their dataset.json stays as it was
         desc["degradations"] = degradations
@@ -263,24 +352,57 @@ def write_descriptions(cfg: Config) -> None:
         write_text_atomic(cfg.output_root / cat.path / DATASET_JSON, text)
 
 
-def write_meta_info(cfg: Config, rows: Iterable[tuple[str, str, str, int]]) -> None:
-    """BasicSR meta_info per category format: `<clip>/<seq> <n> (H,W,3)` lines, sorted."""
-    lines: dict[tuple[str, str], list[str]] = {}
+def write_meta_info(cfg: Config, rows: Iterable[tuple[str, str, str, int, str]]) -> None:
+    """BasicSR meta_info: `<clip>/<seq> <n> (H,W,3)` lines, sorted, per category format for
+    training (`<format dir>/meta_info.txt`) and per category for validation
+    (`<validation dir>/meta_info_val.txt`). Rows: (category, format, slug, slot, split)."""
+    lines: dict[tuple[str, str | None], list[str]] = {}  # (category, format | None = val)
     n = cfg.extraction.frames_per_clip
-    for cat_name, fmt_name, slug, slot_id in rows:
-        f = cfg.format(fmt_name)
-        lines.setdefault((cat_name, fmt_name), []).append(
-            f"{slug}/{slot_id:06d} {n} ({f.height},{f.width},3)")
+    fmts = {f.name: f for f in cfg.formats}
+    for cat_name, fmt_name, slug, slot_id, split in rows:
+        f = fmts.get(fmt_name)
+        if f is not None:
+            lines.setdefault((cat_name, fmt_name if split == TRAIN else None), []).append(
+                f"{slug}/{slot_id:06d} {n} ({f.height},{f.width},3)")
     for cat in cfg.categories:
-        for fmt_name, _ in cat.formats:
-            body = sorted(lines.get((cat.name, fmt_name), []))
-            path = format_root(cfg, cat, cfg.format(fmt_name)) / META_INFO
+        files: dict[str | None, Path] = {
+            fmt_name: format_root(cfg, cat, cfg.format(fmt_name)) / META_INFO
+            for fmt_name, _ in cat.formats}
+        files[None] = cfg.output_root / cat.path / cat.validation.dir / META_INFO_VAL
+        for group, path in files.items():
+            body = sorted(lines.get((cat.name, group), []))
             if body or path.exists():
                 write_text_atomic(path, "".join(line + "\n" for line in body))
 
 
-def write_sample(cfg: Config, files: Iterable[tuple[str, bytes]]) -> None:
-    """Write a sample's encoded files (paths relative to output_root) under their final names.
+def link_file(target: Path, final: Path, tmp: Path) -> bool:
+    """Make `final` another name of `target` (a hard link, atomically renamed into place);
+    where the filesystem has no hard links, a copy. True if it had to copy."""
+    part = tmp / f"{os.getpid()}-{next(_counter)}.png"
+    copied = False
+    try:
+        tmp.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(target, part)
+        except OSError as e:
+            if e.errno not in NO_LINK_ERRNOS:
+                raise
+            shutil.copyfile(target, part)
+            copied = True
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(part, final)
+    except OSError as e:
+        part.unlink(missing_ok=True)
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFull(str(final)) from None
+        raise
+    return copied
+
+
+def write_sample(cfg: Config, files: Iterable[tuple[str, bytes]],
+                 aliases: Iterable[tuple[str, str]] = ()) -> int:
+    """Write a sample's encoded files (paths relative to output_root) under their final names,
+    then its aliases (alias, file) as hard links; return how many aliases had to be copies.
 
     Each goes through a temporary name and a rename; if any fails, the ones this call
     already wrote are removed, so a sample is on disk whole or not at all (DiskFull on a
@@ -288,11 +410,17 @@ def write_sample(cfg: Config, files: Iterable[tuple[str, bytes]]) -> None:
     """
     tmp = tmp_dir(cfg)
     done: list[Path] = []
+    copies = 0
     try:
         for rel, data in files:
             final = cfg.output_root / rel
             write_png(final, data, cfg.png_compression, tmp)
             done.append(final)
+        for alias, rel in aliases:
+            final = cfg.output_root / alias
+            copies += link_file(cfg.output_root / rel, final, tmp)
+            done.append(final)
     except BaseException:
         remove_files(done)
         raise
+    return copies
