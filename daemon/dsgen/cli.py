@@ -187,7 +187,13 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     from dsgen.migrate import migrate
 
     cfg = load_config(args.config)
-    report = migrate(cfg, dry_run=args.dry_run)
+    # Moving files under a running dsgen would lose samples: one writer per state dir.
+    lock = None if args.dry_run else StateLock.acquire(cfg.state_dir)
+    try:
+        report = migrate(cfg, dry_run=args.dry_run)
+    finally:
+        if lock is not None:
+            lock.release()
     for line in report.lines(args.dry_run):
         print(line)
     if report.old == report.new and not report.samples:
