@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import errno
+import functools
 import hashlib
 import ipaddress
 import math
@@ -373,6 +374,12 @@ def _coerce(ctx: _Ctx, key: str, value: Any, hint: Any) -> Any:
     raise AssertionError(f"unsupported annotation {hint!r}")  # a programming error, not user input
 
 
+@functools.cache
+def _hints(cls: type[Any]) -> dict[str, Any]:
+    """A config dataclass's field types (resolved once: a 500-video config builds 500)."""
+    return typing.get_type_hints(cls)
+
+
 def _build(ctx: _Ctx, cls: type[Any], table: Any, prefix: str, skip: set[str],
            hidden: dict[str, str] | None = None) -> dict[str, Any]:
     """Read the scalar keys of dataclass `cls` from `table`; reject unknown keys.
@@ -383,7 +390,7 @@ def _build(ctx: _Ctx, cls: type[Any], table: Any, prefix: str, skip: set[str],
     if not isinstance(table, dict):
         ctx.fail(prefix, f"{table!r} is not a table", f"write it as [{prefix}]")
     hidden = hidden or {}
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     names = {f.name for f in dataclasses.fields(cls)} - set(hidden)
     out: dict[str, Any] = {}
     for key, value in table.items():

@@ -143,6 +143,7 @@ class Category:
     mix: Mix
     degradations: Mix = ()  # the category's degradation mix (empty: dsgen's default, none)
     format_degradations: tuple[tuple[str, Mix], ...] = ()  # format → its own mix
+    val_fraction: float = 0.0  # [categories.<name>.validation] fraction (0: no split)
 
 
 @dataclass(frozen=True)
