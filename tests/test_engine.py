@@ -628,7 +628,7 @@ def test_a_second_run_on_the_same_state_is_refused_at_once_and_nothing_is_lost(
     out, _ = first.communicate(timeout=300)
     assert first.returncode == 0, out
     assert dataset_files(cfg.output_root) == clean_long
-    assert samples_in(cfg.state_dir) == 75
+    assert samples_in(cfg.state_dir) == KILL_TOTAL
 
 
 @pytest.mark.slow
@@ -667,7 +667,7 @@ def test_a_full_state_disk_pauses_with_a_message_and_the_run_completes_after(
         assert "State disk space is back" in out
         assert "Traceback" not in out
         assert dataset_files(cfg.output_root) == clean_long
-        assert samples_in(cfg.state_dir) == 75
+        assert samples_in(cfg.state_dir) == KILL_TOTAL
     finally:
         subprocess.run(["umount", "-l", str(state)], check=False)
 
