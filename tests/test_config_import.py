@@ -8,7 +8,6 @@ import json
 import math
 import subprocess
 import sys
-import time
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -125,8 +124,11 @@ def test_v2_config_round_trips_into_the_predecessors_dataset() -> None:
     assert cfg.status_file == ".generator_status.json"
     assert cfg.workers == 8
     e = cfg.extraction
+    # The predecessor's first-vs-last difference is another scale: dsgen's default stays.
     assert (e.scene_cut_threshold, e.max_attempts, e.retry_skip_seconds, e.lr_stacks) == (
-        45.0, 10, 60.0, (5, 7))
+        20.0, 10, 60.0, (5, 7))
+    assert "not imported" in notes_about(result, "base_settings.scene_diff_threshold")[0]
+    assert all(c.val_target == 0 for c in cfg.categories)  # val_percent 0: no split
 
     # Weight 1.0 stays an inline table, as the predecessor wrote it.
     assert tomllib.loads(result.toml)["videos"][0]["categories"] == {"general": 1.0}
@@ -139,6 +141,19 @@ def test_v2_config_round_trips_into_the_predecessors_dataset() -> None:
         assert notes_about(result, f"base_settings.{key}"), key
     assert notes_about(result, "state_dir")
     assert notes_about(result, "videos[1].priority")
+
+
+def test_val_percent_becomes_every_categorys_validation_fraction() -> None:
+    """The predecessor's val_percent (never filled: its Val/GT stayed empty) asks for a
+    validation share: each category gets it as [validation] fraction, on top of its target."""
+    raw = v2_config()
+    raw["base_settings"]["val_percent"] = 5
+    result = import_predecessor(raw, SOURCE)
+    cfg = load(result)
+    assert [(c.name, c.target, c.validation.fraction, c.val_target) for c in cfg.categories] == [
+        ("general", 80000, 0.05, 4000), ("space", 55000, 0.05, 2750),
+        ("toon", 30000, 0.05, 1500)]
+    assert "on top of the target" in notes_about(result, "base_settings.val_percent")[0]
 
 
 def test_toml_layout_is_header_top_extraction_formats_categories_videos() -> None:
@@ -163,8 +178,9 @@ def test_toml_layout_is_header_top_extraction_formats_categories_videos() -> Non
     assert again == result
 
 
-def test_467_videos_convert_fast_with_every_name_and_path_preserved() -> None:
-    """A 467-video list converts in < 1 s and keeps every name and path byte for byte."""
+def test_467_videos_convert_with_every_name_and_path_preserved() -> None:
+    """A 467-video list converts and keeps every name and path byte for byte (its speed is
+    measured by bench/bench_library.py's `config check` column, not timed here)."""
     raw = v2_config()
     tricky = ['Film "Quoted"', "Back\\slash\\name", "Ümläut – 千と千尋の神隠し 🎬",
               "Tab\there", "New\nline", "It's 'single'", "Trailing space ", "[[videos]]",
@@ -183,12 +199,8 @@ def test_467_videos_convert_fast_with_every_name_and_path_preserved() -> None:
                        "priority": i % 5})
     raw["videos"] = videos
 
-    start = time.perf_counter()
     result = import_predecessor(raw, SOURCE)
     cfg = load(result)
-    elapsed = time.perf_counter() - start
-
-    assert elapsed < 1.0
     doc = tomllib.loads(result.toml)["videos"]
     assert [(v["name"], v["path"]) for v in doc] == [(v["name"], v["path"]) for v in videos]
     assert [v.name for v in cfg.videos] == [v["name"] for v in videos]

@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -225,3 +226,114 @@ def test_unmounted_library_marks_videos_unavailable_and_resumes_when_back(
             proc.kill()
         log.close()
         subprocess.run(["umount", "-l", str(lib)], check=False, capture_output=True)
+
+
+def _start_daemon(work: Path, log_path: Path) -> subprocess.Popen[str]:
+    log = log_path.open("a")
+    try:
+        return subprocess.Popen([sys.executable, "-m", "dsgen.cli", "daemon", "--config",
+                                 str(work / "dsgen.toml")], stdout=log, stderr=subprocess.STDOUT,
+                                text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    finally:
+        log.close()
+
+
+def _events(log_path: Path) -> list[dict[str, object]]:
+    out = []
+    for line in log_path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
+
+
+def _stop(proc: subprocess.Popen[str]) -> int:
+    proc.send_signal(signal.SIGTERM)
+    return proc.wait(timeout=60)
+
+
+@pytest.mark.slow
+def test_a_copy_that_pauses_past_the_settle_time_is_processed_once_complete(
+        tmp_path: Path) -> None:
+    """An MP4 (index at its end) copied in two parts with a pause longer than settle_seconds
+    is seen half-written and fails ("moov atom not found"); once the copy completes the
+    daemon reads it again and takes its samples — without a restart. Its 240-character name
+    is mapped to a safe file name, and a later start works too. A file whose name is not
+    UTF-8 next to it is refused with its reason, and changes nothing else."""
+    (tmp_path / "incoming").mkdir()
+    with open(os.fsencode(tmp_path / "incoming") + b"/caf\xe9.mkv", "wb") as f:
+        f.write(b"not UTF-8 in its name")
+    src = make_video(tmp_path / "src.mp4", SynthSpec("paused", "h264", 640, 360, 240,
+                                                    cuts=(120,), gop=24, container="mp4",
+                                                    seed=311))
+    (tmp_path / "dsgen.toml").write_text(DAEMON_CONFIG.format(port=free_port(), target=8))
+    log_path = tmp_path / "daemon.log"
+    proc = _start_daemon(tmp_path, log_path)
+    state = tmp_path / "state"
+    name = "p" * 240
+    target = tmp_path / "incoming" / f"{name}.mp4"
+    data = src.read_bytes()
+    try:
+        wait_until(lambda: any(e.get("event") == "idle" for e in _events(log_path)), 60,
+                   "the daemon to be idle", proc)
+        with target.open("wb") as f:
+            f.write(data[:len(data) // 2])
+        wait_until(lambda: any(e.get("event") == "video_unusable" and e.get("video") == name
+                               for e in _events(log_path)),
+                   30, "the half-written copy to be found unusable", proc)
+        assert any(e.get("reason") == "its name is not valid UTF-8" for e in _events(log_path))
+        assert samples_in(state) == 0
+        with target.open("ab") as f:
+            f.write(data[len(data) // 2:])
+        wait_until(lambda: samples_in(state, name) == 8, 120,
+                   "8 samples once the copy completed", proc)
+        assert any(e.get("event") == "video_retried" for e in _events(log_path))
+        gts = list((tmp_path / "out").rglob("GT/*.png"))
+        assert len(gts) == 8 and all(len(p.name) <= 255 for p in gts)
+        assert _stop(proc) == 143
+        idle = sum(e.get("event") == "idle" for e in _events(log_path))
+        proc = _start_daemon(tmp_path, log_path)  # a later start is not wedged by the name
+        wait_until(lambda: sum(e.get("event") == "idle" for e in _events(log_path)) > idle, 60,
+                   "the restarted daemon to be idle", proc)
+        assert samples_in(state) == 8
+        assert _stop(proc) == 143
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "Traceback" not in log_path.read_text()
+
+
+@pytest.mark.slow
+def test_a_file_replaced_under_its_name_is_noticed_while_running(tmp_path: Path) -> None:
+    """A watched video being extracted is replaced by another file under the same name
+    (rename over it): the daemon notices within a rescan, says so, keeps the samples
+    recorded so far, records nothing more from the old file and stays up."""
+    (tmp_path / "incoming").mkdir()
+    first = make_video(tmp_path / "first.mkv", SynthSpec("first", "h264", 960, 540, 480,
+                                                        cuts=(240,), gop=24, seed=321))
+    other = make_video(tmp_path / "other.mkv", SynthSpec("other", "h264", 640, 360, 240,
+                                                        cuts=(120,), gop=24, seed=322))
+    (tmp_path / "dsgen.toml").write_text(DAEMON_CONFIG.format(port=free_port(), target=60))
+    log_path = tmp_path / "daemon.log"
+    shutil.copy2(first, tmp_path / "incoming" / "film.mkv")
+    proc = _start_daemon(tmp_path, log_path)
+    state = tmp_path / "state"
+    try:
+        wait_until(lambda: samples_in(state, "film") >= 3, 120, "3 samples of the film", proc)
+        os.replace(other, tmp_path / "incoming" / "film.mkv")
+        wait_until(lambda: any(e.get("event") == "video_changed" for e in _events(log_path)),
+                   30, "the replacement to be noticed", proc)
+        kept = samples_in(state, "film")
+        time.sleep(3.0)  # in-flight work of the old file comes back: none of it is recorded
+        assert samples_in(state, "film") == kept > 0
+        db = sqlite3.connect(f"file:{state / 'dsgen.sqlite3'}?mode=ro", uri=True)
+        (status,) = db.execute("SELECT status FROM videos WHERE name='film'").fetchone()
+        db.close()
+        assert status == "changed"
+        assert proc.poll() is None
+        assert _stop(proc) == 143
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "Traceback" not in log_path.read_text()

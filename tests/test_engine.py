@@ -582,6 +582,160 @@ def test_work_that_keeps_killing_its_worker_is_given_up_and_the_rest_goes_on(
     assert totals == {"alpha": 12, "beta": 4}  # the bad video's share moved to the others
 
 
+def _read_lines(proc: subprocess.Popen[str], into: list[str]) -> Any:
+    """Collect a process's output lines in a thread (the test waits on them)."""
+    import threading
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            into.append(line)
+    t = threading.Thread(target=pump, daemon=True)
+    t.start()
+    return t
+
+
+def _wait_for_line(lines: list[str], needle: str, proc: subprocess.Popen[str],
+                   timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(needle in line for line in lines):
+        assert proc.poll() is None or any(needle in line for line in lines), "".join(lines)
+        assert time.monotonic() < deadline, f"no {needle!r}: " + "".join(lines)
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_a_second_run_on_the_same_state_is_refused_at_once_and_nothing_is_lost(
+        tmp_path: Path, long_videos: tuple[Path, Path], clean_long: dict[str, str]) -> None:
+    """While one `dsgen run` works, a second on the same state dir exits 2 at once naming the
+    first one's PID; status and manifest still work; the first run finishes with the same
+    dataset, byte for byte, as an undisturbed run."""
+    cfg_path = tmp_path / "dsgen.toml"
+    cfg_path.write_text(KILL_CONFIG % long_videos)
+    cfg = load_config(cfg_path)
+    first = _cli(cfg_path)
+    wait_for_samples(first, cfg.state_dir, 5)
+    t0 = time.monotonic()
+    second = subprocess.run([sys.executable, "-m", "dsgen.cli", "run", "--config",
+                             str(cfg_path)], capture_output=True, text=True, timeout=60)
+    assert time.monotonic() - t0 < 15
+    assert second.returncode == 2, second.stdout + second.stderr
+    assert f"in use by another dsgen (PID {first.pid})" in second.stderr, second.stderr
+    assert "Traceback" not in second.stderr + second.stdout
+    for cmd in (["status", "--config", str(cfg_path)],
+                ["manifest", "--config", str(cfg_path), "-o", str(tmp_path / "m.jsonl")]):
+        done = subprocess.run([sys.executable, "-m", "dsgen.cli", *cmd], capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, (cmd, done.stderr)
+    out, _ = first.communicate(timeout=300)
+    assert first.returncode == 0, out
+    assert dataset_files(cfg.output_root) == clean_long
+    assert samples_in(cfg.state_dir) == KILL_TOTAL
+
+
+@pytest.mark.slow
+def test_a_full_state_disk_pauses_with_a_message_and_the_run_completes_after(
+        tmp_path: Path, long_videos: tuple[Path, Path], clean_long: dict[str, str]) -> None:
+    """The state dir on a real tmpfs is filled up mid-run: a "State disk full" message, no
+    traceback; once the space is back the run resumes by itself and ends with the same
+    dataset as an undisturbed run and every sample recorded."""
+    state = tmp_path / "state"
+    state.mkdir()
+    mount_tmpfs(state, "size=16m")
+    try:
+        cfg_path = tmp_path / "dsgen.toml"
+        cfg_path.write_text(KILL_CONFIG % long_videos)
+        cfg = load_config(cfg_path)
+        proc = _cli(cfg_path)
+        lines: list[str] = []
+        pump = _read_lines(proc, lines)
+        wait_for_samples(proc, cfg.state_dir, 10)
+        filler = state / "filler"
+        with filler.open("wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            except OSError:
+                pass
+        _wait_for_line(lines, "State disk full: extraction paused", proc)
+        time.sleep(2.0)  # paused: it stays so while the disk is full
+        assert proc.poll() is None
+        filler.unlink()
+        proc.wait(timeout=300)
+        pump.join(timeout=10)
+        out = "".join(lines)
+        assert proc.returncode == 0, out
+        assert "State disk space is back" in out
+        assert "Traceback" not in out
+        assert dataset_files(cfg.output_root) == clean_long
+        assert samples_in(cfg.state_dir) == KILL_TOTAL
+    finally:
+        subprocess.run(["umount", "-l", str(state)], check=False)
+
+
+@pytest.mark.slow
+def test_a_300_character_video_name_gets_safe_file_names_and_later_starts_work(
+        tmp_path: Path, videos: dict[str, VideoFixture]) -> None:
+    """A 300-character name (too long for a file name) is mapped deterministically to a
+    shortened slug with a hash: the run writes every sample, no name exceeds 255 bytes, the
+    manifest names the files it wrote, and a later start (after kill -9 mid-run, so the
+    rollback meets the long name) finishes the same dataset."""
+    from dsgen.config import file_slug
+
+    name = "A very long title " * 17  # 306 characters
+    extra = video_block(name, videos["h264"][0], '["alpha", "beta"]')
+    cfg_path = write_config(tmp_path / "one", {}, alpha=8, beta=3, extra=extra)
+    code, cfg, out = run_engine(cfg_path)
+    assert code == 0, out
+    once = dataset_files(cfg.output_root)
+    slug = file_slug(name)
+    assert len(slug) < 235 and slug == file_slug(name)
+    assert all(slug in f and len(Path(f).name) <= 255 for f in once if f.endswith(".png"))
+    st = State(cfg.state_dir, readonly=True)
+    recs = list(manifest_records(cfg, st))
+    st.close()
+    assert {r["sample"] for r in recs} == {f"patch_{slug}_idx{r['slot']:06d}" for r in recs}
+    again = write_config(tmp_path / "two", {}, alpha=8, beta=3, extra=extra)
+    proc = _cli(again)
+    wait_for_samples(proc, tmp_path / "two" / "state", 3)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    proc = _cli(again)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    assert dataset_files(tmp_path / "two" / "out") == once
+
+
+@pytest.mark.slow
+def test_a_rollback_that_cannot_remove_a_file_never_crashes_the_start(
+        tmp_path: Path, videos: dict[str, VideoFixture]) -> None:
+    """A file of an unrecorded slot that cannot be removed (a folder stands at its path)
+    is reported and the start goes on; the redo cannot write there either, and the run
+    stops with a clear message (exit 2), never a traceback."""
+    good = {"h264": videos["h264"]}
+    cfg_path = write_config(tmp_path, good, alpha=6, beta=2)
+    code, cfg, out = run_engine(cfg_path)
+    assert code == 0, out
+    st = State(cfg.state_dir)
+    vid, slot_id, files = st.db.execute(
+        "SELECT video_id, slot_id, files FROM samples ORDER BY slot_id LIMIT 1").fetchone()
+    st.unrecord_slots([(vid, slot_id)])  # as if the run died between write and commit
+    st.close()
+    gt = cfg.output_root / json.loads(files)[0][0]
+    gt.unlink()
+    gt.mkdir()
+    (gt / "keep").write_text("not dsgen's")
+    done = subprocess.run([sys.executable, "-m", "dsgen.cli", "run", "--config",
+                           str(cfg_path)], capture_output=True, text=True, timeout=300)
+    text = done.stdout + done.stderr
+    assert "Traceback" not in text
+    assert "Files of unrecorded samples could not be removed" in done.stdout, text
+    assert done.returncode == 2, text
+    assert "cannot write a sample" in done.stderr, text
+    assert (gt / "keep").exists()
+
+
 def test_windows_open_at_keyframes_unless_switched_off(tmp_path: Path,
                                                        film_720p: VideoFixture) -> None:
     """With the default keyframe tolerance, the manifest says where each window came from:

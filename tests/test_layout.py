@@ -37,6 +37,7 @@ from dsgen.migrate import META_MIGRATING, META_PATHS, migrate
 from dsgen.patches import LR_FILTERS
 from dsgen.report import Reporter
 from dsgen.state import State
+from dsgen.statelock import StateLock
 from dsgen.synth import SynthSpec, make_video
 from dsgen.writer import PathScheme
 
@@ -380,7 +381,8 @@ def test_migrate_moves_an_old_dataset_to_the_flat_layout_losing_nothing(
     dataset into exactly what a fresh flat run writes: same files, same bytes, aliases as
     hard links, no bucket folder left; the manifest points at the files; `dsgen run`
     refuses while a migration is unfinished; a second migrate has nothing to do and
-    `dsgen run` then resumes (nothing left to do)."""
+    `dsgen run` then resumes (nothing left to do); a migrate while another process holds the
+    state dir is refused naming it."""
     cfg = old_dataset(tmp_path / "d", film_720p[0])
     cfg_path = write_config(tmp_path / "d", film_720p[0], general_val=0, toon_val=0)
     gts = sorted(p.read_bytes() for p in cfg.output_root.rglob("GT/*/*.png"))
@@ -400,6 +402,13 @@ def test_migrate_moves_an_old_dataset_to_the_flat_layout_losing_nothing(
                               str(cfg_path), "--no-tui"], capture_output=True, text=True,
                              timeout=120)
     assert refused.returncode == 2 and "was interrupted" in refused.stderr, refused.stderr
+    lock = StateLock.acquire(cfg.state_dir)  # a run holds the state: moving files must wait
+    try:
+        busy = subprocess.run([sys.executable, "-m", "dsgen.cli", "migrate", "--config",
+                               str(cfg_path)], capture_output=True, text=True, timeout=120)
+    finally:
+        lock.release()
+    assert busy.returncode == 2 and f"PID {os.getpid()}" in busy.stderr, busy.stderr
     done = subprocess.run([sys.executable, "-m", "dsgen.cli", "migrate", "--config",
                            str(cfg_path)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+import socket
 import subprocess
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -263,3 +266,75 @@ def test_worker_series_follow_the_workers_that_are_connected() -> None:
     text = m.render().decode()
     assert 'worker="w1"' not in text
     assert value(text, "dsgen_worker_busy", worker="w2", host="node-b") == 1
+
+
+def _idle_connections(port: int, n: int) -> list[socket.socket]:
+    out = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        out.append(s)
+    return out
+
+
+def test_idle_connections_cost_no_thread_and_scrapes_still_answer() -> None:
+    """100 connections that send nothing: no thread per connection (prometheus_client's own
+    server started 109), at most MAX_CONNECTIONS held open, and a scrape still answers."""
+    from dsgen.metrics_http import MAX_CONNECTIONS
+
+    m = Metrics(process_metrics=False)
+    m.start_http(0)
+    try:
+        before = threading.active_count()
+        idle = _idle_connections(m.port, 100)
+        time.sleep(0.5)
+        assert threading.active_count() <= before
+        assert m.server is not None and m.server.open_connections <= MAX_CONNECTIONS
+        t0 = time.monotonic()
+        text = scrape(m)
+        assert time.monotonic() - t0 < 2.0
+        assert "dsgen_samples" in text
+        assert threading.active_count() <= before
+        for s in idle:
+            s.close()
+    finally:
+        m.stop_http()
+
+
+def test_a_client_that_never_finishes_its_request_is_cut_off() -> None:
+    """An idle connection and a request whose headers never end are closed by the server
+    after the read time (slowloris): the client sees the connection end."""
+    m = Metrics(process_metrics=False)
+    m.start_http(0, read_seconds=0.5)
+    try:
+        idle, slow = _idle_connections(m.port, 2)
+        slow.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # no blank line: never ends
+        t0 = time.monotonic()
+        for s in (idle, slow):
+            s.settimeout(5)
+            assert s.recv(100) == b""  # closed by the server, without an answer
+        assert time.monotonic() - t0 < 3.0
+        assert m.server is not None and m.server.open_connections == 0
+        assert "dsgen_samples" in scrape(m)  # and it still serves
+    finally:
+        m.stop_http()
+
+
+def test_an_oversized_request_is_refused_and_answers_are_prometheus_clients() -> None:
+    """A request head beyond MAX_REQUEST_BYTES gets 431; answers come from prometheus_client's
+    WSGI app (the same families as a render; its 405 for other methods than GET)."""
+    from dsgen.metrics_http import MAX_REQUEST_BYTES
+
+    m = Metrics(process_metrics=False)
+    m.start_http(0)
+    try:
+        with socket.create_connection(("127.0.0.1", m.port), timeout=5) as s:
+            s.sendall(b"GET /metrics HTTP/1.1\r\nX-Big: " + b"a" * (MAX_REQUEST_BYTES + 10))
+            assert s.recv(200).startswith(b"HTTP/1.0 431")
+        req = urllib.request.Request(f"http://127.0.0.1:{m.port}/metrics", method="POST",
+                                     data=b"")
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(req, timeout=5)
+        assert info.value.code == 405
+        assert families(scrape(m)).keys() == families(m.render().decode()).keys()
+    finally:
+        m.stop_http()

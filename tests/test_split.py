@@ -115,7 +115,7 @@ def test_held_out_videos_must_feed_the_category_and_names_keep_the_key_free() ->
     d["categories"]["a@val"] = {"target": 1, "formats": ["small"]}
     with pytest.raises(ConfigError) as info:
         config_from_dict(d, Path("/x/dsgen.toml"))
-    assert info.value.key == "categories.a@val"
+    assert info.value.key == "categories.'a@val'"
 
 
 def test_held_out_videos_give_only_validation_and_the_others_only_training() -> None:

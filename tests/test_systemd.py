@@ -142,6 +142,8 @@ def test_unit_contract() -> None:
     assert d["WatchdogSec"] and d["WatchdogSec"][0] not in ("0", "infinity")
     assert d["KillMode"] == ["mixed"]
     assert d["Restart"] == ["on-failure"]
+    # 1 from a daemon is a crash (it never finishes short): only 2 must not restart.
+    assert d["RestartPreventExitStatus"] == ["2"]
     assert d["User"] == ["dsgen"] and d["Group"] == ["dsgen"]
     assert d["StateDirectory"] == ["dsgen"]
     assert d["ProtectSystem"] == ["strict"]

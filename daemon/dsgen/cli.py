@@ -1,17 +1,19 @@
 """Command line: `dsgen run | daemon | demo | config check | config import | migrate |
-manifest` (and `monitor`, `status`)."""
+manifest | state check | state recover` (and `monitor`, `status` from monitor.py)."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import json
+import sqlite3
 import sys
 from pathlib import Path
 
 from dsgen import __version__
 from dsgen.config import MAX_WORKERS, Config, load_config
 from dsgen.errors import EXIT_ERROR, EXIT_OK, DsgenError
+from dsgen.statelock import StateLock
 
 # What `run` and `config check` say about a config that names nothing to extract.
 NOTHING_TO_DO = ("no [[videos]] and no [[watch]] folders: there is nothing to extract",
@@ -34,14 +36,24 @@ def _serve(args: argparse.Namespace, daemon: bool) -> int:
     """`dsgen run` / `dsgen daemon`: the engine with metrics, sd_notify and the chosen logs."""
     from dataclasses import replace
 
+    cfg = load_config(args.config)
+    if args.workers is not None:
+        cfg = replace(cfg, workers=args.workers)
+    lock = StateLock.acquire(cfg.state_dir)  # a second run is refused before anything starts
+    try:
+        return _serve_locked(args, cfg, daemon, lock)
+    finally:
+        lock.release()
+
+
+def _serve_locked(args: argparse.Namespace, cfg: Config, daemon: bool, lock: StateLock
+                  ) -> int:
+    """The engine and its companions, the state dir locked."""
     from dsgen.engine import Engine
     from dsgen.metrics import Metrics
     from dsgen.notify import Notifier
     from dsgen.report import Reporter
 
-    cfg = load_config(args.config)
-    if args.workers is not None:
-        cfg = replace(cfg, workers=args.workers)
     fmt = args.log_format or ("json" if daemon else "text")
     reporter = Reporter()
     if fmt != "text":
@@ -56,7 +68,7 @@ def _serve(args: argparse.Namespace, daemon: bool) -> int:
             port = metrics.start_http(cfg.metrics.port, cfg.metrics.address)
             reporter.line(f"✓ Metrics on http://{cfg.metrics.address}:{port}/metrics",
                           event="metrics_listening", address=cfg.metrics.address, port=port)
-        except OSError as e:
+        except (OSError, UnicodeError, ValueError) as e:  # port taken, address unknown…
             reporter.warn("Metrics endpoint not started",
                           [f"Address: {cfg.metrics.address}:{cfg.metrics.port}", f"Error: {e}"],
                           ["Another process uses the port? Set [metrics] port or enabled = false"],
@@ -67,7 +79,8 @@ def _serve(args: argparse.Namespace, daemon: bool) -> int:
                       [NOTHING_TO_DO[1]], event="no_videos")
     # Workers must not inherit NOTIFY_SOCKET: only the main process speaks to systemd.
     notifier = Notifier(unset_environment=True)
-    engine = Engine(cfg, reporter, daemon=daemon, metrics=metrics, notifier=notifier)
+    engine = Engine(cfg, reporter, daemon=daemon, metrics=metrics, notifier=notifier,
+                    lock=lock)
     engine.install_signals()
     try:
         if not daemon and fmt == "text" and not args.no_tui and sys.stdout.isatty():
@@ -126,9 +139,12 @@ def _summary(cfg: Config) -> list[str]:
         else:
             lines.append(f"  {'':<14} no validation split: trainers that read {val.dir}/GT "
                          f"need [categories.{c.name}.validation]")
+    from dsgen.library import check_regular_file
+
     total, found, problems = 0.0, 0, []
     for v in cfg.videos:
         try:
+            check_regular_file(v.path)
             q = quick_probe(v.path)
             total += q.duration_s
             found += 1
@@ -171,7 +187,13 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     from dsgen.migrate import migrate
 
     cfg = load_config(args.config)
-    report = migrate(cfg, dry_run=args.dry_run)
+    # Moving files under a running dsgen would lose samples: one writer per state dir.
+    lock = None if args.dry_run else StateLock.acquire(cfg.state_dir)
+    try:
+        report = migrate(cfg, dry_run=args.dry_run)
+    finally:
+        if lock is not None:
+            lock.release()
     for line in report.lines(args.dry_run):
         print(line)
     if report.old == report.new and not report.samples:
@@ -183,19 +205,49 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
 
 def _cmd_manifest(args: argparse.Namespace) -> int:
     from dsgen.manifest import manifest_records
-    from dsgen.state import State
+    from dsgen.state import State, check_damage_mark
 
     cfg = load_config(args.config)
+    check_damage_mark(cfg.state_dir)
     st = State(cfg.state_dir, readonly=True)
     n = 0
     with contextlib.ExitStack() as stack:
         stack.callback(st.close)
+        st.check_quick()  # an export of every sample: damage anywhere must not pass unseen
         out = (stack.enter_context(open(args.output, "w", encoding="utf-8")) if args.output
                else sys.stdout)
         for rec in manifest_records(cfg, st):
             out.write(json.dumps(rec, sort_keys=True) + "\n")
             n += 1
     print(f"{n} samples", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_state_check(args: argparse.Namespace) -> int:
+    from dsgen.statecheck import check
+
+    cfg = load_config(args.config)
+    report = check(cfg, files=not args.no_files)
+    for line in report.lines:
+        print(line)
+    if report.healthy:
+        print("✓ the state is whole")
+        return EXIT_OK
+    if report.damaged:
+        print(f"→ rebuild it with: dsgen state recover --config {args.config}")
+    else:
+        print(f"→ dsgen state recover --config {args.config} makes their slots pending: the "
+              "next run redoes them with the same bytes")
+    return EXIT_ERROR
+
+
+def _cmd_state_recover(args: argparse.Namespace) -> int:
+    from dsgen.statecheck import recover
+
+    cfg = load_config(args.config)
+    rec = recover(cfg, force=args.force)
+    for line in rec.lines:
+        print(line)
     return EXIT_OK
 
 
@@ -259,6 +311,22 @@ def build_parser() -> argparse.ArgumentParser:
     man.add_argument("--config", "-c", required=True)
     man.add_argument("--output", "-o", help="file to write (default: stdout)")
     man.set_defaults(func=_cmd_manifest)
+
+    state = sub.add_parser("state", help="check the state database, or rebuild a damaged one "
+                                         "(docs/state.md)")
+    ssub = state.add_subparsers(dest="state_command", required=True)
+    chk = ssub.add_parser("check", help="integrity of the database, its backups and journal, "
+                                        "and of every recorded sample's files")
+    chk.add_argument("--config", "-c", required=True)
+    chk.add_argument("--no-files", action="store_true",
+                     help="skip reading the recorded files (a large dataset takes a while)")
+    chk.set_defaults(func=_cmd_state_check)
+    rcv = ssub.add_parser("recover", help="rebuild the database from its backup, journal and "
+                                          "what the damaged file still gives (stop dsgen first)")
+    rcv.add_argument("--config", "-c", required=True)
+    rcv.add_argument("--force", action="store_true",
+                     help="rebuild even when the database passes its integrity check")
+    rcv.set_defaults(func=_cmd_state_recover)
     return p
 
 
@@ -270,6 +338,12 @@ def main(argv: list[str] | None = None) -> int:
     except DsgenError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
+    except sqlite3.DatabaseError as e:  # met while iterating rows: the same message
+        from dsgen.state import translate
+
+        err = translate(e, "the state database")
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

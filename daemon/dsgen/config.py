@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import errno
+import hashlib
+import ipaddress
 import math
 import os
 import re
+import stat
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -108,8 +112,8 @@ class VideoCfg:
 
     @property
     def slug(self) -> str:
-        """The name as used in file names."""
-        return slugify(self.name)
+        """The name as used in file names (`file_slug`: never too long for the filesystem)."""
+        return file_slug(self.name)
 
 
 def slugify(name: str) -> str:
@@ -362,6 +366,7 @@ def _coerce(ctx: _Ctx, key: str, value: Any, hint: Any) -> Any:
     if hint is Path:
         if not isinstance(value, str) or not value:
             ctx.fail(key, f"{value!r} is not a path", 'write a path string, e.g. "/srv/data"')
+        check_path_text(ctx, key, value)
         try:
             return Path(value).expanduser()
         except RuntimeError:
@@ -374,6 +379,17 @@ def _coerce(ctx: _Ctx, key: str, value: Any, hint: Any) -> Any:
     raise AssertionError(f"unsupported annotation {hint!r}")  # a programming error, not user input
 
 
+_HINTS: dict[type[Any], dict[str, Any]] = {}
+
+
+def _hints(cls: type[Any]) -> dict[str, Any]:
+    """A config dataclass's field types (resolved once: a 500-video config builds 500)."""
+    got = _HINTS.get(cls)
+    if got is None:
+        got = _HINTS[cls] = typing.get_type_hints(cls)
+    return got
+
+
 def _build(ctx: _Ctx, cls: type[Any], table: Any, prefix: str, skip: set[str],
            hidden: dict[str, str] | None = None) -> dict[str, Any]:
     """Read the scalar keys of dataclass `cls` from `table`; reject unknown keys.
@@ -384,11 +400,11 @@ def _build(ctx: _Ctx, cls: type[Any], table: Any, prefix: str, skip: set[str],
     if not isinstance(table, dict):
         ctx.fail(prefix, f"{table!r} is not a table", f"write it as [{prefix}]")
     hidden = hidden or {}
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     names = {f.name for f in dataclasses.fields(cls)} - set(hidden)
     out: dict[str, Any] = {}
     for key, value in table.items():
-        full = f"{prefix}.{key}" if prefix else key
+        full = key_path(prefix, key)
         if key in skip:
             continue
         if key in hidden:
@@ -415,11 +431,11 @@ def _weights(
     out = []
     for name, weight in table.items():
         if not isinstance(name, str) or name not in known:
-            ctx.fail(f"{key}.{name}", f"unknown {what} {name!r}",
+            ctx.fail(key_path(key, name), f"unknown {what} {name!r}",
                      f"define [{section}.{name}] first" + _suggest(str(name), known))
-        w = _coerce(ctx, f"{key}.{name}", weight, float)
+        w = _coerce(ctx, key_path(key, name), weight, float)
         if not 0 < w < math.inf:  # also rejects nan
-            ctx.fail(f"{key}.{name}", f"weight {w} is not a positive finite number",
+            ctx.fail(key_path(key, name), f"weight {w} is not a positive finite number",
                      "use a weight > 0 or remove it")
         out.append((name, w))
     return tuple(out)
@@ -457,6 +473,8 @@ def config_from_dict(raw: dict[str, Any], file: Path) -> Config:
             ctx.fail(req, "missing", f'add {req} = "/some/path" at the top of the file')
     top["output_root"] = _resolve(base, top["output_root"])
     top["state_dir"] = _resolve(base, top["state_dir"])
+    for req in ("output_root", "state_dir"):
+        _check_folder_target(ctx, req, top[req])
     _check_range(ctx, "workers", top.get("workers", 0), 0, MAX_WORKERS)
     _check_range(ctx, "png_compression", top.get("png_compression", 3), 0, 9)
     _check_range(ctx, "segment_slots", top.get("segment_slots", 24), 1, 100_000)
@@ -497,13 +515,16 @@ def config_from_dict(raw: dict[str, Any], file: Path) -> Config:
     _check_held_out(ctx, categories, videos, bool(watch))
     metrics = MetricsCfg(**_build(ctx, MetricsCfg, raw.get("metrics", {}), "metrics", skip=set()))
     _check_range(ctx, "metrics.port", metrics.port, 0, 65535)
+    _check_address(ctx, "metrics.address", metrics.address)
     daemon = DaemonCfg(**_build(ctx, DaemonCfg, raw.get("daemon", {}), "daemon", skip=set()))
     _check_range(ctx, "daemon.rescan_seconds", daemon.rescan_seconds, 0.5, 86_400)
     _check_range(ctx, "daemon.idle_seconds", daemon.idle_seconds, 0.05, 3600)
     dask = _load_dask(ctx, raw.get("dask", {}), top.get("executor", "local"))
-    return Config(source=file, extraction=extraction, disk=disk, formats=formats,
-                  categories=categories, videos=videos, watch=watch, metrics=metrics,
-                  daemon=daemon, dask=dask, degradations=templates, **top)
+    cfg = Config(source=file, extraction=extraction, disk=disk, formats=formats,
+                 categories=categories, videos=videos, watch=watch, metrics=metrics,
+                 daemon=daemon, dask=dask, degradations=templates, **top)
+    _check_layout_room(ctx, cfg)
+    return cfg
 
 
 def _load_dask(ctx: _Ctx, table: Any, executor: str) -> DaskCfg:
@@ -625,11 +646,19 @@ def _check_range(ctx: _Ctx, key: str, value: float, lo: float, hi: float) -> Non
 
 
 def _check_folder(ctx: _Ctx, key: str, value: str, root: str, example: str) -> None:
-    """A non-empty relative path that stays below `root` (no absolute path, no '..')."""
+    """A non-empty relative path that stays below `root` (no absolute path, no '..'), made
+    of names the filesystem accepts, not one dsgen keeps for itself at the top of the root."""
     p = Path(value)
     if not p.parts or p.is_absolute() or ".." in p.parts:
         ctx.fail(key, f"{value!r} is not a relative path inside {root}",
                  f"use a plain relative path: {example}")
+    check_path_text(ctx, key, value)
+    if any(ord(ch) < 32 for ch in value):
+        ctx.fail(key, f"{value!r} contains a control character",
+                 f"use printable characters only: {example}")
+    if root == "the output root" and p.parts[0] in RESERVED_TOP:
+        ctx.fail(key, f"{value!r} is inside {p.parts[0]}, dsgen's own temporary folder",
+                 f"choose another folder: {example}")
 
 
 def _check_extraction(ctx: _Ctx, e: ExtractionCfg) -> None:
@@ -675,7 +704,7 @@ def _load_formats(ctx: _Ctx, table: Any) -> tuple[FormatCfg, ...]:
         ctx.fail("formats", f"{table!r} is not a table", "write [formats.<name>] tables")
     out = []
     for name, body in table.items():
-        key = f"formats.{name}"
+        key = key_path("formats", name)
         vals = _build(ctx, FormatCfg, body, key, skip=set(),
                       hidden={"name": "the table name is the format name; remove it"})
         for req in ("width", "height"):
@@ -703,7 +732,7 @@ def _load_categories(ctx: _Ctx, table: Any, fmt_dirs: dict[str, str], templates:
     out = []
     folders: dict[tuple[str, ...], str] = {}
     for name, body in table.items():
-        key = f"categories.{name}"
+        key = key_path("categories", name)
         vals = _build(ctx, CategoryCfg, body, key,
                       skip={"formats", "degradations", "format_degradations", "validation"},
                       hidden={"name": "the table name is the category name; remove it"})
@@ -818,7 +847,7 @@ def _load_videos(ctx: _Ctx, items: Any, cats: set[str], base: Path) -> tuple[Vid
             ctx.fail(f"{key}.name", f"{vals['name']!r} is also videos[{seen[vals['name']]}]",
                      "give every video a unique name (it names the sample files)")
         seen[vals["name"]] = i
-        slug = slugify(vals["name"])
+        slug = file_slug(vals["name"])
         if slug in slugs:
             ctx.fail(f"{key}.name", f"{vals['name']!r} gives the same file names ({slug}) as "
                      f"videos[{slugs[slug]}]", "make the names differ in a letter or digit")
@@ -828,3 +857,112 @@ def _load_videos(ctx: _Ctx, items: Any, cats: set[str], base: Path) -> tuple[Vid
         mix = _weights(ctx, f"{key}.categories", body["categories"], cats, "category", "categories")
         out.append(VideoCfg(name=vals["name"], path=_resolve(base, vals["path"]), categories=mix))
     return tuple(out)
+
+
+# --- names and paths the filesystem accepts ------------------------------------------------
+
+# Longest name of one file or folder (NAME_MAX, bytes) and of a whole path (PATH_MAX, bytes
+# with the final NUL) that Linux filesystems accept.
+NAME_MAX = 255
+PATH_MAX = 4096
+# Slugs up to this length are used as they are: `patch_<slug>_idx000000.png` is then at most
+# NAME_MAX, so every file name a dataset was ever written with stays the same.
+SLUG_MAX = NAME_MAX - len("patch__idx000000.png")
+# A longer slug becomes its first SLUG_KEEP characters, "_" and SLUG_HASH hex digits of the
+# full name's SHA-256: unique per name, and short enough for slot numbers of any size.
+SLUG_KEEP = 190
+SLUG_HASH = 10
+# Names dsgen keeps for itself at the top of output_root (writer.TMP_DIR).
+RESERVED_TOP = (".dsgen-tmp",)
+# Longest path below a format folder: a sample sub-folder (GT, LR_7frames_clean…), a
+# bucket of a SLUG_MAX slug, and a file name, each with its separator.
+SAMPLE_TAIL_BYTES = 1 + 32 + 1 + NAME_MAX + 1 + NAME_MAX
+
+
+def file_slug(name: str) -> str:
+    """A video's name as used in file and folder names: `slugify`, shortened with a hash of
+    the name when it would give names longer than the filesystem allows (docs/config.md)."""
+    slug = slugify(name)
+    if len(slug) <= SLUG_MAX:
+        return slug
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:SLUG_HASH]
+    return f"{slug[:SLUG_KEEP].rstrip('_')}_{digest}"
+
+
+def key_path(prefix: str, key: object) -> str:
+    """`prefix.key` for messages, the key quoted as TOML does when it is not a bare key."""
+    text = str(key)
+    shown = text if re.fullmatch(r"[A-Za-z0-9_-]+", text) else repr(text)
+    return f"{prefix}.{shown}" if prefix else shown
+
+
+def check_path_text(ctx: _Ctx, key: str, value: str) -> None:
+    """A path the kernel can take at all: no NUL byte, no name above NAME_MAX, below PATH_MAX."""
+    if "\x00" in value:
+        ctx.fail(key, f"{value!r} contains a NUL byte", "remove the \\u0000 from the path")
+    raw = os.fsencode(value)
+    longest = max((len(part) for part in raw.split(b"/")), default=0)
+    if longest > NAME_MAX:
+        ctx.fail(key, f"{value[:60]!r}… has a name of {longest} bytes; the filesystem allows "
+                 f"{NAME_MAX}", "shorten that file or folder name")
+    if len(raw) >= PATH_MAX:
+        ctx.fail(key, f"{value[:60]!r}… is {len(raw)} bytes long; paths must stay below "
+                 f"{PATH_MAX}", "use a shorter path")
+
+
+def _check_folder_target(ctx: _Ctx, key: str, path: Path) -> None:
+    """A folder dsgen creates when needed: it, or what exists of its parents, is a folder."""
+    p = path
+    while True:
+        try:
+            mode = os.stat(p).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            if p.parent == p:
+                return
+            p = p.parent
+            continue
+        except OSError as e:  # no permission to look: `run` says what it cannot create
+            if e.errno in (errno.EACCES, errno.EPERM):
+                return
+            ctx.fail(key, f"{str(path)!r} cannot be used: {e.strerror}", "use another folder")
+        if not stat.S_ISDIR(mode):
+            what = "is a file" if p == path else f"is inside {str(p)!r}, which is a file"
+            ctx.fail(key, f"{str(path)!r} {what}, not a folder",
+                     "point it at a folder (it is created if missing)")
+        return
+
+
+def _check_address(ctx: _Ctx, key: str, address: str) -> None:
+    """An IP address or a host name that resolves can be tried (RFC 1123 labels)."""
+    try:
+        ipaddress.ip_address(address)
+        return
+    except ValueError:
+        pass
+    try:
+        ascii_name = address.encode("idna").decode("ascii")
+    except UnicodeError:
+        ascii_name = ""
+    labels = ascii_name.rstrip(".").split(".")
+    if not ascii_name or len(ascii_name) > 253 or not all(
+            re.fullmatch(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)", label) for label in labels):
+        ctx.fail(key, f"{address!r} is neither an IP address nor a host name",
+                 'use e.g. "127.0.0.1" (this machine only), "0.0.0.0" or "::" (every '
+                 "interface), or a host name")
+
+
+def _check_layout_room(ctx: _Ctx, cfg: Config) -> None:
+    """Every sample path (output root, category, format, sample folder, file) fits PATH_MAX;
+    dsgen's own folders and the status file do not collide with a category folder."""
+    status_top = Path(cfg.status_file).parts[0]
+    for cat in cfg.categories:
+        key = key_path("categories", cat.name) + ".path"
+        if Path(cat.path).parts[0] == status_top:
+            ctx.fail(key, f"{cat.path!r} starts with the status file's name {status_top!r}",
+                     "give the category another folder, or move status_file")
+        for fmt_name, _ in cat.formats:
+            root = cfg.output_root / cat.path / cfg.format(fmt_name).dir
+            if len(os.fsencode(str(root))) + SAMPLE_TAIL_BYTES >= PATH_MAX:
+                ctx.fail(key, f"sample paths under {str(root)[:60]!r}… would exceed the "
+                         f"filesystem's {PATH_MAX}-byte limit",
+                         "use a shorter output_root, category path or format dir")

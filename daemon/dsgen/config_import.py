@@ -120,6 +120,9 @@ def _render(source: str, on: datetime.date, notes: list[str], plan: Plan) -> str
         if c.format_degradations:
             out += ["", f"[categories.{toml_key(c.name)}.format_degradations]"]
             out += [f"{toml_key(f)} = {_inline(m)}" for f, m in c.format_degradations]
+        if c.val_fraction:
+            out += ["", f"[categories.{toml_key(c.name)}.validation]",
+                    f"fraction = {toml_float(c.val_fraction)}"]
     for d in plan.degradations:
         out += _degradation(d, pad)
     for v in plan.videos:

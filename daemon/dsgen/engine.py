@@ -8,7 +8,10 @@ workers return encoded files and the parent alone writes them under final names
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import signal
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -16,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from dsgen import __version__, ledger, split
-from dsgen.config import Config, load_config
+from dsgen.config import Config, file_slug, load_config
 from dsgen.damage import DamageLog, entry, entry_seconds
-from dsgen.diskspace import DiskGuard
+from dsgen.diskspace import DiskGuard, StateGuard
 from dsgen.dispatch import Dispatcher
 from dsgen.errors import (
     EXIT_INTERRUPTED,
@@ -26,12 +29,16 @@ from dsgen.errors import (
     EXIT_TERMINATED,
     EXIT_WARNING,
     DsgenError,
+    OutputError,
+    StateDamaged,
     StateError,
+    StateFull,
     VideoError,
 )
 from dsgen.executor import Done, Executor, make_executor
 from dsgen.extract import HeaderRequest, header_task
 from dsgen.indexer import Indexer
+from dsgen.journal import Backups, Safekeeper
 from dsgen.library import Library, read_headers
 from dsgen.metrics import Metrics
 from dsgen.migrate import check_scheme, identity
@@ -51,13 +58,15 @@ from dsgen.probe import QuickProbe, probe_summary
 from dsgen.progress import Progress
 from dsgen.report import Reporter
 from dsgen.runstate import PROBE, IndexWork, ProbeWork, RunState, TaskWork, Work
-from dsgen.state import State
+from dsgen.state import State, clear_damage_mark, mark_damaged, translate
+from dsgen.statecheck import verify_after_reboot
+from dsgen.statelock import StateLock
 from dsgen.writer import (
     DiskFull,
     PathScheme,
     alias_paths,
     clear_tmp,
-    remove_files,
+    remove_stale_parts,
     write_descriptions,
     write_meta_info,
     write_sample,
@@ -74,6 +83,10 @@ POLL_SECONDS = 1.0
 # Header checks per piece of work sent to a worker: enough to amortise the round trip, few
 # enough that a large library spreads over both lanes.
 HEADER_BATCH = 16
+# A running run records that it is alive this often, so a killed run's time is known.
+HEARTBEAT_SECONDS = 30.0
+# At exit, how long a backup that is being made may still take.
+BACKUP_WAIT_SECONDS = 30.0
 
 
 class Engine:
@@ -81,7 +94,8 @@ class Engine:
 
     def __init__(self, cfg: Config, reporter: Reporter | None = None, *, daemon: bool = False,
                  metrics: Metrics | None = None, notifier: Notifier | None = None,
-                 executor_factory: Callable[[Config], Executor] = make_executor) -> None:
+                 executor_factory: Callable[[Config], Executor] = make_executor,
+                 lock: StateLock | None = None) -> None:
         self.run_state = run = RunState(cfg, daemon)
         self._executor_factory = executor_factory
         self.ui = reporter or Reporter()
@@ -89,12 +103,18 @@ class Engine:
         self.notify = notifier or Notifier(environ={})
         self.progress = Progress(run, self.ui, metrics, self.notify)
         self.disk = DiskGuard(run, self.ui, metrics)
+        self.state_guard = StateGuard(run, self.ui, metrics)
         self.library = Library(run, self.ui, self.progress.video_metrics, self._headers)
         self.dispatch = Dispatcher(run, self.ui, self.progress)
+        self.library.forget_probe = self.dispatch.forget_probe
+        self.library.in_flight = self._in_flight
         self.damage = DamageLog(run, self.ui, self.progress.video_metrics)
         self.indexer = Indexer(run, self.ui, self.damage)
         self.executor: Executor | None = None
         self._stash: list[Done] = []  # work that finished while sync waited for its own
+        self.safekeeper: Safekeeper | None = None
+        self._lock = lock
+        self._run_id = 0
         self._cfg_mtime = _mtime(cfg.source)
 
     @property
@@ -130,37 +150,124 @@ class Engine:
     # -- lifecycle -------------------------------------------------------------------------
 
     def run(self) -> int:
-        """Plan and extract until done (or forever as a daemon), then report; the exit code."""
+        """Plan and extract until done (or forever as a daemon), then report; the exit code.
+
+        A second process on the same state dir is refused before anything starts
+        (`StateInUse`); start-up problems with the output or state folder end with a
+        DsgenError that says what to do, never a traceback.
+        """
         ui, cfg = self.ui, self.cfg
-        ui.line(f"🚀 Initializing dsgen {__version__}...", event="starting", version=__version__)
-        ui.line(f"✓ Config loaded: {len(cfg.videos)} videos ({cfg.source})", event="config",
-                videos=len(cfg.videos), path=str(cfg.source))
-        # Workers start now: their imports overlap the header checks below.
-        self.executor = self._executor_factory(cfg)
-        ui.line("✓ Creating output directories...")
-        cfg.output_root.mkdir(parents=True, exist_ok=True)
-        ui.line("✓ Checking for existing checkpoints...")
-        st = State(cfg.state_dir)
-        self.progress.state_path = str(st.path)
+        lock = self._lock or StateLock.acquire(cfg.state_dir)
         try:
-            self._check_identity(cfg, st)
-            check_scheme(cfg, st)
-            write_descriptions(cfg)  # only once the dataset is known to be this config's
-            return self._run(st)
+            ui.line(f"🚀 Initializing dsgen {__version__}...", event="starting",
+                    version=__version__)
+            ui.line(f"✓ Config loaded: {len(cfg.videos)} videos ({cfg.source})", event="config",
+                    videos=len(cfg.videos), path=str(cfg.source))
+            # Workers start now: their imports overlap the header checks below.
+            self.executor = self._executor_factory(cfg)
+            ui.line("✓ Creating output directories...")
+            self._prepare_output(cfg)
+            ui.line("✓ Checking for existing checkpoints...")
+            opened = self._open_state()
+            if isinstance(opened, int):
+                return opened  # stopped while the state disk was full
+            st = opened
+            self.progress.state_path = str(st.path)
+            try:
+                st.check_quick()
+                clear_damage_mark(cfg.state_dir)
+                return self._run(st)
+            except StateDamaged as e:  # status and monitor say so too from now on
+                mark_damaged(cfg.state_dir, e)
+                raise
+            except sqlite3.DatabaseError as e:  # met while iterating rows
+                err = translate(e, str(st.path))
+                if isinstance(err, StateDamaged):
+                    mark_damaged(cfg.state_dir, err)
+                raise err from None
+            finally:
+                if self.safekeeper is not None:
+                    self.safekeeper.finish(BACKUP_WAIT_SECONDS)
+                with contextlib.suppress(StateError, sqlite3.Error):
+                    st.close()
         finally:
-            st.close()
             if self.executor is not None:
                 self.executor.shutdown()
+            if self._lock is None:
+                lock.release()
+
+    def _open_state(self) -> State | int:
+        """The state, once its disk has room to open it (else the exit code of a stop)."""
+        while True:
+            try:
+                return State(self.cfg.state_dir)
+            except StateFull as e:
+                self.state_guard.pause(e)
+                if not self._wait_for_state_space():
+                    return self._stopped()
+
+    def _stopped(self) -> int:
+        """Stopped by a signal: the predecessor's lines and 130 / 143."""
+        self.progress.shutdown_lines()
+        run = self.run_state
+        return EXIT_TERMINATED if run.stop_signal == signal.SIGTERM else EXIT_INTERRUPTED
+
+    def _prepare_output(self, cfg: Config) -> None:
+        """The output root with its dataset descriptions; leftovers of killed writes gone.
+        A full disk is no reason to stop (the disk guard pauses the work); anything else
+        that keeps dsgen from writing there is."""
+        try:
+            cfg.output_root.mkdir(parents=True, exist_ok=True)
+            stale = remove_stale_parts(cfg)
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise OutputError(f"{e.filename or cfg.output_root}: cannot write the dataset: "
+                                  f"{e.strerror or e}",
+                                  hint="check that output_root is a folder dsgen may write "
+                                       "to") from None
+            self.ui.warn("Temporary files of an interrupted write not removed: the output "
+                         "disk is full", [f"Output: {cfg.output_root}"],
+                         ["They are removed at the next start"], event="stale_parts_failed",
+                         error=str(e))
+            stale = 0
+        if stale:
+            self.ui.line(f"→ Removed {stale} temporary file(s) of an interrupted status or "
+                         "description write", event="stale_parts", files=stale)
+
+    def _describe(self, cfg: Config) -> None:
+        """dataset.json and the folders' descriptions; a full output disk only delays them."""
+        try:
+            write_descriptions(cfg)
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise OutputError(f"{e.filename or cfg.output_root}: cannot write the dataset: "
+                                  f"{e.strerror or e}",
+                                  hint="check that output_root is a folder dsgen may write "
+                                       "to") from None
+            self.ui.warn("dataset.json not written: the output disk is full",
+                         [f"Output: {cfg.output_root}"], ["It is written at the next start"],
+                         event="descriptions_failed", error=str(e))
 
     def _run(self, st: State) -> int:
         run, ui, cfg = self.run_state, self.ui, self.cfg
-        leftovers = clear_tmp(cfg)
+        try:
+            leftovers = clear_tmp(cfg)
+        except OSError as e:
+            leftovers = 0
+            ui.warn("Temporary files of an interrupted write could not be removed",
+                    [f"Folder: {cfg.output_root}/.dsgen-tmp", f"Error: {e}"],
+                    ["They do not count; remove them by hand"], event="tmp_not_cleared")
+        self.safekeeper = Safekeeper(st.journal, Backups(st.path, cfg.state_dir),
+                                     self._backup_failed)
         resumed = st.phase() >= 0
-        ledger.load(run, st)
-        self.library.start_watching(st)
-        self.library.sync(st)
-        self.indexer.resume(st)
-        self.library.rollback_unrecorded(st)
+        while True:  # a full state disk at start-up waits for space, as it does later
+            try:
+                self._start(st)
+                break
+            except StateFull as e:
+                self.state_guard.pause(e)
+                if not self._wait_for_state_space():
+                    return self._stopped()
         if leftovers:
             ui.line(f"→ Removed {leftovers} temporary file(s) of an interrupted write")
         if resumed:
@@ -168,32 +275,97 @@ class Engine:
         else:
             ui.line("→ No checkpoint found, starting fresh", event="fresh_start")
         self.progress.start_metrics(st)
-        run_id = st.start_run()
+        run_id = self._run_id
         run.status = "running"
         self.progress.write_status(force=True)
         self.notify.ready(self.progress.status_line())
+        failed: BaseException | None = None
         try:
             self._loop(st)
         except KeyboardInterrupt:
             run.request_stop(signal.SIGINT)
+        except BaseException as e:
+            failed = e
+            raise
         finally:
             self.notify.stopping()
             self.library.stop_watching()
-            run.status = "interrupted" if run.stopping.is_set() else "finished"
-            if self.cfg.layout == "basicsr":
-                write_meta_info(self.cfg, ((c, f, self._slug(n), s, sp)
-                                           for c, f, n, s, sp in st.sample_keys()))
-            self.progress.write_status(force=True)
-            st.end_run(run_id, run.status)
+            run.status = ("interrupted" if run.stopping.is_set() or failed is not None
+                          else "finished")
+            self._finish_run(st, run_id)
         if run.stopping.is_set():
-            self.progress.shutdown_lines()
-            return EXIT_TERMINATED if run.stop_signal == signal.SIGTERM else EXIT_INTERRUPTED
+            return self._stopped()
         short = self.progress.completion_lines(st)
         return EXIT_WARNING if short else EXIT_OK
 
+    def _start(self, st: State) -> None:
+        """The start-up steps that write the state (each can be repeated after a failure)."""
+        assert self.safekeeper is not None
+        self._check_identity(self.cfg, st)
+        check_scheme(self.cfg, st)
+        self._describe(self.cfg)  # only once the dataset is known to be this config's
+        self.safekeeper.tick()  # the first start with this state gets a backup at once
+        self._verify_after_reboot(st)
+        ledger.load(self.run_state, st)
+        self.library.start_watching(st)
+        self.library.sync(st)
+        self.indexer.resume(st)
+        self.library.rollback_unrecorded(st)
+        self._run_id = st.start_run()
+
+    def _wait_for_state_space(self) -> bool:
+        """Wait while the state's disk is full; False if asked to stop meanwhile."""
+        run = self.run_state
+        run.status = "paused"
+        while not self.state_guard.tick():
+            self.progress.write_status()
+            if run.stopping.wait(1.0):
+                return False
+        return True
+
+    def _finish_run(self, st: State, run_id: int) -> None:
+        """The end of a run on disk and in the state; a failure here is reported, never
+        raised over the reason the run ended."""
+        try:
+            if self.cfg.layout == "basicsr":
+                write_meta_info(self.cfg, ((c, f, self._slug(n), s, sp)
+                                           for c, f, n, s, sp in st.sample_keys()))
+        except (OSError, StateError, sqlite3.Error) as e:
+            self.ui.warn("meta_info.txt not written", [f"Error: {e}"],
+                         ["It is written again at the end of the next run"],
+                         event="meta_info_failed", error=str(e))
+        self.progress.write_status(force=True)
+        try:
+            st.end_run(run_id, self.run_state.status)
+        except StateError as e:
+            self.ui.warn("The end of the run was not recorded", [f"Error: {e}"],
+                         ["Nothing recorded was lost"], event="end_run_failed", error=str(e))
+
+    def _backup_failed(self, error: str) -> None:
+        self.ui.warn("State backup failed", [f"State: {self.cfg.state_dir}", f"Error: {error}"],
+                     ["The journal still has every recorded sample; the backup is tried "
+                      "again later"], event="backup_failed", error=error)
+
+    def _verify_after_reboot(self, st: State) -> None:
+        """After an OS crash, the newest samples' files may be missing: check that run's."""
+        redo = verify_after_reboot(self.cfg, st)
+        if redo is None:
+            return
+        checked, missing = redo
+        self.ui.line(f"→ The last run ended with the machine (reboot): checked the files of "
+                     f"its {checked} samples; {missing} incomplete, redone", event="reboot_check",
+                     checked=checked, missing=missing)
+
+    def _in_flight(self, vid: int) -> bool:
+        """Work of a video is running or queued."""
+        run = self.run_state
+        return any(v == vid for v, _ in run.busy) or any(
+            (w.task.video_id if isinstance(w, TaskWork) else w.video_id) == vid
+            for w in run.inflight.values())
+
     def _slug(self, name: str) -> str:
         return next((v.slug for v in self.run_state.cfg_by_id.values() if v.name == name),
-                    name)
+                    file_slug(name))
 
     @staticmethod
     def _identity(cfg: Config) -> str:
@@ -242,36 +414,51 @@ class Engine:
             new_phase(run, st)
         try:
             while True:
-                self._tick(st)
-                if run.stopping.is_set():
-                    break
-                if run.reload_requested.is_set():
-                    self._reload(st)
-                if run.daemon and (run.wake.is_set() or time.monotonic() - run.last["scan"]
-                                   >= self.cfg.daemon.rescan_seconds):
-                    self.library.rescan(st)
-                if not run.paused and not run.idle:
-                    self.dispatch.fill(st, self.executor)
-                    self._record_orphans(st)
-                if not run.inflight:
-                    if run.paused or run.idle:
-                        run.wake.wait(self.cfg.daemon.idle_seconds)
-                        continue
-                    if self._new_phase(st):
-                        continue
-                    if not run.daemon:
+                try:
+                    if not self._step(st):
                         break
-                    run.idle = True
-                    run.status = "idle"
-                    self.progress.idle_line()
-                    continue
-                run.status = "running"
-                stashed, self._stash = self._stash, []
-                self._collect(st, stashed + self.executor.poll(0.0 if stashed else POLL_SECONDS))
+                except StateFull as e:  # nothing changed in the state: pause, then go on
+                    self.state_guard.pause(e)
             self._drain(st)
         finally:
             self.executor.shutdown()
-            self.library.rollback_unrecorded(st)
+            with contextlib.suppress(StateError, sqlite3.Error):
+                self.library.rollback_unrecorded(st)
+
+    def _step(self, st: State) -> bool:
+        """One turn of the loop; False when the run is over."""
+        run = self.run_state
+        assert self.executor is not None
+        self._tick(st)
+        if run.stopping.is_set():
+            return False
+        if run.reload_requested.is_set():
+            self._reload(st)
+        if run.daemon and (run.wake.is_set() or time.monotonic() - run.last["scan"]
+                           >= self.cfg.daemon.rescan_seconds):
+            self.library.rescan(st)
+        if not run.paused and not run.idle:
+            self.dispatch.fill(st, self.executor)
+            self._record_orphans(st)
+            if run.inflight and run.counters.work_started is None:
+                run.counters.work_started = time.time()  # this run's rates count from here
+        if not run.inflight:
+            if run.paused or run.idle:
+                run.wake.wait(self.cfg.daemon.idle_seconds if not self.state_guard.paused
+                              else min(1.0, self.cfg.daemon.idle_seconds))
+                return True
+            if self._new_phase(st):
+                return True
+            if not run.daemon:
+                return False
+            run.idle = True
+            run.status = "idle"
+            self.progress.idle_line()
+            return True
+        run.status = "running"
+        stashed, self._stash = self._stash, []
+        self._collect(st, stashed + self.executor.poll(0.0 if stashed else POLL_SECONDS))
+        return True
 
     def _new_phase(self, st: State) -> bool:
         run = self.run_state
@@ -293,14 +480,29 @@ class Engine:
             work = run.inflight.pop(d.key, None)
             if work is None:
                 continue
-            if d.lost:
-                lost.append(work)
-            elif d.error is not None:
-                self._work_failed(st, work, d.error)
-            else:
-                self._handle(st, work, d.result)
+            try:
+                if d.lost:
+                    lost.append(work)
+                elif d.error is not None:
+                    self._work_failed(st, work, d.error)
+                else:
+                    self._handle(st, work, d.result)
+            except StateFull as e:  # its slots stay pending: redone when space returns
+                self._release(work)
+                self.state_guard.pause(e)
         if lost:
-            self._lost(st, lost, alone=len(lost) == 1 and not run.inflight)
+            try:
+                self._lost(st, lost, alone=len(lost) == 1 and not run.inflight)
+            except StateFull as e:
+                for w in lost:
+                    self._release(w)
+                self.state_guard.pause(e)
+
+    def _release(self, work: Work) -> None:
+        """Work whose result could not be recorded: its slots are free to be redone."""
+        if isinstance(work, TaskWork):
+            self.run_state.busy.difference_update(
+                (work.task.video_id, s.slot_id) for s in work.task.slots)
 
     def _drain(self, st: State) -> None:
         """Stopping: workers finish their current attempt and return what is complete."""
@@ -314,7 +516,8 @@ class Engine:
             for d in self.executor.poll(POLL_SECONDS):
                 work = run.inflight.pop(d.key, None)
                 if work is not None and d.result is not None:
-                    self._handle(st, work, d.result)
+                    with contextlib.suppress(StateFull):  # not recorded: redone next run
+                        self._handle(st, work, d.result)
         run.inflight.clear()
 
     def _record_orphans(self, st: State) -> None:
@@ -340,12 +543,20 @@ class Engine:
             self.damage.record(st, task.video_id, [
                 entry(what, a, b, p.first_pts, p.time_base, detail)
                 for what, a, b, detail in res.damage])
-        disk_full = False
         for slot in res.slots:
             run.busy.discard((task.video_id, slot.slot_id))
             run.suspects.discard((task.video_id, slot.slot_id))
+        v = run.videos.get(task.video_id)
+        if v is not None and v.status == "changed":
+            return  # made from a file that was replaced or rewritten since: not recorded
+        disk_full = False
+        for slot in res.slots:
             if slot.complete and not disk_full:
-                disk_full = not self._record(st, task.video_id, slot)
+                try:
+                    disk_full = not self._record(st, task.video_id, slot)
+                except StateFull as e:  # this and the later slots stay pending
+                    self.state_guard.pause(e)
+                    return
         if res.error is not None and not Path(task.probe.path).exists():
             self.library.set_unavailable(st, task.video_id, "unavailable",
                                          "the file disappeared (library unmounted?)")
@@ -365,6 +576,8 @@ class Engine:
         if self.metrics is not None:
             self.metrics.stage("probe", time.monotonic() - work.started)
         v = run.videos[vid]
+        if v.status == "changed":
+            return  # the file changed while it was probed
         if isinstance(result, VideoError):
             self.library.set_status(st, vid, "failed", result.stage, result.reason)
             if result.stage == DAMAGED:
@@ -417,12 +630,35 @@ class Engine:
                                  event="alias_copies", output=str(cfg.output_root))
                 run.alias_copies += copies
         except DiskFull:
-            remove_files(written)
+            _remove_quietly(written)
             return False
+        except OSError as e:
+            _remove_quietly(written)
+            return self._write_failed(st, vid, e)
         slot.samples = [replace(s, blobs=()) for s in keep]
-        ledger.record_slot(run, st, vid, slot)
-        self.progress.slot_recorded(slot)
+        try:
+            ledger.record_slot(run, st, vid, slot)
+        except StateError:  # not recorded: its files must not stay (the slot is redone)
+            _remove_quietly(written)
+            raise
+        self.progress.slot_recorded(slot, vid)
         return True
+
+    def _write_failed(self, st: State, vid: int, err: OSError) -> bool:
+        """A file name the filesystem refuses fails its video (data, not a crash); any other
+        write error means the output cannot be written at all: the run stops and says so."""
+        run = self.run_state
+        if err.errno == errno.ENAMETOOLONG and vid in run.videos:
+            v = run.videos[vid]
+            reason = f"cannot write its files: {err.strerror} ({err.filename})"
+            self.library.warn_unusable(v.name, v.path, "write", reason,
+                                       "use a shorter output_root, category path or format dir")
+            self.library.set_status(st, vid, "failed", "write", reason)
+            return True
+        raise OutputError(f"{err.filename or self.cfg.output_root}: cannot write a sample: "
+                          f"{err.strerror or err}",
+                          hint="check that output_root is writable and healthy; the run "
+                               "resumes where it stopped")
 
     def _work_failed(self, st: State, work: Work, err: BaseException) -> None:
         """A worker raised (a bug, or input no check caught): report, requeue, bounded."""
@@ -538,6 +774,13 @@ class Engine:
             run.last["progress"] = now
             self.progress.progress_line()
         self.disk.tick()
+        if self.state_guard.tick():
+            run.wake.set()
+        if self.safekeeper is not None:
+            self.safekeeper.tick()  # a backup when due (also one covering a journal gap)
+        if now - run.last.get("heartbeat", 0.0) >= HEARTBEAT_SECONDS and self._run_id:
+            run.last["heartbeat"] = now
+            st.touch_run(self._run_id)
         self.progress.worker_metrics()
         self.progress.write_status()
         if self.cfg.daemon.reload_on_change and run.daemon:
@@ -558,6 +801,13 @@ class Engine:
         if self.metrics is not None and self.cfg.metrics.enabled and not self.metrics.alive():
             return False
         return self.executor is not None and self.executor.healthy()
+
+
+def _remove_quietly(paths: list[Path]) -> None:
+    """Roll back written files; one that cannot be removed is replaced by the redo."""
+    for p in paths:
+        with contextlib.suppress(OSError):
+            p.unlink(missing_ok=True)
 
 
 def _mtime(path: Path) -> int:

@@ -62,6 +62,22 @@ class StateError(DsgenError):
     """The state database is unusable (locked, corrupt, from a newer version)."""
 
 
+class StateInUse(StateError):
+    """Another dsgen process holds the state dir's lock."""
+
+
+class StateDamaged(StateError):
+    """SQLite reports the state database damaged (malformed page, not a database)."""
+
+
+class StateFull(StateError):
+    """The state's filesystem is full: the transaction was rolled back, nothing changed."""
+
+
+class OutputError(DsgenError):
+    """The output root cannot be written (permissions, read-only filesystem, I/O error)."""
+
+
 class DiskFullError(DsgenError):
     """The output filesystem has no space left; the write was rolled back."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import os
 import re
 import typing
 from collections.abc import Callable, Iterable
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from dsgen.config import MAX_WORKERS
+from dsgen.config import MAX_WORKERS, NAME_MAX
 from dsgen.errors import ConfigError
 
 # Width and height bounds dsgen accepts for a format (config.py range check).
@@ -142,6 +143,7 @@ class Category:
     mix: Mix
     degradations: Mix = ()  # the category's degradation mix (empty: dsgen's default, none)
     format_degradations: tuple[tuple[str, Mix], ...] = ()  # format → its own mix
+    val_fraction: float = 0.0  # [categories.<name>.validation] fraction (0: no split)
 
 
 @dataclass(frozen=True)
@@ -296,6 +298,17 @@ class Importer:
         if not parts or parts[0] == "/" or ".." in parts or re.match(r"[A-Za-z]:", path):
             self.fail(key, f"{show(path)} cannot be a folder inside the dataset",
                       f"rename the {what} (it names its folder)")
+        if any(ord(ch) < 32 for ch in path):  # dsgen's config refuses them in folder names
+            self.fail(key, f"{show(path)} contains a control character",
+                      f"rename the {what} with printable characters (it names its folder)")
+        try:
+            longest = max(len(os.fsencode(part)) for part in parts)
+        except UnicodeError:  # a lone surrogate from the JSON: no file name can hold it
+            self.fail(key, f"{show(path)} is not valid text for a file name",
+                      f"rename the {what} (it names its folder)")
+        if longest > NAME_MAX:
+            self.fail(key, f"{show(path)} has a name of {longest} bytes; the filesystem allows "
+                      f"{NAME_MAX}", f"rename the {what} with a shorter name")
 
     def workers(self, key: str, value: Any, top: list[Line]) -> None:
         """max_workers / workers → workers (null → 0, one per core; capped at dsgen's max)."""

@@ -68,10 +68,26 @@ UNSUPPORTED_BASE: dict[str, str] = {
                      "[extraction.quality] (black, flat, texture, sharpness) replace it",
     "temp_dir": "dsgen writes temporary files next to their final names, so it needs no temp "
                 "folder",
-    "val_percent": "dsgen has no validation split yet; every sample goes to training (the "
-                   "predecessor's Val/GT stayed empty too)",
 }
 _LR_VERSION = re.compile(r"\s*(?:LR_?)?(\d+)\s*(?:frames?)?\s*", re.IGNORECASE)
+
+
+def _val_fraction(imp: Importer, bs: dict[str, Any]) -> float:
+    """base_settings.val_percent → every category's validation fraction (0: no split)."""
+    if "val_percent" not in bs:
+        return 0.0
+    key = "base_settings.val_percent"
+    pct = imp.number(key, bs["val_percent"], 0.0, 100.0)
+    if not pct:
+        imp.note(key, "0 not imported: no validation split, as in the predecessor; trainers "
+                 "that read Val/GT need one: [categories.<name>.validation] fraction "
+                 "(docs/config.md)")
+        return 0.0
+    imp.note(key, f"{pct:g} % imported as [categories.<name>.validation] fraction = "
+             f"{pct / 100:g} for every category: validation samples come on top of the "
+             "target, from held-out time ranges of each video, written to <category>/Val "
+             "(the predecessor's Val/GT stayed empty)")
+    return pct / 100
 
 
 def import_v1(imp: Importer, root: dict[str, Any]) -> Plan:
@@ -90,6 +106,7 @@ def import_v1(imp: Importer, root: dict[str, Any]) -> Plan:
     if "status_file" in bs:
         _status_file(imp, bs["status_file"], out, plan.top)
     stacks = _extraction(imp, bs, plan)
+    val = _val_fraction(imp, bs)
 
     names = _category_names(imp, root)
     master_era = not set(names) <= set(V20_MIXES)
@@ -117,7 +134,7 @@ def import_v1(imp: Importer, root: dict[str, Any]) -> Plan:
                      "give the categories names that differ in more than letter case")
         imp.folder(ckey, path, "category")
         owner[path] = cat
-        plan.categories.append(Category(cat, target, path, mixes[cat]))
+        plan.categories.append(Category(cat, target, path, mixes[cat], val_fraction=val))
     plan.videos = imp.videos(root.get("videos"), targets, VIDEO_KEYS, {
         "priority": "not imported: dsgen has no priority; the videos keep the file's order"})
     return plan
@@ -256,11 +273,12 @@ def _extraction(imp: Importer, bs: dict[str, Any], plan: Plan) -> tuple[int, ...
     ext = plan.extraction
     if "scene_diff_threshold" in bs:
         key = "base_settings.scene_diff_threshold"
-        v = imp.number(key, bs["scene_diff_threshold"], 0.1, 255)
-        ext.append(("scene_cut_threshold", toml_float(v), key))
-        imp.note(key, f"{v:g} kept as extraction.scene_cut_threshold; dsgen compares every "
-                 "pair of consecutive frames of a clip (the predecessor compared only the "
-                 "first with the last)")
+        v = imp.number(key, bs["scene_diff_threshold"], 0.0, 255)
+        imp.note(key, f"{v:g} not imported: it was the mean luma difference between a clip's "
+                 "first and last frame; dsgen's extraction.scene_cut_threshold bounds the "
+                 "motion-compensated difference of every two consecutive frames, on another "
+                 "scale (default 20, with the adaptive cut gate in [extraction.quality]; "
+                 "docs/quality.md)")
     if "max_retry_attempts" in bs:
         key = "base_settings.max_retry_attempts"
         ext.append(("max_attempts", str(imp.integer(key, bs["max_retry_attempts"], 1, 1000)),

@@ -56,7 +56,9 @@ UNSUPPORTED_TOP: dict[str, str] = {
     "ffmpeg_timeout": "dsgen decodes in-process with PyAV; there is no ffmpeg process to time "
                       "out",
     "ffprobe_timeout": "dsgen probes in-process with PyAV; there is no ffprobe to time out",
-    "validation": "dsgen has no validation split yet; every sample goes to training",
+    "validation": "dsgen's validation split is [categories.<name>.validation] (fraction or "
+                  "count, from held-out time ranges or videos; docs/config.md): add it per "
+                  "category",
 }
 UNSUPPORTED_PROCESSING: dict[str, str] = {
     "scene_threshold": "it was a histogram distance (Bhattacharyya × 100) between the first "

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from dsgen.model import OK, SlotPlan, SlotResult, split_key
+from dsgen.model import OK, SlotPlan, SlotResult, VideoCounts, split_key
 from dsgen.runstate import RunState
 from dsgen.state import State
 
@@ -69,6 +69,14 @@ def record_slot(run: RunState, st: State, vid: int, res: SlotResult) -> None:
     k.attempts += len(res.attempts)
     k.attempts_ok += sum(a.outcome == OK for a in res.attempts)
     k.slots += 1
+
+
+def reset_video(run: RunState, st: State, vid: int) -> None:
+    """A video with no recorded sample starts over: its slots, attempts, probe and exhaustion
+    go; its quotas stay (the samples are still owed)."""
+    st.reset_video(vid)
+    old = run.video_counts(vid)
+    run.counts[vid] = VideoCounts(quota=dict(old.quota))
 
 
 def load(run: RunState, st: State) -> None:

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from dsgen import ledger
-from dsgen.config import Config, VideoCfg
+from dsgen.config import Config, VideoCfg, file_slug
 from dsgen.errors import VideoError
-from dsgen.model import RETURNABLE, VideoRow
+from dsgen.model import RETURNABLE, USABLE, VideoRow
 from dsgen.probe import QuickProbe, file_key, quick_probe
 from dsgen.report import Reporter
 from dsgen.runstate import RunState
 from dsgen.state import State
-from dsgen.watcher import FolderWatcher
-from dsgen.writer import PathScheme, alias_paths, remove_files, sample_files
+from dsgen.watcher import FileId, FolderWatcher, file_id
+from dsgen.writer import PathScheme, alias_paths, sample_files
 
 Headers = Callable[[list[Path]], list["QuickProbe | VideoError"]]
 
@@ -41,6 +43,12 @@ class Library:
         self.changed = changed  # called when video states change (metrics)
         self.headers = headers  # reads headers (in the workers, when the engine runs)
         self.watcher: FolderWatcher | None = None
+        # Each file's identity when it was last synced, to notice it change while running.
+        self.synced: dict[Path, FileId] = {}
+        self.forget_probe: Callable[[int], None] = lambda _vid: None  # the dispatch cache
+        self.in_flight: Callable[[int], bool] = lambda _vid: False  # work of a video running
+        self._refused: set[tuple[Path | str, str]] = set()  # warned about once
+        self._last_rescan: dict[Path, FileId] = {}  # configured files at the last rescan
 
     # -- watched folders -------------------------------------------------------------------
 
@@ -83,8 +91,16 @@ class Library:
         known = {v.name: v for v in st.videos(probes=False)}
         todo: list[tuple[VideoCfg, VideoRow | None]] = []
         results: dict[str, QuickProbe | VideoError] = {}
+        # Two names with one slug would write the same files: the first one keeps it.
+        slugs = {file_slug(name): name for name in known}
         for vc in self.video_cfgs():
             row = known.get(vc.name)
+            other = slugs.setdefault(vc.slug, vc.name)
+            if other != vc.name:
+                self._refuse(vc, f"its file names ({vc.slug}) are those of video {other!r}",
+                             "rename the file (or the video) so the names differ in a letter "
+                             "or digit")
+                continue
             if row is not None and row.status in ("failed", "changed") and (
                     row.id in run.cfg_by_id):
                 continue  # already reported in this run
@@ -92,6 +108,11 @@ class Library:
             q = _unchanged(vc, row)
             if q is not None:
                 results[vc.name] = q
+                continue
+            try:  # a stat here: only regular files are opened (in the workers)
+                check_regular_file(vc.path)
+            except VideoError as e:
+                results[vc.name] = e
         reads = [vc for vc, _ in todo if vc.name not in results]
         for vc, res in zip(reads, self.headers([v.path for v in reads]), strict=True):
             results[vc.name] = res
@@ -100,11 +121,21 @@ class Library:
         run.videos = {v.id: v for v in st.videos(probes=False) if v.id in run.cfg_by_id}
         self.changed()
 
+    def _refuse(self, vc: VideoCfg, why: str, hint: str) -> None:
+        """A video that cannot be taken at all (warned once per run)."""
+        if (vc.path, why) in self._refused:
+            return
+        self._refused.add((vc.path, why))
+        self.warn_unusable(vc.name, str(vc.path), "name", why, hint)
+
     def _sync_one(self, st: State, vc: VideoCfg, row: VideoRow | None,
                   header: QuickProbe | VideoError) -> int:
         """Record one video's current state from its header check; return its id."""
         path = str(vc.path)
         cfg = self.run.cfg
+        fid = file_id(vc.path)
+        if fid is not None:
+            self.synced[vc.path] = fid
         try:
             if isinstance(header, VideoError):
                 raise header
@@ -121,24 +152,34 @@ class Library:
             else:
                 self.warn_unusable(vc.name, path, e.stage, e.reason, e.hint)
             return vid
+        same_file = row is not None and (row.size, row.mtime_ns) == (q.size, q.mtime_ns)
         frames = round(q.duration_s * q.fps)
         if frames < cfg.extraction.frames_per_clip:
             reason = (f"only {frames} frame(s) ({q.duration_s:.2f} s); a clip needs "
                       f"{cfg.extraction.frames_per_clip}")
+            if row is not None and row.status == "failed" and same_file:
+                return row.id  # reported when it failed
             self.warn_unusable(vc.name, path, "probe", reason, "use a longer video")
-            return st.upsert_video(vc.name, path, "failed", stage="probe", reason=reason)
-        if row is not None and row.size is not None and (row.size, row.mtime_ns) != (
-                q.size, q.mtime_ns) and row.status not in ("missing", "failed"):
+            return st.upsert_video(vc.name, path, "failed", stage="probe", reason=reason,
+                                   size=q.size, mtime_ns=q.mtime_ns)
+        if row is not None and row.status == "failed":
+            if same_file:
+                return row.id  # the file that failed, unchanged: still failed, said before
+            if not self.can_reset(st, row.id):
+                return self._mark_changed(st, vc, row.id)
+            # The file changed since it failed (a copy completed, a file was replaced) and
+            # nothing of it was recorded: it starts over, and nothing is lost.
+            self._start_over(st, row.id)
+            self.ui.line(f"↻ Video changed since it failed, taken from the start: {vc.name}",
+                         event="video_retried", video=vc.name, path=path)
+        elif row is not None and row.size is not None and not same_file and (
+                row.status != "missing"):
             self.ui.warn("Video changed since it was planned", [f"Path: {path}",
                                                                 f"Video: {vc.name}"],
                          ["Its samples so far are kept; it is not extracted further",
                           "Give it a new name to extract it as a new video"],
                          event="video_changed", video=vc.name, path=path)
-            vid = st.upsert_video(vc.name, path, "changed", stage="open",
-                                  reason="size or mtime changed")
-            ledger.mark_exhausted(self.run, st, vid, [c for c, _ in vc.categories],
-                                  "the file changed")
-            return vid
+            return self._mark_changed(st, vc, row.id)
         if row is not None and row.status in RETURNABLE:
             ledger.clear_exhausted(self.run, st, row.id, RETURNABLE)
             self.ui.line(f"✓ Video is back: {vc.name}", event="video_back", video=vc.name)
@@ -147,6 +188,34 @@ class Library:
         status = "ready" if row is not None and st.has_probe(row.id) else "new"
         return st.upsert_video(vc.name, path, status, size=q.size, mtime_ns=q.mtime_ns,
                                duration=q.duration_s, fps=q.fps)
+
+    def _drop_queued(self, vid: int) -> None:
+        """Tasks of a video made but not yet sent: never sent (their slots stay pending)."""
+        run = self.run
+        for task in [t for t in run.ready if t.video_id == vid]:
+            run.ready.remove(task)
+            run.busy.difference_update((vid, s.slot_id) for s in task.slots)
+
+    def _mark_changed(self, st: State, vc: VideoCfg, vid: int) -> int:
+        """The file is not the one planned: its samples stay, it gives no more."""
+        vid = st.upsert_video(vc.name, str(vc.path), "changed", stage="open",
+                              reason="size or mtime changed")
+        ledger.mark_exhausted(self.run, st, vid, [c for c, _ in vc.categories],
+                              "the file changed")
+        return vid
+
+    def _start_over(self, st: State, vid: int) -> None:
+        """Forget a video's plan, probe and exhaustion (it has no recorded sample)."""
+        ledger.reset_video(self.run, st, vid)
+        self.forget_probe(vid)
+        self.run.finished.discard(vid)
+        self.run.suspects = {k for k in self.run.suspects if k[0] != vid}
+        self.run.idle = False
+
+    def can_reset(self, st: State, vid: int) -> bool:
+        """A video may start over when none of its samples is recorded and none of its work
+        runs (a result of the old file must never be recorded against the new one)."""
+        return not self.in_flight(vid) and not st.video_has_samples(vid)
 
     def warn_unusable(self, name: str, path: str, stage: str, reason: str,
                       hint: str | None) -> None:
@@ -189,6 +258,11 @@ class Library:
         found, present = self.watcher.scan()
         roots = self.watcher.roots_available()
         changed = False
+        for path, why in self.watcher.refused.items():
+            if (path, why) not in self._refused:
+                self._refused.add((path, why))
+                shown = os.fsencode(path).decode("utf-8", "backslashreplace")  # printable
+                self.warn_unusable(shown, shown, "name", why, "rename the file with a UTF-8 name")
         for vc in found:
             if vc.path not in run.watched:
                 run.watched[vc.path] = vc
@@ -196,9 +270,12 @@ class Library:
                 if not initial:
                     self.ui.line(f"📥 New video in a watched folder: {vc.path}",
                                  event="video_found", video=vc.name, path=str(vc.path))
+        if not initial:
+            self.check_changes(st, present, {vc.path for vc in found})
         for path, vc in list(run.watched.items()):
             if path in present:
                 continue
+            self.synced.pop(path, None)
             root = next((w.path for w in run.cfg.watch if path.is_relative_to(w.path)), None)
             # A root that is gone, or that lost every file at once, is an unmounted library.
             root_ok = root is not None and roots.get(root, False) and any(
@@ -216,26 +293,90 @@ class Library:
             run.idle = False
 
     def rescan(self, st: State) -> None:
-        """Daemon: reconcile watched folders; bring back videos whose file or mount returned."""
+        """Daemon: reconcile watched folders; bring back videos whose file or mount returned;
+        notice configured files that changed (stable = the same identity as last rescan)."""
         self.run.last["scan"] = time.monotonic()
         self.run.wake.clear()
         if self.watcher is not None:
             self.scan_watched(st)
+        configured: dict[Path, FileId] = {}
+        stable = set()
+        for vc in self.run.cfg.videos:
+            fid = file_id(vc.path)
+            if fid is not None:
+                configured[vc.path] = fid
+                if self._last_rescan.get(vc.path) == fid:
+                    stable.add(vc.path)
+        self._last_rescan = configured
+        self.check_changes(st, configured, stable)
         if any(v.status in RETURNABLE and Path(v.path).exists()
                for v in self.run.videos.values()):
             self.sync(st)
 
+    def check_changes(self, st: State, present: dict[Path, FileId], stable: set[Path]
+                      ) -> None:
+        """Files that differ from what was synced: a video being extracted stops at once
+        (its samples so far are kept); once the file is stable again, a video with nothing
+        recorded (a failed copy, a replaced file) is read again from the start."""
+        run = self.run
+        by_path = {Path(run.videos[vid].path): vid for vid in run.cfg_by_id if vid in run.videos}
+        for path, fid in present.items():
+            old = self.synced.get(path)
+            vid = by_path.get(path)
+            if old is None or old == fid or vid is None:
+                continue
+            v = run.videos[vid]
+            if v.status in USABLE:
+                self.ui.warn("Video changed while it was being extracted",
+                             [f"Path: {path}", f"Video: {v.name}"],
+                             ["Its recorded samples are kept; results of the old file are "
+                              "dropped",
+                              "It is read again from the start if none of its samples was "
+                              "recorded; otherwise give it a new name"],
+                             event="video_changed", video=v.name, path=str(path))
+                self.set_status(st, vid, "changed", "watch", "the file changed while in use")
+                self._drop_queued(vid)
+                run.idle = False
+            if path not in stable or not self.can_reset(st, vid):
+                continue
+            vc = run.cfg_by_id[vid]
+            row = st.videos(probes=False, video_id=vid)[0]
+            if row.status == "changed":
+                if st.video_has_samples(vid):
+                    self.synced[path] = fid  # settled: kept as changed, warned once
+                    continue
+                self._start_over(st, vid)
+                row = st.videos(probes=False, video_id=vid)[0]
+            run.cfg_by_id[self._sync_one(st, vc, row, _read_one(vc.path))] = vc
+            run.videos[vid] = st.videos(probes=False, video_id=vid)[0]
+            self.changed()
+
     # -- files of unrecorded slots ---------------------------------------------------------
 
     def rollback_unrecorded(self, st: State) -> None:
-        """Delete files of slots that were never recorded (a crash between write and commit)."""
+        """Delete files of slots that were never recorded (a crash between write and commit).
+
+        It never stops a start: a file that cannot be removed is reported (the redo of its
+        slot replaces it), and the run goes on.
+        """
+        failed: list[str] = []
         for vid, c in self.run.counts.items():
             if not c.pending or vid not in self.run.cfg_by_id:
                 continue
             slug = self.run.cfg_by_id[vid].slug
             for slot in st.slots(vid, pending_only=True):
-                remove_files(slot_paths(self.run.cfg, slug, slot.slot_id, slot.formats,
-                                        slot.split))
+                for p in slot_paths(self.run.cfg, slug, slot.slot_id, slot.formats,
+                                    slot.split):
+                    try:
+                        p.unlink(missing_ok=True)
+                    except OSError as e:
+                        failed.append(f"{p}: {e.strerror or e}")
+        if failed:
+            self.ui.warn("Files of unrecorded samples could not be removed",
+                         [f"{len(failed)} file(s), e.g. {failed[0]}"],
+                         ["They are replaced when their slots are redone; check the output "
+                          "folder's permissions"], event="rollback_failed", files=len(failed),
+                         error=failed[0])
 
 
 def _real(path: Path) -> str:
@@ -276,3 +417,26 @@ def _unchanged(vc: VideoCfg, row: VideoRow | None) -> QuickProbe | None:
     if (size, mtime_ns) != (row.size, row.mtime_ns):
         return None
     return QuickProbe(str(vc.path), size, mtime_ns, row.duration, row.fps, 0, 0, "")
+
+
+def _read_one(path: Path) -> QuickProbe | VideoError:
+    """One file's header check, here (a file that just settled: one, not a library)."""
+    try:
+        check_regular_file(path)
+    except VideoError as e:
+        return e
+    return read_headers([path])[0]
+
+
+def check_regular_file(path: Path) -> None:
+    """Only a regular file can be a video: a FIFO or device would block or never end."""
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return  # quick_probe names it missing
+    except (OSError, ValueError) as e:
+        raise VideoError(str(path), "open", f"cannot stat: {e}",
+                         "check the path and its permissions") from None
+    if not stat.S_ISREG(mode):
+        raise VideoError(str(path), "open", "not a regular file (a folder, FIFO or device)",
+                         "point the path at a video file")

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from dsgen.config import Config, slugify
+from dsgen.config import Config, file_slug
 from dsgen.degrade_config import NONE
 from dsgen.migrate import stored_scheme
 from dsgen.model import VideoProbe
@@ -38,7 +38,7 @@ def manifest_records(cfg: Config, st: State) -> Iterator[dict[str, Any]]:
         rels = [f for f, _ in json.loads(files)]
         rec: dict[str, Any] = {
             "manifest_version": MANIFEST_VERSION,
-            "sample": sample_name(slugify(name), slot_id),
+            "sample": sample_name(file_slug(name), slot_id),
             "category": category,
             "format": fmt,
             "video": name,

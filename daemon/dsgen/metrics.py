@@ -11,10 +11,8 @@ from __future__ import annotations
 import logging
 import math
 import platform
-import threading
 import time
 from collections.abc import Iterable, Mapping
-from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
     CollectorRegistry,
@@ -28,10 +26,11 @@ from prometheus_client import (
     ProcessCollector,
     disable_created_metrics,
     generate_latest,
-    start_http_server,
+    make_wsgi_app,
 )
 
 from dsgen import __version__
+from dsgen.metrics_http import MAX_CONNECTIONS, READ_SECONDS, BoundedServer
 from dsgen.model import REASONS, SPLITS, TRAIN, VAL, VIDEO_STATES, WORKER_CRASH
 
 log = logging.getLogger(__name__)
@@ -97,8 +96,7 @@ class Metrics:
             ProcessCollector(registry=r)
             PlatformCollector(registry=r)
             GCCollector(registry=r)
-        self._server: WSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: BoundedServer | None = None
 
         self._videos = Gauge("dsgen_videos", "Configured videos by state.", ["state"],
                              registry=r)
@@ -192,31 +190,39 @@ class Metrics:
 
     # -- HTTP ------------------------------------------------------------------------------
 
-    def start_http(self, port: int, address: str = "127.0.0.1") -> int:
-        """Serve /metrics from a daemon thread; port 0 picks a free port; returns the port."""
+    def start_http(self, port: int, address: str = "127.0.0.1", *,
+                   max_connections: int = MAX_CONNECTIONS,
+                   read_seconds: float = READ_SECONDS) -> int:
+        """Serve /metrics from one daemon thread (bounded connections and read time, see
+        metrics_http); port 0 picks a free port; returns the port."""
         if self._server is not None:
             return self.port
-        self._server, self._thread = start_http_server(port, address, registry=self.registry)
+        self._server = BoundedServer(make_wsgi_app(self.registry), address, port,
+                                     max_connections=max_connections,
+                                     read_seconds=read_seconds)
+        self._server.start()
         return self.port
 
     @property
     def port(self) -> int:
         """The port /metrics is served on (0 before start_http)."""
-        return int(self._server.server_address[1]) if self._server is not None else 0
+        return self._server.port if self._server is not None else 0
+
+    @property
+    def server(self) -> BoundedServer | None:
+        """The HTTP server while it runs."""
+        return self._server
 
     def alive(self) -> bool:
         """True while the HTTP thread serves (for health checks)."""
-        return self._thread is not None and self._thread.is_alive()
+        return self._server is not None and self._server.thread.is_alive()
 
     def stop_http(self) -> None:
         """Stop serving and free the port (idempotent)."""
         if self._server is None:
             return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
+        self._server.stop()
+        self._server = None
 
     def render(self) -> bytes:
         """The exposition text a scrape would get."""

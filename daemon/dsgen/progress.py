@@ -33,6 +33,11 @@ class Progress:
         self.metrics = metrics
         self.notify = notify
         self.state_path = ""  # the database path, for the status file and messages
+        # Lines said once: a video's summary (again only when its figures changed) and its
+        # low-success warning; only videos that recorded a slot in this run are summarised.
+        self._worked: set[int] = set()
+        self._said: dict[int, tuple[int, int]] = {}
+        self._warned_low: set[int] = set()
 
     # -- metrics ---------------------------------------------------------------------------
 
@@ -87,9 +92,11 @@ class Progress:
             m.stage(stage, secs, clips if stage in ("decode", "quality") else samples)
         m.decoded(res.frames_decoded, res.seeks, res.clip_frames)
 
-    def slot_recorded(self, slot: SlotResult) -> None:
+    def slot_recorded(self, slot: SlotResult, vid: int | None = None) -> None:
         """A slot became durable: metrics (the counters are kept by `ledger.record_slot`)."""
         m, run = self.metrics, self.run
+        if vid is not None:
+            self._worked.add(vid)
         if m is None:
             return
         now = time.time()
@@ -112,10 +119,13 @@ class Progress:
             frac = n / c.target if c.target else 1.0
             parts.append(f"{c.name.upper()} {n}/{c.target} {frac:.1%}" + self._val(c.name))
         k = run.counters
-        rate = k.success_rate() or 0.0
-        self.ui.line(f"… {' | '.join(parts)} | {k.rate_per_min():.1f} patches/min, "
-                     f"success {rate:.1%}", event="progress", samples=dict(run.totals),
-                     patches_per_min=round(k.rate_per_min(), 2), success_rate=round(rate, 4))
+        rate, success = k.measured_rate(), k.success_rate()
+        shown_rate = "—" if rate is None else f"{rate:.1f}"
+        shown_success = "—" if success is None else f"{success:.1%}"
+        self.ui.line(f"… {' | '.join(parts)} | {shown_rate} patches/min, "
+                     f"success {shown_success}", event="progress", samples=dict(run.totals),
+                     patches_per_min=None if rate is None else round(rate, 2),
+                     success_rate=None if success is None else round(success, 4))
         self.notify.status(self.status_line())
 
     def _val(self, category: str) -> str:
@@ -132,8 +142,9 @@ class Progress:
         cats = ", ".join(f"{c.name.upper()} {run.totals.get(c.name, 0) / c.target:.1%}"
                          if c.target else f"{c.name.upper()} done" for c in run.cfg.categories)
         state = "" if run.status == "running" else f"{run.status}: "
+        rate = run.counters.measured_rate()
         return (f"{state}{done}/{len(run.videos)} videos, {cats}, "
-                f"{run.counters.rate_per_min():.1f} patches/min")
+                f"{'—' if rate is None else f'{rate:.1f}'} patches/min")
 
     def idle_line(self) -> None:
         """The daemon has nothing to do until videos arrive or targets change."""
@@ -179,16 +190,25 @@ class Progress:
                      event="resuming")
 
     def video_finished(self, st: State, vid: int) -> None:
-        """One summary line per finished video, and the low-success warning (once)."""
+        """A video has no work left: its summary line and, below the threshold, the
+        low-success warning — each said once (the summary again only with new figures, after
+        a later phase gave the video more work); videos finished in earlier runs are not
+        summarised again."""
         run = self.run
         if vid in run.finished:
             return
         run.finished.add(vid)
+        c = run.video_counts(vid)
+        figures = (c.samples, c.tried)
+        if vid not in self._worked or self._said.get(vid) == figures:
+            self.video_metrics()
+            return
+        self._said[vid] = figures
         v = run.videos[vid]
         outcomes = st.outcome_counts(vid)
         total = sum(outcomes.values())
         rate = outcomes.get(OK, 0) / total if total else 0.0
-        made = run.video_counts(vid).samples
+        made = c.samples
         idx = list(run.videos).index(vid) + 1
         rejected = {k: n for k, n in sorted(outcomes.items()) if k != OK}
         self.ui.line(f"✓ Video {idx}/{len(run.videos)} {v.name}: {made} samples, {total} "
@@ -196,7 +216,8 @@ class Progress:
                      video=v.name, samples=made, clips=total, success_rate=round(rate, 4),
                      rejected=rejected)
         threshold = run.cfg.extraction.low_success_warning
-        if total and rate < threshold:
+        if total and rate < threshold and vid not in self._warned_low:
+            self._warned_low.add(vid)
             reasons = ", ".join(f"{k} {n}" for k, n in rejected.items())
             self.ui.warn("Low success rate on video",
                          [f"Video: {v.name}", f"Success Rate: {rate:.1%} (< {threshold:.0%} "
@@ -232,7 +253,7 @@ class Progress:
         images = sum(n for n, _ in totals.values())
         val_images = sum(n for k, (n, _) in totals.items() if split.parse(k)[1] == VAL)
         size = sum(b for _, b in totals.values())
-        started = st.first_start() or run.counters.started
+        running = st.running_seconds()  # time spent running, idle time between runs left out
         done_videos = st.probed_count()
         short = [k for k, t in targets.items() if totals.get(k, (0, 0))[0] < t]
         rule = "━" * 46
@@ -249,7 +270,7 @@ class Progress:
             f" ({images - val_images:,} training, {val_images:,} validation)"
             if val_images else ""))
         ui.line(f"Total Disk Usage: {gb(size):.1f} GB")
-        ui.line(f"Total Time: {human_time(time.time() - started)}")
+        ui.line(f"Total Time: {human_time(running)}")
         k = run.counters
         if k.clips_decoded:
             per_sample = (f", {k.frames_decoded / k.samples:.1f} per sample" if k.samples

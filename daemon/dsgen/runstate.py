@@ -31,8 +31,10 @@ RATE_WINDOW_SECONDS = 600.0
 PROBE = -1
 # Pause reasons (a set: the disk can fill while the user has paused).
 PAUSE_DISK = "disk"
+PAUSE_STATE = "state"
 PAUSE_USER = "user"
-PAUSE_TEXT = {PAUSE_DISK: "disk full", PAUSE_USER: "by user: press p to resume"}
+PAUSE_TEXT = {PAUSE_DISK: "disk full", PAUSE_STATE: "state disk full",
+              PAUSE_USER: "by user: press p to resume"}
 
 
 @dataclass
@@ -40,6 +42,7 @@ class Counters:
     """Live figures of this run (the state holds the durable ones)."""
 
     started: float = field(default_factory=time.time)
+    work_started: float | None = None  # when this run first sent work: rates count from it
     samples: int = 0
     attempts: int = 0
     attempts_ok: int = 0
@@ -60,8 +63,14 @@ class Counters:
         """Samples per minute over the trailing window (whole run while shorter)."""
         now = time.time() if now is None else now
         n = sum(k for t, k in self.recent if now - t <= RATE_WINDOW_SECONDS)
-        span = min(RATE_WINDOW_SECONDS, max(1e-9, now - self.started))
+        since = self.work_started if self.work_started is not None else self.started
+        span = min(RATE_WINDOW_SECONDS, max(1e-9, now - since))
         return n / span * 60
+
+    def measured_rate(self, now: float | None = None) -> float | None:
+        """Samples per minute once this run recorded a slot; None before (nothing measured
+        yet: a resumed run's start-up is not a rate of 0)."""
+        return self.rate_per_min(now) if self.slots else None
 
     def success_rate(self) -> float | None:
         """Share of this run's clip attempts that passed the gates."""
@@ -305,7 +314,7 @@ class RunState:
         remaining = self.remaining()
         by_id = {line.id: line for line in self.lines()}
         current = tuple(by_id[v] for v in self.busy_videos() if v in by_id)
-        paused_reason = next((PAUSE_TEXT[p] for p in (PAUSE_DISK, PAUSE_USER)
+        paused_reason = next((PAUSE_TEXT[p] for p in (PAUSE_DISK, PAUSE_STATE, PAUSE_USER)
                               if p in self.pauses), None)
         state = "paused" if self.pauses and self.status == "running" else self.status
         view = LiveView(

@@ -21,7 +21,7 @@ import psutil
 from dsgen.config import Config
 from dsgen.errors import StateError
 from dsgen.model import FAILED, OK, VAL, split_key, video_state
-from dsgen.state import DB_NAME, KEY_SQL, State
+from dsgen.state import DB_NAME, KEY_SQL, State, check_damage_mark, translate
 
 SCHEMA = "dsgen.status/1"
 VAL_KEY = split_key("", VAL)  # the suffix that marks a validation planning key
@@ -430,6 +430,8 @@ class LocalReader:
 
     def _db(self) -> _Db | None:
         sd = self.source.state_dir
+        if sd is not None:
+            check_damage_mark(sd)  # a run found it damaged: say so, never show stale data
         if self._state is None:
             if sd is None or not (sd / DB_NAME).exists():
                 return None
@@ -439,8 +441,11 @@ class LocalReader:
                 return None
         try:
             return read_db(self._state.db)
-        except sqlite3.Error:
+        except sqlite3.Error as e:
             self.close()  # e.g. the file was replaced: reopen next time
+            err = translate(e, str(sd / DB_NAME) if sd else "the state database")
+            if isinstance(err, StateError):  # damaged: say so, never show stale figures
+                raise err from None
             return None
 
     def _doc(self) -> dict[str, Any] | None:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dsgen.errors import StateError
+from dsgen.errors import StateDamaged, StateError, StateFull
+from dsgen.journal import Journal
 from dsgen.model import (
     VAL,
     VAL_SUFFIX,
@@ -45,6 +49,114 @@ MIGRATIONS = (
 # A reader (dsgen monitor/status) never blocks the writer in WAL mode; this only
 # covers the short exclusive moments of checkpoints.
 BUSY_TIMEOUT_MS = 10_000
+
+# SQLite primary result codes told apart (sqlite3.Error.sqlite_errorcode & 0xFF).
+SQLITE_IOERR = 10
+SQLITE_CORRUPT = 11
+SQLITE_FULL = 13
+SQLITE_NOTADB = 26
+# Statements the journal keeps (reads and transaction control are not state).
+WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+def translate(err: sqlite3.Error, where: str) -> Exception:
+    """SQLite's "disk full" and "damaged" errors as the DsgenErrors every command reports
+    (with what to do); any other error unchanged."""
+    code = (getattr(err, "sqlite_errorcode", 0) or 0) & 0xFF
+    if code == SQLITE_FULL or (code == SQLITE_IOERR and _nearly_full(Path(where).parent)):
+        return StateFull(f"{where}: the state's disk is full ({err})",
+                         hint="free space on the state_dir's filesystem; nothing recorded "
+                              "was lost")
+    if code in (SQLITE_CORRUPT, SQLITE_NOTADB):
+        return damaged(where, str(err))
+    return err
+
+
+# Free bytes below which an I/O error of SQLite is taken for a full disk (growing the WAL
+# index fails with "disk I/O error", not "disk full").
+NEARLY_FULL_BYTES = 1024 * 1024
+
+
+def _nearly_full(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < NEARLY_FULL_BYTES
+    except OSError:
+        return False
+
+
+def damaged(where: str, detail: str) -> StateDamaged:
+    """The error every command gives for a damaged state, with the way out."""
+    return StateDamaged(f"{where}: the state database is damaged ({detail})",
+                        hint="`dsgen state check --config FILE` shows what is wrong; "
+                             "`dsgen state recover --config FILE` rebuilds it with every "
+                             "recorded sample (docs/state.md)")
+
+
+class StateCursor(sqlite3.Cursor):
+    """A cursor whose errors are `translate`d (rows iterated one by one are not wrapped: it
+    would double their cost; the commands translate what escapes, see `cli.main`)."""
+
+    where = ""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> StateCursor:
+        try:
+            return super().execute(sql, parameters)  # type: ignore[return-value]
+        except sqlite3.Error as e:
+            raise translate(e, self.where) from None
+
+    def executemany(self, sql: str, seq: Any, /) -> StateCursor:
+        try:
+            return super().executemany(sql, seq)  # type: ignore[return-value]
+        except sqlite3.Error as e:
+            raise translate(e, self.where) from None
+
+    def fetchone(self) -> Any:
+        try:
+            return super().fetchone()
+        except sqlite3.Error as e:
+            raise translate(e, self.where) from None
+
+    def fetchall(self) -> list[Any]:
+        try:
+            return super().fetchall()
+        except sqlite3.Error as e:
+            raise translate(e, self.where) from None
+
+    def fetchmany(self, size: int | None = None) -> list[Any]:
+        try:
+            return super().fetchmany(self.arraysize if size is None else size)
+        except sqlite3.Error as e:
+            raise translate(e, self.where) from None
+
+
+class StateConnection(sqlite3.Connection):
+    """The state's connection: `translate`d errors, and inside a journaled transaction the
+    write statements it ran (`capture`), for the journal (docs/state.md)."""
+
+    where = ""
+    capture: list[tuple[str, Any]] | None = None
+
+    def cursor(self, factory: Any = None) -> Any:
+        cur = super().cursor(factory or StateCursor)
+        cur.where = self.where
+        return cur
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Any:
+        if self.capture is not None and sql.lstrip()[:7].upper().startswith(WRITES):
+            self.capture.append((sql, parameters))
+        return self.cursor().execute(sql, parameters)
+
+    def executemany(self, sql: str, seq: Any, /) -> Any:
+        if self.capture is not None and sql.lstrip()[:7].upper().startswith(WRITES):
+            seq = [p if isinstance(p, dict) else tuple(p) for p in seq]
+            self.capture.extend((sql, p) for p in seq)
+        return self.cursor().executemany(sql, seq)
+
+    def executescript(self, script: str, /) -> Any:
+        try:
+            return super().executescript(script)
+        except sqlite3.Error as e:
+            raise translate(e, self.where) from None
 
 # A sample's or slot's planning key (model.split_key) in SQL.
 KEY_SQL = f"category || CASE WHEN split = '{VAL}' THEN '{VAL_SUFFIX}' ELSE '' END"
@@ -113,29 +225,61 @@ CREATE INDEX IF NOT EXISTS slots_pending ON slots (done, video_id);
 class State:
     """The only writer of the database; every method is one transaction."""
 
-    def __init__(self, state_dir: Path, readonly: bool = False) -> None:
-        self.path = state_dir / DB_NAME
+    def __init__(self, state_dir: Path, readonly: bool = False, *,
+                 db_path: Path | None = None, journal: bool = True) -> None:
+        self.path = db_path or state_dir / DB_NAME
+        self.journal: Journal | None = None
+        self.db: StateConnection
         try:
             if readonly:
-                uri = f"file:{self.path}?mode=ro"
-                self.db = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+                uri = f"file:{quote_path(self.path)}?mode=ro"
+                self.db = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                                          factory=StateConnection)
+                self.db.where = str(self.path)
             else:
                 state_dir.mkdir(parents=True, exist_ok=True)
                 self.db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
-                                          isolation_level=None)
+                                          isolation_level=None, factory=StateConnection)
+                self.db.where = str(self.path)
                 self.db.execute("PRAGMA journal_mode=WAL")
                 # NORMAL in WAL: a commit survives a process crash (kill -9); only an OS
                 # crash can lose the last commits, and their files are then redone.
                 self.db.execute("PRAGMA synchronous=NORMAL")
                 self.db.executescript(SCHEMA)
                 self._check_version()
+                self._add_run_columns()
+                if journal:
+                    self.journal = Journal(state_dir)
+        except StateError:
+            self._close_quietly()
+            raise
         except sqlite3.Error as e:
+            self._close_quietly()
+            err = translate(e, str(self.path))
+            if isinstance(err, StateError):
+                raise err from None
             raise StateError(f"{self.path}: cannot open the state database: {e}",
                              hint="check the state_dir permissions and free space") from None
+        except OSError as e:
+            self._close_quietly()
+            raise StateError(f"{state_dir}: cannot use the state folder: {e.strerror or e}",
+                             hint="check that state_dir is a folder dsgen may write to"
+                             ) from None
+
+    def _close_quietly(self) -> None:
+        db = getattr(self, "db", None)
+        if db is not None:
+            with contextlib.suppress(sqlite3.Error, StateError):
+                db.close()
 
     def close(self) -> None:
-        """Close the connection (checkpoints the WAL)."""
-        self.db.close()
+        """Close the connection (checkpoints the WAL) and the journal."""
+        if self.journal is not None:
+            self.journal.close()
+        try:
+            self.db.close()
+        except sqlite3.Error as e:
+            raise translate(e, str(self.path)) from None
 
     def _check_version(self) -> None:
         row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
@@ -193,15 +337,25 @@ class State:
         db.execute("INSERT OR REPLACE INTO meta VALUES ('positions', 'pts')")
 
     @contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction."""
+    def tx(self, journal: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction; once committed, its writes go to the journal (unless
+        `journal` is False: the probe, which a start-up repeats if it is lost)."""
         self.db.execute("BEGIN IMMEDIATE")
+        capture: list[tuple[str, Any]] | None = [] if (
+            journal and self.journal is not None) else None
+        self.db.capture = capture
         try:
             yield self.db
+            self.db.capture = None
+            self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            self.db.capture = None
+            if self.db.in_transaction:  # SQLite may have rolled back already (disk full)
+                with contextlib.suppress(sqlite3.Error, StateError):
+                    self.db.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
+        if capture and self.journal is not None:
+            self.journal.append(capture)
 
     # -- meta ------------------------------------------------------------------------------
 
@@ -290,9 +444,9 @@ class State:
 
     def set_probe(self, video_id: int, probe: VideoProbe) -> None:
         """Store a video's probe (colour, bars, header timing) and its frame index if it is
-        complete."""
+        complete (not journaled: a recovered state without it probes the video again)."""
         done = probe.index_complete
-        with self.tx() as db:
+        with self.tx(journal=False) as db:
             db.execute("UPDATE videos SET probe=?, arrays=?, frames=?, updated=? WHERE id=?",
                        (probe.to_json(), probe.arrays_blob() if done else None,
                         probe.n_frames if done else None, time.time(), video_id))
@@ -308,8 +462,9 @@ class State:
     def add_chunk(self, video_id: int, chunk: int, blob: bytes, start_key: int | None,
                   end_key: int | None, eof: bool, holes: int,
                   damage: list[tuple[str, int, int]]) -> None:
-        """Store one chunk's scan of a video's index."""
-        with self.tx() as db:
+        """Store one chunk's scan of a video's index (not journaled: a recovered state
+        without it scans the chunk again)."""
+        with self.tx(journal=False) as db:
             db.execute("INSERT OR REPLACE INTO index_chunks VALUES (?,?,?,?,?,?,?,?)",
                        (video_id, chunk, blob, start_key, end_key, int(eof), holes,
                         json.dumps(damage)))
@@ -329,8 +484,9 @@ class State:
                  [tuple(d) for d in json.loads(r[6])]) for r in rows]
 
     def set_index(self, video_id: int, probe: VideoProbe) -> None:
-        """Store a video's complete frame index and drop its chunks, in one transaction."""
-        with self.tx() as db:
+        """Store a video's complete frame index and drop its chunks, in one transaction (not
+        journaled: megabytes; a recovered state without it scans the video again)."""
+        with self.tx(journal=False) as db:
             db.execute("UPDATE videos SET probe=?, arrays=?, frames=?, updated=? WHERE id=?",
                        (probe.to_json(), probe.arrays_blob(), probe.n_frames, time.time(),
                         video_id))
@@ -561,11 +717,86 @@ class State:
     # -- runs ------------------------------------------------------------------------------
 
     def start_run(self) -> int:
-        """Record a run start; return its id."""
+        """Record a run start (with this boot's id); return its id."""
         with self.tx() as db:
-            cur = db.execute("INSERT INTO runs (started, status) VALUES (?, 'running')",
-                             (time.time(),))
+            cur = db.execute("INSERT INTO runs (started, status, ended, boot) VALUES "
+                             "(?, 'running', ?, ?)", (now := time.time(), now, boot_id()))
             return int(cur.lastrowid or 0)
+
+    def touch_run(self, run_id: int) -> None:
+        """The run is still alive now: a run killed later has ended about here."""
+        with self.tx() as db:
+            db.execute("UPDATE runs SET ended=? WHERE id=?", (time.time(), run_id))
+
+    def running_seconds(self, now: float | None = None) -> float:
+        """Time spent running over every run (idle time between runs left out): each run
+        from its start to its end or last heartbeat, the current one to `now`."""
+        now = time.time() if now is None else now
+        rows = self.db.execute("SELECT id, started, ended, status FROM runs ORDER BY id"
+                               ).fetchall()
+        total = 0.0
+        for i, (_, started, ended, status) in enumerate(rows):
+            if ended is None:  # a run from before heartbeats: until its last sample
+                nxt = rows[i + 1][1] if i + 1 < len(rows) else now
+                last = self.db.execute("SELECT MAX(created) FROM samples WHERE created >= ? "
+                                       "AND created < ?", (started, nxt)).fetchone()[0]
+                ended = last or started
+            elif status == "running" and i + 1 == len(rows):
+                ended = max(ended, now)  # the run in progress
+            total += max(0.0, float(ended) - float(started))
+        return total
+
+    def last_run(self) -> tuple[int, float, str, str | None] | None:
+        """(id, started, status, boot id) of the newest run before this one, if any."""
+        row = self.db.execute("SELECT id, started, status, boot FROM runs ORDER BY id DESC "
+                              "LIMIT 1").fetchone()
+        return None if row is None else (int(row[0]), float(row[1]), str(row[2]), row[3])
+
+    def _add_run_columns(self) -> None:
+        """runs.boot (which boot a run ran in): added in place to older databases."""
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(runs)")}
+        if "boot" not in have:
+            self.db.execute("ALTER TABLE runs ADD COLUMN boot TEXT")
+
+    # -- durability (docs/state.md) --------------------------------------------------------
+
+    def check_quick(self) -> None:
+        """StateDamaged when SQLite's quick_check finds damage (reads every page once)."""
+        rows = [str(r[0]) for r in self.db.execute("PRAGMA quick_check(5)")]
+        if rows != ["ok"]:
+            raise damaged(str(self.path), "; ".join(rows))
+
+    def video_has_samples(self, video_id: int) -> bool:
+        """Whether any sample of the video is recorded."""
+        return self.db.execute("SELECT 1 FROM samples WHERE video_id=? LIMIT 1",
+                               (video_id,)).fetchone() is not None
+
+    def reset_video(self, video_id: int) -> None:
+        """Forget a video's slots, attempts, exhaustion and probe (it has no sample): it is
+        planned again from its header. Its quotas stay."""
+        with self.tx() as db:
+            if db.execute("SELECT 1 FROM samples WHERE video_id=? LIMIT 1",
+                          (video_id,)).fetchone() is not None:
+                raise StateError(f"{self.path}: video {video_id} has samples; not reset")
+            for table in ("slots", "attempts", "slot_failures", "exhausted"):
+                db.execute(f"DELETE FROM {table} WHERE video_id=?", (video_id,))
+            db.execute("UPDATE videos SET probe=NULL, arrays=NULL, frames=NULL, size=NULL,"
+                       " mtime_ns=NULL WHERE id=?", (video_id,))
+
+    def samples_since(self, since: float) -> list[tuple[int, int, str]]:
+        """(video, slot, files JSON) of samples recorded at or after `since`."""
+        return [(int(r[0]), int(r[1]), str(r[2])) for r in self.db.execute(
+            "SELECT video_id, slot_id, files FROM samples WHERE created >= ?", (since,))]
+
+    def unrecord_slots(self, slots: list[tuple[int, int]]) -> None:
+        """Make recorded slots pending again (their files are gone): they are redone, with
+        the same bytes, and recorded again."""
+        with self.tx() as db:
+            for vid, slot in slots:
+                for table in ("samples", "slot_failures", "attempts"):
+                    db.execute(f"DELETE FROM {table} WHERE video_id=? AND slot_id=?",
+                               (vid, slot))
+                db.execute("UPDATE slots SET done=0 WHERE video_id=? AND slot_id=?", (vid, slot))
 
     def end_run(self, run_id: int, status: str) -> None:
         """Record how a run ended."""
@@ -582,3 +813,43 @@ class State:
         """When the first run started (for 'Total Time')."""
         row = self.db.execute("SELECT MIN(started) FROM runs").fetchone()
         return None if row[0] is None else float(row[0])
+
+
+def boot_id() -> str | None:
+    """This boot's id (Linux): a run that ended uncleanly in another boot saw an OS crash."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
+    except OSError:
+        return None
+
+
+def quote_path(path: Path) -> str:
+    """A path as the file part of an SQLite URI (`?`, `#` and `%` escaped)."""
+    return urllib.parse.quote(str(path), safe="/")
+
+
+# Left in state_dir by a command that found the database damaged, so that the read-only
+# commands (status, monitor) say so too; removed when a check or recovery finds it whole.
+DAMAGE_MARK = "DAMAGED.txt"
+
+
+def mark_damaged(state_dir: Path, err: StateDamaged) -> None:
+    """Remember that the database was found damaged (best effort)."""
+    with contextlib.suppress(OSError):
+        (state_dir / DAMAGE_MARK).write_text(err.message + "\n", encoding="utf-8")
+
+
+def clear_damage_mark(state_dir: Path) -> None:
+    """The database is whole again."""
+    with contextlib.suppress(OSError):
+        (state_dir / DAMAGE_MARK).unlink(missing_ok=True)
+
+
+def check_damage_mark(state_dir: Path) -> None:
+    """StateDamaged if a command found this state damaged and it was not recovered since."""
+    try:
+        text = (state_dir / DAMAGE_MARK).read_text(encoding="utf-8").strip()
+    except OSError:
+        return
+    raise StateDamaged(text or f"{state_dir / DB_NAME}: the state database is damaged",
+                       hint=damaged("", "").hint)

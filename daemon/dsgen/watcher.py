@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
@@ -30,13 +31,32 @@ def is_candidate(path: Path, extensions: tuple[str, ...]) -> bool:
     return path.suffix.lower() in extensions
 
 
+class FileId(NamedTuple):
+    """What tells one version of a file from another: a copy that grows, or a replacement
+    renamed over it (a new inode, even with the same size and mtime)."""
+
+    size: int
+    mtime_ns: int
+    ino: int
+
+
+def file_id(path: Path) -> FileId | None:
+    """The file's identity now, or None if it is not there (or not a regular file)."""
+    try:
+        st = path.stat()
+    except (OSError, ValueError):
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return FileId(st.st_size, st.st_mtime_ns, st.st_ino)
+
+
 @dataclass(frozen=True)
 class Seen:
     """A candidate file as last seen by a scan."""
 
-    size: int
-    mtime_ns: int
-    since: float  # monotonic time it was first seen with this size and mtime
+    id: FileId
+    since: float  # monotonic time it was first seen with this identity
 
 
 def video_name(watch: WatchCfg, path: Path) -> str:
@@ -52,6 +72,7 @@ class FolderWatcher:
         self.watches = watches
         self.on_hint = on_hint
         self.seen: dict[Path, Seen] = {}
+        self.refused: dict[Path, str] = {}  # candidates that cannot become videos, with why
         self.observers: list[Any] = []
         self._lock = threading.Lock()
 
@@ -90,31 +111,34 @@ class FolderWatcher:
         else:
             yield from w.path.iterdir()
 
-    def scan(self) -> tuple[list[VideoCfg], set[Path]]:
-        """(complete videos, every candidate path present now); call periodically."""
+    def scan(self) -> tuple[list[VideoCfg], dict[Path, FileId]]:
+        """(complete videos, every candidate present now with its identity); call
+        periodically. A file is complete once its identity stayed the same `settle_seconds`."""
         now = time.monotonic()
         ready: list[VideoCfg] = []
-        present: set[Path] = set()
+        present: dict[Path, FileId] = {}
         with self._lock:
             for w in self.watches:
                 for p in self._files(w):
                     if not is_candidate(p, w.extensions):
                         continue
                     try:
-                        st = p.stat()
-                    except OSError:
+                        str(p).encode("utf-8")
+                    except UnicodeEncodeError:  # the state stores names and paths as UTF-8
+                        self.refused[p] = "its name is not valid UTF-8"
                         continue
-                    if not p.is_file() or st.st_size == 0:
+                    fid = file_id(p)
+                    if fid is None or fid.size == 0:
                         continue
-                    present.add(p)
+                    present[p] = fid
                     old = self.seen.get(p)
-                    if old is None or (old.size, old.mtime_ns) != (st.st_size, st.st_mtime_ns):
-                        self.seen[p] = Seen(st.st_size, st.st_mtime_ns, now)
+                    if old is None or old.id != fid:
+                        self.seen[p] = Seen(fid, now)
                         continue
                     if now - old.since >= w.settle_seconds:
                         ready.append(VideoCfg(name=video_name(w, p), path=p,
                                               categories=w.categories))
-            for gone in set(self.seen) - present:
+            for gone in set(self.seen) - set(present):
                 del self.seen[gone]
         return ready, present
 

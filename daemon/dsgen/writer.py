@@ -6,6 +6,7 @@ import errno
 import itertools
 import json
 import os
+import re
 import shutil
 import struct
 import zlib
@@ -209,15 +210,62 @@ def remove_files(paths: Iterable[Path]) -> None:
 
 
 def clear_tmp(cfg: Config) -> int:
-    """Remove leftovers of interrupted writes; return how many there were."""
+    """Remove leftovers of interrupted writes; return how many there were (folders, which
+    dsgen never makes there, are left alone)."""
     d = tmp_dir(cfg)
     if not d.is_dir():
         return 0
     n = 0
     for p in d.iterdir():
-        p.unlink(missing_ok=True)
-        n += 1
+        if p.is_file() or p.is_symlink():
+            p.unlink(missing_ok=True)
+            n += 1
     return n
+
+
+# `write_text_atomic`'s temporary names: `.<name>.<pid>.part`.
+PART_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>[0-9]+)\.part$")
+
+
+def remove_stale_parts(cfg: Config) -> int:
+    """Remove `write_text_atomic` leftovers (status file, dataset.json, meta_info.txt) of
+    processes that died before their rename; return how many. A part of another live
+    process is kept: it is about to be renamed."""
+    folders = {cfg.output_root, cfg.status_path.parent}
+    for cat in cfg.categories:
+        folders.add(cfg.output_root / cat.path)
+        for fmt_name, _ in cat.formats:
+            folders.add(format_root(cfg, cat, cfg.format(fmt_name)))
+    n = 0
+    for folder in folders:
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            m = PART_RE.match(name)
+            if m is None or _pid_alive(int(m["pid"])):
+                continue
+            try:
+                (folder / name).unlink()
+                n += 1
+            except OSError:
+                continue
+    return n
+
+
+def _pid_alive(pid: int) -> bool:
+    """Another live process (ours writes no part before start-up ends: a part with our PID,
+    as a restarted container gives, is stale)."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def dataset_description(cfg: Config, cat: CategoryCfg) -> dict[str, object]:
