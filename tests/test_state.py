@@ -419,7 +419,9 @@ def test_a_resumed_run_shows_no_rate_before_its_first_slot_and_says_lines_once(
     from dsgen.runstate import RunState
 
     cfg = load_config(write_config(tmp_path, {"h264": h264_cuts}, alpha=3, beta=1,
-                                   extra="\n[extraction]\nlow_success_warning = 1.0\n"))
+                                   extra="\n[extraction]\nlow_success_warning = 1.0\n"
+                                   # exact positions: one meets a cut, so there is a warning
+                                   "keyframe_windows = false\n"))
     buf = io.StringIO()
     assert Engine(cfg, Reporter(out=buf)).run() == 0
     first = buf.getvalue()
@@ -509,11 +511,10 @@ def test_a_state_disk_full_at_start_waits_for_space(tmp_path: Path,
         assert done.returncode == 0, done.stdout + done.stderr
         cfg_path.write_text(cfg_path.read_text().replace("target = 3", "target = 6"))
         filler = state / "filler"
-        with filler.open("wb") as f:
+        with filler.open("wb", buffering=0) as f:  # unbuffered: closing it flushes nothing
             try:
                 while True:
                     f.write(b"\0" * 65536)
-                    f.flush()
             except OSError:
                 pass
         proc = subprocess.Popen([sys.executable, "-m", "dsgen.cli", "run", "--no-tui",

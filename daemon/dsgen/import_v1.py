@@ -302,6 +302,9 @@ def _status_file(imp: Importer, value: Any, out: str, top: list[Line]) -> None:
     """status_file → status_file relative to output_root (dsgen keeps it there)."""
     key = "base_settings.status_file"
     status = imp.text(key, value)
+    if any(ord(ch) < 32 for ch in status):
+        imp.fail(key, f"{show(status)} contains a control character",
+                 "use printable characters only, e.g. \".generator_status.json\"")
     kind = flavour(out, status)
     try:
         rel = kind(status).relative_to(kind(out))
