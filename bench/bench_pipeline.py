@@ -133,6 +133,19 @@ def bench_probe(d: dict[str, Any]) -> BenchProbe:
                       np.asarray(p["key_pts"], dtype=np.int64), p["pts_interpolated"])
 
 
+def frame_attempts(d: dict[str, Any], probe: BenchProbe) -> list[list[Any]]:
+    """A run's attempts with window starts as frame indices (a state that keeps positions as
+    pts: the index of the first frame at or after the start; unresolved ones stay < 0)."""
+    if d.get("positions") != "pts":
+        return [list(a) for a in d["attempts"]]
+    pts = probe.frame_pts
+    out = []
+    for slot, number, start, outcome in d["attempts"]:
+        i = int(np.searchsorted(pts, start)) if start >= 0 else start
+        out.append([slot, number, min(i, max(0, pts.shape[0] - 1)), outcome])
+    return out
+
+
 def slim(d: dict[str, Any]) -> dict[str, Any]:
     """A run's JSON without the bulky probe lists."""
     out = {k: v for k, v in d.items() if k not in ("probe", "profile")}
@@ -175,6 +188,7 @@ def bench_one(key: str, video: Path, minutes: float, density: float, args: argpa
                 best[label] = d
     d = best["dsgen"]
     probe = bench_probe(d)
+    d["attempts"], d["positions"] = frame_attempts(d, probe), "frames"
     seqs = task_sequences(d["task_slots"], [tuple(a) for a in d["attempts"]])  # type: ignore[misc]
     out: dict[str, Any] = {"video": key, "density": density, "target": target,
                            "workers": workers, "threads_per_worker": d["threads"],

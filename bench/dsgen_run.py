@@ -154,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
                           "ORDER BY slot_id, number").fetchall()
     n_samples, n_bytes = db.execute(
         "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM samples").fetchone()
+    # window starts are pts in a state that says so (lazy probing), frame indices before
+    positions = db.execute("SELECT value FROM meta WHERE key='positions'").fetchone()
     db.close()
     calls = []
     for f in sorted(trace.glob("*.jsonl")):
@@ -203,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         "steady": {"wall": (t1 - first_task) if first_task is not None else None,
                    "cpu": sum(c["cpu"] for c in work)},
         "attempts": attempts,
+        "positions": positions[0] if positions else "frames",
         "task_slots": [[int(s.slot_id) for s in t.slots] for t in tasks],
         "probe": _probe_json(cfg),
     }
