@@ -170,46 +170,43 @@ def video_point(workdir: Path, source: Path, n: int, per_video: int) -> dict[str
 
 
 def build_big_state(base_cfg: Path, state_dir: Path, n_samples: int, per_video: int) -> None:
-    """Fill a state with `n_samples` recorded samples on finished videos (as a run records
-    them: video rows, quotas, done slots, attempts, samples)."""
+    """Fill a state with `n_samples` recorded samples on finished videos, through the
+    state's own API as a run records them (video rows with a real probe, quotas, slots,
+    attempts, samples), so the bench follows the schema wherever it goes."""
     from dsgen.config import load_config
+    from dsgen.migrate import META_PATHS, identity
+    from dsgen.model import OK, Attempt, Sample, SlotPlan, SlotResult
+    from dsgen.probe import probe_video
     from dsgen.state import State
+    from dsgen.writer import PathScheme
 
     cfg = load_config(base_cfg)
     st = State(state_dir)
-    st.set_meta("identity", json.dumps({"seed": cfg.seed, "layout": cfg.layout,
-                                        "frames": cfg.extraction.frames_per_clip,
-                                        "root": str(cfg.output_root.resolve())},
-                                       sort_keys=True))
+    st.set_meta("identity", identity(cfg))
+    st.set_meta(META_PATHS, PathScheme.of(cfg).to_json())  # as the first run stores it
     filler = [v for v in cfg.videos if v.name.startswith("f")]
-    now = time.time()
-    with st.tx() as db:
-        left = n_samples
-        for i, v in enumerate(filler):
-            k = min(per_video, left)
-            left -= k
-            st_size = v.path.stat()
-            cur = db.execute(
-                "INSERT INTO videos (name, path, size, mtime_ns, status, duration, fps, updated,"
-                " frames) VALUES (?,?,?,?,?,?,?,?,?)",
-                (v.name, str(v.path), st_size.st_size, st_size.st_mtime_ns, "ready",
-                 float(SOURCE_SECONDS), 24.0, now, 24 * SOURCE_SECONDS))
-            vid = cur.lastrowid
-            db.execute("INSERT INTO quotas VALUES (?,?,?,?)", (vid, "general", 0, k))
-            db.execute("INSERT INTO exhausted VALUES (?,?,?)", (vid, "general", "filled"))
-            db.executemany(
-                "INSERT INTO slots (video_id, slot_id, phase, round, starts, formats, done)"
-                " VALUES (?,?,0,0,?,?,1)",
-                [(vid, s, json.dumps([s]), json.dumps([["general", "tiny"]])) for s in range(k)])
-            db.executemany("INSERT INTO attempts VALUES (?,?,0,?,'ok',1.0,'')",
-                           [(vid, s, s) for s in range(k)])
-            db.executemany(
-                "INSERT INTO samples VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                [(vid, s, "general", "tiny", json.dumps([[f"f/{i}/{s}.png", 10_000]]), 10_000,
-                  s, json.dumps(list(range(7))), json.dumps([0, 0, 96, 96]), "{}", now)
-                 for s in range(k)])
-            if left <= 0 or i == len(filler) - 1:
-                break
+    probe = probe_video(filler[0].path, cfg.extraction.frames_per_clip)
+    quotas: dict[int, int] = {}
+    left = n_samples
+    for i, v in enumerate(filler):
+        k = min(per_video, left)
+        left -= k
+        info = v.path.stat()
+        vid = st.upsert_video(v.name, str(v.path), "ready", size=info.st_size,
+                              mtime_ns=info.st_mtime_ns, duration=float(SOURCE_SECONDS),
+                              fps=24.0)
+        st.set_probe(vid, probe)
+        quotas[vid] = k
+        st.add_slots(vid, [SlotPlan(s, 0, 0, (s,), (("general", "tiny"),)) for s in range(k)])
+        for s in range(k):
+            st.record_slot(vid, SlotResult(
+                s, attempts=[Attempt(s, 0, s, OK, 1.0)],
+                samples=[Sample(s, "general", "tiny", ((f"f/{i}/{s}.png", 10_000),), s,
+                                tuple(range(7)), (0, 0, 96, 96), {})],
+                complete=True))
+        if left <= 0:
+            break
+    st.add_quotas(0, {"general": quotas})
     st.close()
 
 
@@ -269,11 +266,18 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     source = make_source(args.workdir)
-    vids = [video_point(args.workdir, source, int(n), args.per_video)
-            for n in args.videos.split(",") if n]
-    samples = [sample_point(args.workdir, source, int(n), args.extra)
-               for n in args.samples.split(",") if n]
-    print(f"Machine: {machine()}\n")
+    print(f"Machine: {machine()}\n", flush=True)
+    vids: list[dict[str, Any]] = []
+    samples: list[dict[str, Any]] = []
+
+    def save() -> None:  # after every point: a long sweep stopped midway keeps its figures
+        if args.json:
+            args.json.write_text(json.dumps({"machine": machine(), "videos": vids,
+                                             "samples": samples}, indent=2))
+
+    for n in (int(n) for n in args.videos.split(",") if n):
+        vids.append(video_point(args.workdir, source, n, args.per_video))
+        save()
     if vids:
         print(table(vids, [
             ("videos", "videos", "d"), ("config_check_s", "config check s", ".2f"),
@@ -283,17 +287,16 @@ def main() -> None:
             ("samples", "samples", "d"), ("status_s", "status s", ".2f"),
             ("snapshot_ms", "snapshot ms", ".1f"), ("db_mb", "state MB", ".1f"),
             ("wall_s", "run s", ".0f")]))
-        print()
+        print(flush=True)
+    for n in (int(n) for n in args.samples.split(",") if n):
+        samples.append(sample_point(args.workdir, source, n, args.extra))
+        save()
     if samples:
         print(table(samples, [
             ("recorded", "samples recorded", "d"), ("new_samples", "new samples", "d"),
             ("first_new_sample_s", "first new sample s", ".1f"),
             ("parent_cpu_ms_per_new_sample", "parent CPU ms/new sample", ".1f"),
             ("parent_rss_mb", "parent RSS MB", ".0f"), ("db_mb", "state MB", ".1f")]))
-    if args.json:
-        args.json.write_text(json.dumps({"machine": machine(), "videos": vids,
-                                         "samples": samples}, indent=2))
-
 
 if __name__ == "__main__":
     main()

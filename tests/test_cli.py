@@ -180,7 +180,9 @@ categories = ["general"]
 
 @pytest.mark.slow
 def test_demo_produces_a_dataset_and_a_second_run_resumes(tmp_path: Path) -> None:
-    """`dsgen demo DIR` as a new user runs it: a real dataset; running again has nothing to do."""
+    """`dsgen demo DIR` as a new user runs it: a real dataset with a validation split in each
+    category (Val/GT paired with Val/LR) and degraded LR in one; running again has nothing
+    to do."""
     r = dsgen("demo", str(tmp_path / "demo"), timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "✅ Dataset generation complete!" in r.stdout
@@ -188,6 +190,10 @@ def test_demo_produces_a_dataset_and_a_second_run_resumes(tmp_path: Path) -> Non
     for cat in ("Universal/Mastermodell/Learn", "Space/SpaceModel/Learn", "Toon/ToonModel/Learn"):
         assert (root / cat / "dataset.json").is_file()
         assert list((root / cat).glob("*/GT/*.png"))  # flat: what the trainers glob
+        val = sorted(p.name for p in (root / cat / "Val" / "GT").glob("*.png"))
+        assert val and val == sorted(p.name for p in (root / cat / "Val" / "LR").glob("*.png"))
+    manifest = dsgen("manifest", "--config", str(tmp_path / "demo" / "dsgen.toml"))
+    assert '"realbasicvsr"' in manifest.stdout  # the demo shows degraded LR too
     assert "tone-mapped to BT.709 SDR" in r.stdout
     assert "SAR 64:45" in r.stdout and "inside bars" in r.stdout
     again = dsgen("demo", str(tmp_path / "demo"), timeout=600)

@@ -50,19 +50,37 @@ dir = "Frames_Resized169"
 mode = "resize"
 
 [categories.general]
-target = 36
+target = 24
 path = "Universal/Mastermodell/Learn"
 formats = {{ small_540 = 0.45, medium_169 = 0.35, large_720 = 0.20 }}
 
+# Validation clips from held-out time ranges of each video, written to <path>/Val/…
+# (what the trainers read), on top of the target. The demo's videos last 5 s: a guard band
+# of 0.5 s (films: the default 5 s) leaves them room for training clips.
+[categories.general.validation]
+count = 4
+guard_seconds = 0.5
+
 [categories.space]
-target = 12
+target = 8
 path = "Space/SpaceModel/Learn"
 formats = {{ small_540 = 0.5, full_frame_169 = 0.5 }}
 
+[categories.space.validation]
+count = 2
+guard_seconds = 0.5
+
 [categories.toon]
-target = 10
+target = 7
 path = "Toon/ToonModel/Learn"
 formats = {{ small_540 = 0.65, medium_169 = 0.35 }}
+# Half of the LR stacks degraded like real footage (blur, noise, a real video codec):
+# docs/degradations.md; the manifest records every drawn parameter.
+degradations = {{ none = 0.5, realbasicvsr = 0.5 }}
+
+[categories.toon.validation]
+count = 2
+guard_seconds = 0.5
 
 [[videos]]
 name = "SDR H.264 1080p with cuts"
