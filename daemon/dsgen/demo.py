@@ -50,7 +50,7 @@ dir = "Frames_Resized169"
 mode = "resize"
 
 [categories.general]
-target = 24
+target = 20
 path = "Universal/Mastermodell/Learn"
 formats = {{ small_540 = 0.45, medium_169 = 0.35, large_720 = 0.20 }}
 
