@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import errno
-import functools
 import hashlib
 import ipaddress
 import math
@@ -374,10 +373,15 @@ def _coerce(ctx: _Ctx, key: str, value: Any, hint: Any) -> Any:
     raise AssertionError(f"unsupported annotation {hint!r}")  # a programming error, not user input
 
 
-@functools.cache
+_HINTS: dict[type[Any], dict[str, Any]] = {}
+
+
 def _hints(cls: type[Any]) -> dict[str, Any]:
     """A config dataclass's field types (resolved once: a 500-video config builds 500)."""
-    return typing.get_type_hints(cls)
+    got = _HINTS.get(cls)
+    if got is None:
+        got = _HINTS[cls] = typing.get_type_hints(cls)
+    return got
 
 
 def _build(ctx: _Ctx, cls: type[Any], table: Any, prefix: str, skip: set[str],
