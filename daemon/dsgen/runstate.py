@@ -278,11 +278,16 @@ class RunState:
 
     def lines(self) -> Iterator[VideoLine]:
         """Every video in run order with its figures."""
-        for i, (vid, v) in enumerate(self.videos.items()):
-            c = self.counts.get(vid, VideoCounts())
-            yield VideoLine(i, vid, v.name, v.path, self.state_of(vid), v.status, v.reason,
-                            c.slots, c.pending, c.samples, c.target, c.tried, c.ok,
-                            tuple(sorted(c.achieved.items())))
+        for i, vid in enumerate(self.videos):
+            yield self._line(i, vid)
+
+    def _line(self, index: int, vid: int) -> VideoLine:
+        """One video's figures; `index` is its place in run order."""
+        v = self.videos[vid]
+        c = self.counts.get(vid, VideoCounts())
+        return VideoLine(index, vid, v.name, v.path, self.state_of(vid), v.status, v.reason,
+                         c.slots, c.pending, c.samples, c.target, c.tried, c.ok,
+                         tuple(sorted(c.achieved.items())))
 
     def active(self) -> Iterator[int]:
         """Videos that may still give work, in run order (finished ones are skipped)."""
@@ -312,8 +317,8 @@ class RunState:
         now = time.time()
         rate = k.rate_per_min(now)
         remaining = self.remaining()
-        by_id = {line.id: line for line in self.lines()}
-        current = tuple(by_id[v] for v in self.busy_videos() if v in by_id)
+        busy = set(self.busy_videos())  # only their lines: a view costs O(work), not O(library)
+        current = tuple(self._line(i, vid) for i, vid in enumerate(self.videos) if vid in busy)
         paused_reason = next((PAUSE_TEXT[p] for p in (PAUSE_DISK, PAUSE_STATE, PAUSE_USER)
                               if p in self.pauses), None)
         state = "paused" if self.pauses and self.status == "running" else self.status
