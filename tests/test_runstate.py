@@ -12,7 +12,7 @@ from dsgen.engine import Engine
 from dsgen.metrics import Metrics
 from dsgen.model import PREDECESSOR_STATE, video_state
 from dsgen.report import Reporter
-from dsgen.runstate import RunState
+from dsgen.runstate import RATE_WINDOW_SECONDS, Counters, RunState
 from dsgen.snapshot import from_local
 from dsgen.synth import SynthSpec
 
@@ -103,3 +103,26 @@ def test_status_reads_the_state_without_loading_a_decoder(tmp_path: Path) -> Non
             "'skimage'))\nprint('HEAVY', heavy)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "HEAVY []" in r.stdout, r.stdout + r.stderr
+
+
+def test_the_trailing_rate_counts_exactly_the_samples_of_its_window() -> None:
+    """The running total behind samples/min equals a recount of the events inside the
+    trailing window, at every moment, as events arrive and age out."""
+    import random
+
+    rng = random.Random(3)
+    k = Counters(started=0.0)
+    k.work_started = 0.0
+    events: list[tuple[float, int]] = []
+    now = last = 0.0
+    for _ in range(2000):
+        now += rng.uniform(0.0, 5.0)
+        n = rng.choice((0, 1, 1, 2, 7))
+        k.add_samples(n, now)
+        events.append((now, n))
+        probe = last = max(last, now + rng.uniform(0.0, 30.0))  # time only moves forward
+        want = sum(c for t, c in events if probe - t <= RATE_WINDOW_SECONDS)
+        span = min(RATE_WINDOW_SECONDS, probe)
+        assert abs(k.rate_per_min(probe) - want / span * 60) < 1e-9
+    assert k.samples == sum(c for _, c in events)
+

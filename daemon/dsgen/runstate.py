@@ -50,19 +50,25 @@ class Counters:
     frames_decoded: int = 0
     clips_decoded: int = 0
     recent: deque[tuple[float, int]] = field(default_factory=deque)  # (time, samples) events
+    recent_total: int = 0  # the samples in `recent` (a rate costs O(1), not O(window))
 
     def add_samples(self, n: int, now: float) -> None:
         """Count `n` durable samples at `now` (for the trailing rate)."""
         self.samples += n
         if n:
             self.recent.append((now, n))
+            self.recent_total += n
+        self._prune(now)
+
+    def _prune(self, now: float) -> None:
         while self.recent and now - self.recent[0][0] > RATE_WINDOW_SECONDS:
-            self.recent.popleft()
+            self.recent_total -= self.recent.popleft()[1]
 
     def rate_per_min(self, now: float | None = None) -> float:
         """Samples per minute over the trailing window (whole run while shorter)."""
         now = time.time() if now is None else now
-        n = sum(k for t, k in self.recent if now - t <= RATE_WINDOW_SECONDS)
+        self._prune(now)
+        n = self.recent_total
         since = self.work_started if self.work_started is not None else self.started
         span = min(RATE_WINDOW_SECONDS, max(1e-9, now - since))
         return n / span * 60
