@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import itertools
 import random
 from collections.abc import Iterable
 from pathlib import Path
@@ -623,4 +624,32 @@ def test_a_keyframe_window_never_leaves_its_bounds(h264_cuts: tuple[Path, SynthS
     # the keyframe inside the bounds, its window below the fence: taken
     w = assert_window(r, WindowPlan(target, pts[k - 2], pts[k + 10], pts[k + 20], tol), k)
     assert w.origin == "keyframe"
+    r.close()
+
+
+def test_a_retry_whose_nearest_keyframe_is_taken_opens_at_the_next_free_one(
+        h264_cuts: tuple[Path, SynthSpec]) -> None:
+    """A slot's retry lies near its earlier attempt: when the last keyframe before its
+    position already opened that attempt's window, the retry opens at the free keyframe
+    before it (within the tolerance and bounds), with exactly the frames from there — not
+    at its position, which would decode the GOP up to it."""
+    full = probe_of(str(h264_cuts[0]))
+    light = light_of(full.path)
+    pts = full.frame_pts.tolist()
+    keys = [i for i, p in enumerate(pts) if p in set(full.key_pts.tolist())]
+    pair = next(((a, b) for a, b in itertools.pairwise(keys)
+                 if b - a >= N + 1 and b + N + 3 <= len(pts)), None)
+    if pair is None:
+        pytest.skip("no two keyframes a window apart")
+    k1, k2 = pair
+    target = pts[k2 + 2]
+    tol = target - pts[k1] + 1
+    # hi just past the target: no keyframe after it is in reach
+    plan = WindowPlan(target, -NO_FENCE, pts[k2 + 3], NO_FENCE, tol)
+    r = ClipReader(light, 1)
+    w = r.window(plan, N, taken=[(pts[k2], pts[k2 + N - 1])])
+    assert (w.origin, list(w.pts)) == ("keyframe", pts[k1:k1 + N])
+    r.close()
+    r = ClipReader(light, 1)  # nothing taken: the nearest keyframe, k2
+    assert r.window(plan, N).pts[0] == pts[k2]
     r.close()

@@ -384,12 +384,15 @@ class ClipReader:
     def _nearest_key(self, plan: WindowPlan, span: int, free: Callable[[int], bool]
                      ) -> int | None:
         """The keyframe nearest the target within tolerance, stretch and fence whose window
-        is free — the last one at or before the target, or a later one — or None."""
+        is free — the nearest free one at or before the target, or a closer later one — or
+        None. (Every keyframe from `lo` to the target is known: the reader has read every
+        packet from before `lo` past the target.)"""
         t = plan.target
         lo = max(plan.lo, t - plan.tol)
         hi = min(plan.hi, t + plan.tol, plan.fence - span)
-        before = [k for k in self._keys if k <= t]
-        best = before[-1] if before and lo <= before[-1] <= hi and free(before[-1]) else None
+        # a retry's nearest keyframe is often its slot's last attempt's: take the next free one
+        before = [k for k in self._keys if lo <= k <= min(t, hi) and free(k)]
+        best = before[-1] if before else None
         reach = hi if best is None else min(hi, 2 * t - best - 1)  # a later one must be closer
         i = bisect.bisect_right(self._keys, t)
         while True:

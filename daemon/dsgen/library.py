@@ -186,6 +186,10 @@ class Library:
             self.run.idle = False
             self.run.finished.discard(row.id)
         status = "ready" if row is not None and st.has_probe(row.id) else "new"
+        if row is not None and (row.path, row.status, row.size, row.mtime_ns, row.duration,
+                                row.fps) == (path, status, q.size, q.mtime_ns, q.duration_s,
+                                             q.fps):
+            return row.id  # nothing to record: a start costs no write per known video
         return st.upsert_video(vc.name, path, status, size=q.size, mtime_ns=q.mtime_ns,
                                duration=q.duration_s, fps=q.fps)
 
