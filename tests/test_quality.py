@@ -426,3 +426,15 @@ def test_crop_gate_accepts_integer_greys(sdr: tuple[list[np.ndarray], list[Any],
     as_int = np.rint(g).astype(np.uint8)
     a, b = check_crop(as_int, Q), check_crop(as_int.astype(np.float32), Q)
     assert a == b and a.reason == OK
+
+
+def test_the_clip_gates_see_a_luma_no_wider_than_1080ps_above_1080p() -> None:
+    """Up to 1080p the gates read Y[::4, ::4]; wider pictures a coarser step, so the cut
+    gate's luma is at most 480 px wide (4K: Y[::8, ::8]) and its cost per clip stays flat."""
+    from dsgen.extract import LUMA_MAX_WIDTH, luma_step
+
+    for w in (320, 640, 1280, 1440, 1920):
+        assert luma_step(w) == LUMA_STEP
+    for w in (1921, 2560, 3840, 4096, 7680):
+        step = luma_step(w)
+        assert step > LUMA_STEP and -(-w // step) <= LUMA_MAX_WIDTH < -(-w // (step - 1))

@@ -46,6 +46,15 @@ from dsgen.writer import encode_png, sample_files
 # Luma subsampling for the clip gates: Y[::4, ::4] costs 0.4 ms (1080p) and tracks
 # the full-plane mean |ΔY| closely; measured in ../shared/notes/decoding-facts.md.
 LUMA_STEP = 4
+# Widest luma the clip gates look at: a 4K source is read at Y[::8, ::8] (480 px wide, as
+# 1080p at LUMA_STEP), so the motion-compensated cut gate costs the same per clip at any
+# resolution above 1080p and sees the picture at the size it was tuned on.
+LUMA_MAX_WIDTH = 480
+
+
+def luma_step(width: int) -> int:
+    """The luma subsampling step for a picture `width` pixels wide."""
+    return max(LUMA_STEP, -(-width // LUMA_MAX_WIDTH))
 # prctl option: deliver a signal to this process when its parent exits (linux/prctl.h).
 PR_SET_PDEATHSIG = 1
 
@@ -188,6 +197,7 @@ def run_task(task: Task) -> TaskResult:
     before = (reader.frames_decoded, reader.seeks)
     n = task.cfg.extraction.frames_per_clip
     geo = geometry(task.probe, task.cfg.extraction.reference_height)
+    step = luma_step(task.probe.width)
     # (pass, start, slot, attempt): one forward sweep per pass. A replacement position behind
     # the reader waits for the next sweep instead of seeking back (and re-decoding a GOP).
     heap = [(0, s.starts[0], i, 0) for i, s in enumerate(task.slots) if s.starts]
@@ -235,7 +245,7 @@ def run_task(task: Task) -> TaskResult:
             taken[i].append((start, window.pts[-1]))
             t1 = time.perf_counter()
             secs["decode"] += t1 - t0
-            lumas = [luma_small(f, LUMA_STEP, task.probe.colour) for f in frames]
+            lumas = [luma_small(f, step, task.probe.colour) for f in frames]
             verdict = check_clip(lumas, task.cfg.extraction.scene_cut_threshold,
                                  task.cfg.extraction.quality)
             secs["quality"] += time.perf_counter() - t1
