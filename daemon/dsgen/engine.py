@@ -89,6 +89,15 @@ HEARTBEAT_SECONDS = 30.0
 BACKUP_WAIT_SECONDS = 30.0
 
 
+def _unless_full(e: OSError, cfg: Config) -> None:
+    """A full output disk is no reason to stop (the disk guard pauses the work); any other
+    error that keeps dsgen from writing the dataset is: an OutputError saying where."""
+    if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+        raise OutputError(f"{e.filename or cfg.output_root}: cannot write the dataset: "
+                          f"{e.strerror or e}",
+                          hint="check that output_root is a folder dsgen may write to") from None
+
+
 class Engine:
     """Runs one config until its targets are met (`run`) or forever (`daemon=True`)."""
 
@@ -220,11 +229,7 @@ class Engine:
             cfg.output_root.mkdir(parents=True, exist_ok=True)
             stale = remove_stale_parts(cfg)
         except OSError as e:
-            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
-                raise OutputError(f"{e.filename or cfg.output_root}: cannot write the dataset: "
-                                  f"{e.strerror or e}",
-                                  hint="check that output_root is a folder dsgen may write "
-                                       "to") from None
+            _unless_full(e, cfg)
             self.ui.warn("Temporary files of an interrupted write not removed: the output "
                          "disk is full", [f"Output: {cfg.output_root}"],
                          ["They are removed at the next start"], event="stale_parts_failed",
@@ -239,11 +244,7 @@ class Engine:
         try:
             write_descriptions(cfg)
         except OSError as e:
-            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
-                raise OutputError(f"{e.filename or cfg.output_root}: cannot write the dataset: "
-                                  f"{e.strerror or e}",
-                                  hint="check that output_root is a folder dsgen may write "
-                                       "to") from None
+            _unless_full(e, cfg)
             self.ui.warn("dataset.json not written: the output disk is full",
                          [f"Output: {cfg.output_root}"], ["It is written at the next start"],
                          event="descriptions_failed", error=str(e))
