@@ -24,6 +24,7 @@ from dsgen.model import SlotPlan, VideoProbe
 from dsgen.patches import fits, geometry
 from dsgen.plan import (
     allocate,
+    allocate_floored,
     capacity,
     fitting_formats,
     name_key,
@@ -148,6 +149,34 @@ def test_allocate_uncapped_is_largest_remainder(total: int, weights: list[float]
         share = total * w / wsum
         assert share - 1 < a < share + 1
     assert sum(alloc) == total
+
+
+@settings(max_examples=300, deadline=None)
+@given(total=st.integers(0, 5_000),
+       rows=st.lists(st.tuples(weights_st, st.integers(0, 2_000), st.integers(0, 60)),
+                     min_size=1, max_size=10))
+def test_allocate_floored_keeps_floors_and_is_allocate_when_none_binds(
+        total: int, rows: list[tuple[float, int, int]]) -> None:
+    """allocate_floored never gives an entry less than its floor nor more than its cap, sums
+    to min(total, Σ caps of weighted entries), and equals allocate whenever allocate already
+    gives every entry its floor (the two-step phase 0 is then the one-step plan exactly)."""
+    weights = [w for w, _, _ in rows]
+    caps = [c for _, c, _ in rows]
+    floors = [min(f, c) if w > 0 else 0 for w, c, f in rows]
+    assume(sum(floors) <= total)
+    got = allocate_floored(total, weights, caps, floors)
+    assert all(f <= a <= c for a, f, c in zip(got, floors, caps, strict=True))
+    assert sum(got) == min(total, sum(c for w, c, _ in rows if w > 0))
+    plain = allocate(total, weights, caps)
+    if all(a >= f for a, f in zip(plain, floors, strict=True)):
+        assert got == plain
+
+
+def test_allocate_floored_examples() -> None:
+    """A floor above a short video's share is kept; the others share the rest by weight."""
+    assert allocate_floored(100, [1, 9], [10**6] * 2, [20, 0]) == [20, 80]
+    assert allocate_floored(100, [1, 9], [10**6] * 2, [5, 0]) == [10, 90]  # floor not reached
+    assert allocate_floored(3, [1, 1, 1, 1], [10] * 4, [0, 0, 0, 1]) == [1, 1, 0, 1]
 
 
 def test_allocate_examples() -> None:

@@ -1,10 +1,19 @@
-"""dsgen.planner: the per-video note for formats larger than the picture, and validation
-slots drawn from the validation mix re-weighted among the formats that fit (the training
-mix's re-weighting: tests/test_plan.py::test_place_round_formats_only_fitting)."""
+"""dsgen.planner: the per-video note for formats larger than the picture, validation slots
+drawn from the validation mix re-weighted among the formats that fit (the training mix's
+re-weighting: tests/test_plan.py::test_place_round_formats_only_fitting), and phase 0 in two
+steps: the first samples never wait for a large library's headers, and the plan and the
+dataset do not depend on when the headers arrive (nor on a kill -9 between the steps)."""
 
 from __future__ import annotations
 
 import dataclasses
+import io
+import multiprocessing
+import os
+import signal
+import sqlite3
+import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -12,14 +21,19 @@ from typing import Any
 import numpy as np
 import pytest
 
-from dsgen.config import Config, config_from_dict
+from dsgen.config import Config, config_from_dict, load_config
+from dsgen.engine import Engine
+from dsgen.executor import LocalExecutor
+from dsgen.extract import header_task
 from dsgen.model import VideoProbe
 from dsgen.patches import geometry
 from dsgen.plan import fitting_formats, place_round
 from dsgen.planner import format_notes
 from dsgen.probe import probe_video
+from dsgen.report import Reporter
 from dsgen.split import VAL, Region
 from dsgen.synth import SynthSpec
+from test_engine import dataset_files
 
 VideoFixture = tuple[Path, SynthSpec]
 
@@ -75,3 +89,188 @@ def test_validation_slots_draw_from_the_validation_mix_that_fits(probe: VideoPro
     train = place_round(cfg, long, "a", {"alpha": 900}, [], 0, 0, 0)
     fmts = Counter(f for s in train for _, f in s.formats)
     assert set(fmts) == {"small", "medium"} and 0.25 < fmts["small"] / 900 < 0.42
+
+
+# ------------------------------------------------------------------ phase 0 in two steps
+# A fresh plan opens with the first video of each category at once and splits the rest by
+# duration once every header is read. Here header reads are held back by a gate (a real file
+# the reads wait for), so the first samples provably come while most headers are unread;
+# the dataset is the same bytes as a run whose headers all came at once, also after a kill -9
+# between the two steps.
+
+GATE_SECONDS = 300.0  # a gated read gives up waiting after this (the test failed anyway)
+LIBRARY = 24  # videos: hard links of one real encode under distinct names
+
+TWO_STEP_CONFIG = """\
+output_root = "out"
+state_dir = "state"
+workers = 2
+seed = 11
+segment_slots = 3
+
+[formats.tiny]
+width = 96
+height = 96
+scale = 3
+
+[categories.alpha]
+target = 24
+formats = {{ tiny = 1.0 }}
+
+[categories.beta]
+target = 12
+formats = {{ tiny = 1.0 }}
+{videos}"""
+
+
+OPENERS = ("v00.mkv", "v01.mkv")  # the first video of alpha and of beta
+
+
+def gated_headers(arg: tuple[str, Any]) -> Any:
+    """Header reads that start only once the gate file exists (except the openers')."""
+    gate, req = arg
+    deadline = time.monotonic() + GATE_SECONDS
+    while (not any(p.endswith(OPENERS) for p in req.paths) and not Path(gate).exists()
+           and time.monotonic() < deadline):
+        time.sleep(0.05)
+    return header_task(req)
+
+
+class GatedHeaders(LocalExecutor):
+    """A real local pool whose header reads of other videos than the openers wait for the
+    gate named in $DSGEN_TEST_GATE."""
+
+    def submit(self, fn: Any, arg: Any, lane: str = "cpu") -> int:
+        """Hold header reads behind the gate."""
+        if fn is header_task:
+            return super().submit(gated_headers, (os.environ["DSGEN_TEST_GATE"], arg), lane)
+        return super().submit(fn, arg, lane)
+
+
+def library_config(d: Path, film: Path) -> Path:
+    """A config over LIBRARY names of `film` (alpha and beta in turn)."""
+    links = d / "library"
+    links.mkdir(parents=True, exist_ok=True)
+    blocks = []
+    for i in range(LIBRARY):
+        p = links / f"v{i:02d}.mkv"
+        if not p.exists():
+            os.link(film, p)
+        blocks.append(f'\n[[videos]]\nname = "v{i:02d}"\npath = "{p}"\n'
+                      f'categories = ["{"alpha" if i % 2 == 0 else "beta"}"]\n')
+    cfg = d / "dsgen.toml"
+    cfg.write_text(TWO_STEP_CONFIG.format(videos="".join(blocks)))
+    return cfg
+
+
+def run_gated(cfg_path: str, gate: str) -> None:
+    """A child process: run the config with gated header reads (killed by the test)."""
+    os.environ["DSGEN_TEST_GATE"] = gate
+    Engine(load_config(Path(cfg_path)), Reporter(quiet=True),
+           executor_factory=GatedHeaders).run()
+
+
+def progress_of(state: Path) -> tuple[int, int]:
+    """(durable samples, videos whose header is not read yet)."""
+    try:
+        db = sqlite3.connect(f"file:{state / 'dsgen.sqlite3'}?mode=ro", uri=True, timeout=10)
+    except sqlite3.OperationalError:
+        return 0, 0
+    try:
+        n = db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
+        unread = db.execute("SELECT COUNT(*) FROM videos WHERE size IS NULL").fetchone()[0]
+        return int(n), int(unread)
+    except sqlite3.OperationalError:
+        return 0, 0
+    finally:
+        db.close()
+
+
+def quotas_of(state: Path) -> dict[tuple[str, str], int]:
+    """(video, category) → samples planned (every phase)."""
+    db = sqlite3.connect(f"file:{state / 'dsgen.sqlite3'}?mode=ro", uri=True)
+    try:
+        return {(r[0], r[1]): int(r[2]) for r in db.execute(
+            "SELECT v.name, q.category, SUM(q.amount) FROM quotas q JOIN videos v "
+            "ON v.id = q.video_id GROUP BY v.name, q.category")}
+    finally:
+        db.close()
+
+
+@pytest.fixture(scope="module")
+def at_once(tmp_path_factory: pytest.TempPathFactory, h264_cuts: VideoFixture
+            ) -> tuple[dict[str, str], dict[tuple[str, str], int]]:
+    """The dataset (file → sha256) and plan of a run whose headers are read without a gate."""
+    cfg_path = library_config(tmp_path_factory.mktemp("at_once"), h264_cuts[0])
+    cfg = load_config(cfg_path)
+    out = io.StringIO()
+    assert Engine(cfg, Reporter(out=out)).run() == 0, out.getvalue()
+    return dataset_files(cfg.output_root), quotas_of(cfg.state_dir)
+
+
+def wait_for_first_samples(state: Path, alive: Any, what: str) -> None:
+    """Until a sample is durable; asserts that meanwhile headers stayed unread."""
+    deadline = time.monotonic() + 240
+    while progress_of(state)[0] < 1:
+        assert alive(), what
+        assert time.monotonic() < deadline, "no sample while the headers were held back"
+        time.sleep(0.1)
+    n, unread = progress_of(state)
+    assert n >= 1 and unread == LIBRARY - 2, (n, unread)  # only the two openers are read
+
+
+@pytest.mark.slow
+def test_first_samples_do_not_wait_for_the_librarys_headers(
+        tmp_path: Path, h264_cuts: VideoFixture,
+        at_once: tuple[dict[str, str], dict[tuple[str, str], int]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With every header read of the library held back, samples of the first video of each
+    category are durable while the other 22 headers are unread; once the reads may run, the
+    run ends with the dataset and plan of a run that had every header at once."""
+    cfg = load_config(library_config(tmp_path, h264_cuts[0]))
+    gate = tmp_path / "gate"
+    monkeypatch.setenv("DSGEN_TEST_GATE", str(gate))
+    out = io.StringIO()
+    engine = Engine(cfg, Reporter(out=out), executor_factory=GatedHeaders)
+    codes: list[int] = []
+    runner = threading.Thread(target=lambda: codes.append(engine.run()))
+    runner.start()
+    try:
+        wait_for_first_samples(cfg.state_dir, runner.is_alive, out.getvalue())
+        assert set(quotas_of(cfg.state_dir)) == {("v00", "alpha"), ("v01", "beta")}
+    finally:
+        gate.touch()
+        runner.join(timeout=600)
+    assert codes == [0], out.getvalue()
+    files, plan = at_once
+    assert quotas_of(cfg.state_dir) == plan
+    assert dataset_files(cfg.output_root) == files
+    assert sum(1 for f in files if "/GT/" in f) == 36
+
+
+@pytest.mark.slow
+def test_kill_9_between_the_two_steps_then_resume_gives_the_identical_dataset(
+        tmp_path: Path, h264_cuts: VideoFixture,
+        at_once: tuple[dict[str, str], dict[tuple[str, str], int]]) -> None:
+    """kill -9 while the opening's samples are durable and the rest of phase 0 is not planned
+    (headers held back), then a plain resume: the same plan and the same bytes."""
+    cfg_path = library_config(tmp_path, h264_cuts[0])
+    cfg = load_config(cfg_path)
+    gate = tmp_path / "gate"
+    child = multiprocessing.get_context("spawn").Process(
+        target=run_gated, args=(str(cfg_path), str(gate)))
+    child.start()
+    try:
+        wait_for_first_samples(cfg.state_dir, child.is_alive, "the gated run ended")
+        assert child.pid is not None
+        os.kill(child.pid, signal.SIGKILL)
+        child.join(timeout=30)
+    finally:
+        gate.touch()  # its orphaned workers finish their reads and exit
+        if child.is_alive():
+            child.kill()
+    out = io.StringIO()
+    assert Engine(load_config(cfg_path), Reporter(out=out)).run() == 0, out.getvalue()
+    files, plan = at_once
+    assert quotas_of(cfg.state_dir) == plan
+    assert dataset_files(cfg.output_root) == files

@@ -17,12 +17,21 @@ import numpy as np
 from dsgen import split
 from dsgen.config import Config
 from dsgen.executor import Executor
-from dsgen.extract import IndexRequest, ProbeRequest, Task, index_task, probe_task, run_task
+from dsgen.extract import (
+    HeaderRequest,
+    IndexRequest,
+    ProbeRequest,
+    Task,
+    header_task,
+    index_task,
+    probe_task,
+    run_task,
+)
 from dsgen.model import SlotPlan, SlotResult, VideoProbe
 from dsgen.planner import plan_round
 from dsgen.progress import Progress
 from dsgen.report import Reporter
-from dsgen.runstate import PROBE, IndexWork, ProbeWork, RunState, TaskWork
+from dsgen.runstate import PROBE, HeaderWork, IndexWork, ProbeWork, RunState, TaskWork
 from dsgen.state import State
 
 # Tasks made ahead of the workers: enough to refill at once, few enough that a reload or a
@@ -36,6 +45,9 @@ PROBE_CACHE = 8
 CUT_GAP_SECONDS = 10.0
 # A task grows past `segment_slots` at most this many times while looking for such a cut.
 CUT_GROWTH = 2
+# Headers of new videos read in one piece of work: a few ms each (a decoded frame for some
+# codecs), so a batch is short next to a task, and a library of thousands is few messages.
+HEADER_BATCH = 16
 
 
 class Dispatcher:
@@ -101,10 +113,13 @@ class Dispatcher:
             return
 
     def fill(self, st: State, executor: Executor) -> None:
-        """Keep every worker busy (plus one queued task); alone while suspects are retried."""
+        """Keep every worker busy (plus one queued task); alone while suspects are retried.
+        New videos' headers are read on the io lane meanwhile, and on the decoding lane when
+        it has nothing else to do."""
         run = self.run
         limit = executor.capacity() + 1
         if run.suspects:
+            self.read_headers(executor, spare=False)
             if not self.busy():
                 self._submit_suspect(st, executor)
             return
@@ -113,11 +128,44 @@ class Dispatcher:
                 self._make_tasks(st, executor, limit)
             while run.ready and self.busy() < limit:
                 self.submit(executor, run.ready.popleft())
+        self.read_headers(executor, spare=self.busy() < executor.capacity())
         self.index_more(st, executor)
 
     def busy(self) -> int:
-        """Probes and tasks in flight (the decoding lane's work)."""
-        return sum(1 for w in self.run.inflight.values() if not isinstance(w, IndexWork))
+        """Probes, tasks and header reads in flight on the decoding lane."""
+        return sum(1 for w in self.run.inflight.values() if not isinstance(w, IndexWork)
+                   and not (isinstance(w, HeaderWork) and w.lane == "io"))
+
+    def read_headers(self, executor: Executor, spare: bool) -> None:
+        """Keep a batch of unread headers in flight on the io lane, and with `spare`, fill the
+        decoding lane's idle workers with more (a name whose batch was lost goes alone)."""
+        run = self.run
+        if not run.unread:
+            return
+        flying = [w for w in run.inflight.values() if isinstance(w, HeaderWork)]
+        taken = {n for w in flying for n in w.names}
+        lanes = [] if any(w.lane == "io" for w in flying) else ["io"]
+        if spare:
+            lanes += ["cpu"] * max(0, executor.capacity() - self.busy())
+        for lane in lanes:
+            names: list[str] = []
+            for name in run.unread:
+                if name in taken:
+                    continue
+                if name in run.header_suspects:  # alone, on the io lane: if it kills its
+                    if lane == "io" and not names:  # worker, the file is to blame
+                        names = [name]
+                        break
+                    continue
+                names.append(name)
+                if len(names) >= HEADER_BATCH:
+                    break
+            if not names:
+                return
+            paths = tuple(str(run.unread[n][1].path) for n in names)
+            key = executor.submit(header_task, HeaderRequest(paths), lane=lane)
+            run.inflight[key] = HeaderWork(tuple(names), lane, time.monotonic())
+            taken.update(names)
 
     def submit(self, executor: Executor, task: Task) -> None:
         """Send a task to the executor."""
@@ -178,6 +226,8 @@ class Dispatcher:
             owed = c.owed_total(split.video_keys(run.cfg, vc))
             if vid in probing:
                 continue
+            if run.plan_pending and c.slots and not c.pending:
+                continue  # an opening round done: the next one waits for the rest of phase 0
             if not c.pending and not owed:
                 if c.slots and not busy[vid]:
                     self.progress.video_finished(st, vid)

@@ -22,7 +22,7 @@ from dsgen import __version__, ledger, split
 from dsgen.config import Config, file_slug, load_config
 from dsgen.damage import DamageLog, entry, entry_seconds
 from dsgen.diskspace import DiskGuard, StateGuard
-from dsgen.dispatch import Dispatcher
+from dsgen.dispatch import HEADER_BATCH, Dispatcher
 from dsgen.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -53,11 +53,11 @@ from dsgen.model import (
 )
 from dsgen.notify import Notifier
 from dsgen.patches import geometry, scale_note
-from dsgen.planner import new_phase
+from dsgen.planner import OPENING, PLAN_META, new_phase, openers, plan_opening, plan_rest
 from dsgen.probe import QuickProbe, probe_summary
 from dsgen.progress import Progress
 from dsgen.report import Reporter
-from dsgen.runstate import PROBE, IndexWork, ProbeWork, RunState, TaskWork, Work
+from dsgen.runstate import PROBE, HeaderWork, IndexWork, ProbeWork, RunState, TaskWork, Work
 from dsgen.state import State, clear_damage_mark, mark_damaged, translate
 from dsgen.statecheck import verify_after_reboot
 from dsgen.statelock import StateLock
@@ -80,9 +80,6 @@ PROGRESS_SECONDS = 10.0
 STOP_WAIT_SECONDS = 120.0
 # How long one poll of the executor waits for results before the loop's periodic work.
 POLL_SECONDS = 1.0
-# Header checks per piece of work sent to a worker: enough to amortise the round trip, few
-# enough that a large library spreads over both lanes.
-HEADER_BATCH = 16
 # A running run records that it is alive this often, so a killed run's time is known.
 HEARTBEAT_SECONDS = 30.0
 # At exit, how long a backup that is being made may still take.
@@ -309,7 +306,11 @@ class Engine:
         self._verify_after_reboot(st)
         ledger.load(self.run_state, st)
         self.library.start_watching(st)
-        self.library.sync(st)
+        run = self.run_state
+        run.plan_pending = st.get_meta(PLAN_META) == OPENING
+        # New videos' headers are read as work proceeds, but for those a fresh plan opens with
+        first = {n for n, _ in openers(self.cfg, self.library.video_cfgs()).values()}
+        self.library.sync(st, later=lambda vc: vc.name not in first)
         self.indexer.resume(st)
         self.library.rollback_unrecorded(st)
         self._run_id = st.start_run()
@@ -362,7 +363,7 @@ class Engine:
         run = self.run_state
         return any(v == vid for v, _ in run.busy) or any(
             (w.task.video_id if isinstance(w, TaskWork) else w.video_id) == vid
-            for w in run.inflight.values())
+            for w in run.inflight.values() if not isinstance(w, HeaderWork))
 
     def _slug(self, name: str) -> str:
         return next((v.slug for v in self.run_state.cfg_by_id.values() if v.name == name),
@@ -411,8 +412,8 @@ class Engine:
     def _loop(self, st: State) -> None:
         run = self.run_state
         assert self.executor is not None
-        if st.phase() < 0:
-            new_phase(run, st)
+        if st.phase() < 0 and st.get_meta(PLAN_META) is None:
+            plan_opening(run, st, self.library.video_cfgs())
         try:
             while True:
                 try:
@@ -438,6 +439,10 @@ class Engine:
         if run.daemon and (run.wake.is_set() or time.monotonic() - run.last["scan"]
                            >= self.cfg.daemon.rescan_seconds):
             self.library.rescan(st)
+        if run.plan_pending and not run.unread and not any(
+                isinstance(w, HeaderWork) for w in run.inflight.values()):
+            for per in plan_rest(run, st).values():
+                run.finished.difference_update(per)  # they have work again
         if not run.paused and not run.idle:
             self.dispatch.fill(st, self.executor)
             self._record_orphans(st)
@@ -463,6 +468,8 @@ class Engine:
 
     def _new_phase(self, st: State) -> bool:
         run = self.run_state
+        if run.unread or run.plan_pending:
+            return True  # headers still to read: planning waits for them
         amounts = new_phase(run, st)
         for per in amounts.values():
             run.finished.difference_update(per)  # they have work again
@@ -529,6 +536,10 @@ class Engine:
     # -- results ---------------------------------------------------------------------------
 
     def _handle(self, st: State, work: Work, result: Any) -> None:
+        if isinstance(work, HeaderWork):
+            self.run_state.header_suspects.pop(work.names[0], None)
+            self.library.apply_headers(st, work.names, result)
+            return
         if isinstance(work, ProbeWork):
             self._handle_probe(st, work, result)
             return
@@ -664,8 +675,11 @@ class Engine:
     def _work_failed(self, st: State, work: Work, err: BaseException) -> None:
         """A worker raised (a bug, or input no check caught): report, requeue, bounded."""
         run = self.run_state
-        vid = work.task.video_id if isinstance(work, TaskWork) else work.video_id
-        where = run.videos[vid].name if vid in run.videos else str(vid)
+        if isinstance(work, HeaderWork):
+            where = ", ".join(work.names)
+        else:
+            vid = work.task.video_id if isinstance(work, TaskWork) else work.video_id
+            where = run.videos[vid].name if vid in run.videos else str(vid)
         self.ui.warn("Internal error in a worker", [f"Video: {where}",
                                                     f"Error: {type(err).__name__}: {err}"],
                      ["The work is rolled back and retried; please report this as a bug"],
@@ -694,6 +708,9 @@ class Engine:
             if isinstance(w, IndexWork):
                 self.indexer.failed(st, w.video_id, w.chunk, why)
                 continue
+            if isinstance(w, HeaderWork):
+                self._header_lost(st, w, why)
+                continue
             if isinstance(w, ProbeWork):
                 keys = [(w.video_id, PROBE)]
             else:
@@ -705,6 +722,20 @@ class Engine:
                     run.deaths[key] = run.deaths.get(key, 0) + 1
                 if run.deaths.get(key, 0) >= MAX_TASK_CRASHES:
                     self._give_up(st, key, why)
+
+    def _header_lost(self, st: State, work: HeaderWork, why: str) -> None:
+        """A lost header batch: its names are read again one at a time on the io lane; a
+        file whose header read alone fails its worker MAX_TASK_CRASHES times is failed."""
+        run = self.run_state
+        for name in work.names:
+            n = run.header_suspects.get(name, 0) + (len(work.names) == 1 and work.lane == "io")
+            run.header_suspects[name] = n
+            if n >= MAX_TASK_CRASHES and name in run.unread:
+                del run.header_suspects[name]
+                path = str(run.unread[name][1].path)
+                self.library.apply_headers(st, (name,), [VideoError(
+                    path, "open", f"reading its header: {why} ({MAX_TASK_CRASHES} times)",
+                    "the file is probably damaged; re-copy or remux it")])
 
     def _give_up(self, st: State, key: tuple[int, int], why: str) -> None:
         """A slot (or probe) that failed its worker again and again is recorded as failed."""
@@ -752,7 +783,11 @@ class Engine:
         write_descriptions(new)
         if new.watch != old_watch:
             self.library.start_watching(st)
-        self.library.sync(st)
+        run = self.run_state
+        run.plan_pending = st.get_meta(PLAN_META) == OPENING
+        # New videos' headers are read as work proceeds, but for those a fresh plan opens with
+        first = {n for n, _ in openers(self.cfg, self.library.video_cfgs()).values()}
+        self.library.sync(st, later=lambda vc: vc.name not in first)
         run.idle = False
         self.progress.start_metrics(st)
         if self.metrics is not None:

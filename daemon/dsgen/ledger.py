@@ -30,10 +30,10 @@ def clear_exhausted(run: RunState, st: State, vid: int, reasons: tuple[str, ...]
         del ex[c]
 
 
-def add_quotas(run: RunState, st: State, phase: int, amounts: dict[str, dict[int, int]]
-               ) -> None:
-    """Record a planning phase: category → video → samples added."""
-    st.add_quotas(phase, amounts)
+def add_quotas(run: RunState, st: State, phase: int, amounts: dict[str, dict[int, int]],
+               meta: dict[str, str | None] | None = None) -> None:
+    """Record a planning phase (or a step of one): category → video → samples added."""
+    st.add_quotas(phase, amounts, meta)
     for cat, per in amounts.items():
         for vid, n in per.items():
             q = run.video_counts(vid).quota

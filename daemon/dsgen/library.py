@@ -49,6 +49,7 @@ class Library:
         self.in_flight: Callable[[int], bool] = lambda _vid: False  # work of a video running
         self._refused: set[tuple[Path | str, str]] = set()  # warned about once
         self._last_rescan: dict[Path, FileId] = {}  # configured files at the last rescan
+        self._unread_from: tuple[float, int] | None = None  # (when, how many) queued at start
 
     # -- watched folders -------------------------------------------------------------------
 
@@ -82,18 +83,25 @@ class Library:
 
     # -- sync ------------------------------------------------------------------------------
 
-    def sync(self, st: State) -> None:
+    def sync(self, st: State, later: Callable[[VideoCfg], bool] | None = None) -> None:
         """Check every video's header; record missing and unusable ones with why.
 
         A file whose size and mtime match what the state recorded is not opened again;
-        the others are read in the workers (`headers`), in batches."""
+        the others are read in the workers (`headers`), in batches, waited for here. With
+        `later` (the start of a run), videos never checked before for which it says so are
+        recorded at once, unchecked, and queued in `run.unread`: the loop reads their headers
+        as work proceeds (`apply_headers`), so a large new library does not delay the first
+        sample. Videos still queued are left to the loop by every sync."""
         run = self.run
+        self._prune_unread()
         known = {v.name: v for v in st.videos(probes=False)}
         todo: list[tuple[VideoCfg, VideoRow | None]] = []
         results: dict[str, QuickProbe | VideoError] = {}
         # Two names with one slug would write the same files: the first one keeps it.
         slugs = {file_slug(name): name for name in known}
         for vc in self.video_cfgs():
+            if vc.name in run.unread:
+                continue  # its header is read as work proceeds
             row = known.get(vc.name)
             other = slugs.setdefault(vc.slug, vc.name)
             if other != vc.name:
@@ -113,6 +121,8 @@ class Library:
                 check_regular_file(vc.path)
             except VideoError as e:
                 results[vc.name] = e
+        if later is not None:
+            todo = self._defer(st, todo, results, later)
         reads = [vc for vc, _ in todo if vc.name not in results]
         for vc, res in zip(reads, self.headers([v.path for v in reads]), strict=True):
             results[vc.name] = res
@@ -120,6 +130,63 @@ class Library:
             run.cfg_by_id[self._sync_one(st, vc, row, results[vc.name])] = vc
         run.videos = {v.id: v for v in st.videos(probes=False) if v.id in run.cfg_by_id}
         self.changed()
+
+    def _defer(self, st: State, todo: list[tuple[VideoCfg, VideoRow | None]],
+               results: dict[str, QuickProbe | VideoError],
+               later: Callable[[VideoCfg], bool]) -> list[tuple[VideoCfg, VideoRow | None]]:
+        """Record every new video of `todo` (one transaction, ids in config order) and queue
+        the never-checked ones `later` picks in `run.unread`; the rest of `todo`."""
+        run = self.run
+        new = [vc for vc, row in todo if row is None]
+        if new:
+            ids = st.add_videos([(vc.name, str(vc.path)) for vc in new])
+            rows = {r.id: r for r in st.videos(probes=False) if r.id in ids.values()}
+            todo = [(vc, rows[ids[vc.name]] if row is None else row) for vc, row in todo]
+        keep = []
+        for vc, row in todo:
+            if (row is not None and row.size is None and vc.name not in results
+                    and later(vc)):
+                run.unread[vc.name] = (row.id, vc)
+                run.cfg_by_id[row.id] = vc
+            else:
+                keep.append((vc, row))
+        if run.unread:
+            self._unread_from = (time.monotonic(), len(run.unread))
+        return keep
+
+    def apply_headers(self, st: State, names: tuple[str, ...],
+                      results: list[QuickProbe | VideoError]) -> None:
+        """Record headers the loop had read (of videos still queued: a sync since may have
+        taken some)."""
+        run = self.run
+        for name, res in zip(names, results, strict=True):
+            hit = run.unread.pop(name, None)
+            if hit is None:
+                continue
+            vid, vc = hit
+            row = st.videos(probes=False, video_id=vid)
+            got = self._sync_one(st, vc, row[0] if row else None, res)
+            run.cfg_by_id[got] = vc
+            run.videos[got] = st.videos(probes=False, video_id=got)[0]
+        self.changed()
+        if not run.unread and self._unread_from is not None:
+            since, n = self._unread_from
+            self._unread_from = None
+            secs = time.monotonic() - since
+            self.ui.line(f"✓ Headers checked: {n} new videos in {secs:.1f} s, while extracting",
+                         event="headers_checked", videos=n, seconds=round(secs, 1))
+
+    def _prune_unread(self) -> None:
+        """Queued videos a reload removed or moved: no longer queued (a sync takes them)."""
+        run = self.run
+        if not run.unread:
+            return
+        current = {vc.name: vc.path for vc in self.video_cfgs()}
+        for name, (vid, vc) in list(run.unread.items()):
+            if current.get(name) != vc.path:
+                del run.unread[name]
+                if name not in current:
+                    run.cfg_by_id.pop(vid, None)
 
     def _refuse(self, vc: VideoCfg, why: str, hint: str) -> None:
         """A video that cannot be taken at all (warned once per run)."""

@@ -66,6 +66,25 @@ def allocate(total: int, weights: list[float], caps: list[int]) -> list[int]:
     return alloc
 
 
+def allocate_floored(total: int, weights: list[float], caps: list[int], floors: list[int]
+                     ) -> list[int]:
+    """`allocate`, where entry i never gets less than `floors[i]` (≤ its cap; Σ floors ≤
+    total): an entry whose share would fall below its floor gets the floor, the others share
+    the rest by weight. With no floor reached this is `allocate` exactly."""
+    fixed: dict[int, int] = {}
+    while True:
+        free_w = [0.0 if i in fixed else w for i, w in enumerate(weights)]
+        free_c = [0 if i in fixed else c for i, c in enumerate(caps)]
+        alloc = allocate(total - sum(fixed.values()), free_w, free_c)
+        low = [i for i, a in enumerate(alloc) if i not in fixed and a < floors[i]]
+        if not low:
+            break
+        fixed.update((i, floors[i]) for i in low)
+    for i, n in fixed.items():
+        alloc[i] = n
+    return alloc
+
+
 def frame_length(probe: VideoProbe) -> Fraction:
     """One frame's duration in ticks, from the average rate."""
     if probe.fps <= 0:

@@ -17,6 +17,7 @@ from dsgen.model import USABLE, SlotPlan, VideoProbe
 from dsgen.patches import Geometry, fits, geometry
 from dsgen.plan import (
     MAX_ROUNDS,
+    allocate_floored,
     fitting_formats,
     place_round,
     split_targets,
@@ -37,30 +38,111 @@ class RoundOutcome:
     notes: tuple[str, ...] = ()
 
 
+# Phase 0 of a fresh state is planned in two steps (docs/architecture.md). Its opening gives
+# the first video of each planning key, at once, the key's average share (target / videos
+# that may give it, at least 1), from the config and that video's header alone: its first
+# sample does not wait for the headers of the rest of a large new library. The rest of
+# phase 0 is split by duration once every header is read, never leaving an opening video
+# below its opening: both steps depend on the config and the headers only, never on timing.
+PLAN_META = "phase0"  # state setting: OPENING while the rest of phase 0 is still to plan
+OPENING = "opening"
+# Statuses a video can take from outside (the file went or changed): the rest of phase 0
+# leaves it out, as a plan made once every header is read would.
+OUTSIDE = ("missing", "changed", "gone", "unavailable")
+
+
+def header_capacities(run: RunState, vid: int) -> dict[str, tuple[float, int]]:
+    """Per planning key of a video: (usable seconds × its category weight, non-overlapping
+    windows), from the header's figures (the index completes whenever its scans do, and a
+    share must not depend on timing); {} without them."""
+    v, vc = run.videos[vid], run.cfg_by_id.get(vid)
+    if not v.fps or not v.duration or vc is None:
+        return {}
+    cfg = run.cfg
+    frames = int(v.duration * v.fps)
+    secs, cap0 = window_capacity(frames, v.fps, cfg)
+    weights = dict(vc.categories)
+    return {k: (ksecs * weights[split.parse(k)[0]], kcap)
+            for k, (ksecs, kcap) in split.capacities(cfg, vc, frames, v.fps, secs, cap0).items()}
+
+
 def shares(run: RunState) -> tuple[dict[str, dict[int, float]], dict[str, dict[int, int]]]:
     """Per planning key: each usable video's share (usable seconds × weight) and spare
     capacity, in the part of its runtime the key's split may use."""
-    cfg = run.cfg
     out_shares: dict[str, dict[int, float]] = {}
     caps: dict[str, dict[int, int]] = {}
     for vid, v in run.videos.items():
-        vc = run.cfg_by_id.get(vid)
-        if v.status not in USABLE or not v.fps or not v.duration or vc is None:
+        if v.status not in USABLE:
             continue
         c = run.video_counts(vid)
-        # the header's figures: the index completes whenever its scans do, and a share must
-        # not depend on timing
-        frames = int(v.duration * v.fps)
-        secs, cap0 = window_capacity(frames, v.fps, cfg)
-        weights = dict(vc.categories)
-        for k, (ksecs, kcap) in split.capacities(cfg, vc, frames, v.fps, secs, cap0).items():
+        for k, (share, kcap) in header_capacities(run, vid).items():
             if k in c.exhausted:
                 continue
             cap = kcap - c.quota.get(k, 0)
-            if cap > 0 and ksecs > 0:
-                out_shares.setdefault(k, {})[vid] = ksecs * weights[split.parse(k)[0]]
+            if cap > 0 and share > 0:
+                out_shares.setdefault(k, {})[vid] = share
                 caps.setdefault(k, {})[vid] = cap
     return out_shares, caps
+
+
+def openers(cfg: Config, vcs: list[VideoCfg]) -> dict[str, tuple[str, int]]:
+    """Per planning key: the first of `vcs` (the library's order) that may give it, and how
+    many may."""
+    out: dict[str, tuple[str, int]] = {}
+    for vc in vcs:
+        for k in split.video_keys(cfg, vc):
+            first, n = out.get(k, (vc.name, 0))
+            out[k] = (first, n + 1)
+    return out
+
+
+def plan_opening(run: RunState, st: State, vcs: list[VideoCfg]) -> dict[str, dict[int, int]]:
+    """Phase 0, step 1: record the opening of a fresh plan (and that its rest is to come)."""
+    targets = split.targets(run.cfg)
+    ids = {vc.name: vid for vid, vc in run.cfg_by_id.items()}
+    amounts: dict[str, dict[int, int]] = {}
+    for k, (name, n) in openers(run.cfg, vcs).items():
+        target, vid = targets.get(k, 0), ids.get(name)
+        if target <= 0 or vid is None or run.videos[vid].status not in USABLE:
+            continue
+        share, cap = header_capacities(run, vid).get(k, (0.0, 0))
+        amount = min(cap, max(1, target // n)) if share > 0 else 0
+        if amount > 0:
+            amounts.setdefault(k, {})[vid] = amount
+    ledger.add_quotas(run, st, 0, amounts, {PLAN_META: OPENING})
+    run.plan_pending = True
+    return amounts
+
+
+def plan_rest(run: RunState, st: State) -> dict[str, dict[int, int]]:
+    """Phase 0, step 2, once every header is read: each key's target split by duration over
+    the videos whose headers allow it (`allocate_floored`: an opening is a floor), recorded
+    with the end of the two steps; what each video got."""
+    out: dict[str, dict[int, int]] = {}
+    for k, target in split.targets(run.cfg).items():
+        vids: list[int] = []
+        weights: list[float] = []
+        caps: list[int] = []
+        floors: list[int] = []
+        fixed = 0  # openings of videos that can no longer share
+        for vid in sorted(run.videos):
+            opened = run.video_counts(vid).quota.get(k, 0)
+            share, cap = (0.0, 0) if run.videos[vid].status in OUTSIDE else (
+                header_capacities(run, vid).get(k, (0.0, 0)))
+            if share <= 0 or cap <= 0:
+                fixed += opened
+                continue
+            vids.append(vid)
+            weights.append(share)
+            caps.append(max(cap, opened))
+            floors.append(opened)
+        alloc = allocate_floored(max(0, target - fixed), weights, caps, floors)
+        per = {v: a - f for v, a, f in zip(vids, alloc, floors, strict=True) if a > f}
+        if per:
+            out[k] = per
+    ledger.add_quotas(run, st, 0, out, {PLAN_META: None})
+    run.plan_pending = False
+    return out
 
 
 def new_phase(run: RunState, st: State) -> dict[str, dict[int, int]]:

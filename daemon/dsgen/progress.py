@@ -165,7 +165,8 @@ class Progress:
         try:
             write_status(run.cfg, list(run.lines()), run.totals, run.total_bytes, run.status,
                          run.counters.started, self.state_path,
-                         {**view.to_block(), "events": self._events()})
+                         {**view.to_block(), "events": self._events(),
+                          "headers_unread": len(run.unread)})
         except OSError as err:
             self.ui.line(f"⚠️  Status file not written: {err}", event="status_file_error",
                          error=str(err))

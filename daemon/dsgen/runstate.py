@@ -109,7 +109,16 @@ class IndexWork:
     started: float
 
 
-Work = ProbeWork | TaskWork | IndexWork
+@dataclass(frozen=True)
+class HeaderWork:
+    """Header checks of newly configured videos in flight (by name, in config order)."""
+
+    names: tuple[str, ...]
+    lane: str
+    started: float
+
+
+Work = ProbeWork | TaskWork | IndexWork | HeaderWork
 
 
 @dataclass(frozen=True)
@@ -220,6 +229,16 @@ class RunState:
     suspects: set[tuple[int, int]] = field(default_factory=set)  # (video, slot | PROBE)
     deaths: dict[tuple[int, int], int] = field(default_factory=dict)
     finished: set[int] = field(default_factory=set)  # videos whose summary was printed
+    # Newly configured videos whose header is not read yet (in config order), recorded as
+    # unchecked: read in the workers as work proceeds, so a large new library does not delay
+    # the first sample. name → (id, config).
+    unread: dict[str, tuple[int, VideoCfg]] = field(default_factory=dict)
+    # Names of a header batch that was lost (its worker died or raised): read one at a time,
+    # counting the losses of a name read alone.
+    header_suspects: dict[str, int] = field(default_factory=dict)
+    # Phase 0 of a fresh state is planned in two steps: its opening (the first video of each
+    # planning key, from the config alone) at once, the rest once every header is read.
+    plan_pending: bool = False
     # Videos whose frame index is still being built: chunks not scanned yet, in order.
     index_todo: dict[int, list[int]] = field(default_factory=dict)
     pauses: set[str] = field(default_factory=set)

@@ -427,6 +427,17 @@ class State:
                 (path, size, mtime_ns, status, stage, reason, duration, fps, time.time(), row[0]))
             return int(row[0])
 
+    def add_videos(self, videos: list[tuple[str, str]]) -> dict[str, int]:
+        """Record new videos (name, path) in one transaction, before their headers are read
+        (status new, no size): ids in config order, whenever the headers arrive."""
+        with self.tx() as db:
+            now = time.time()
+            db.executemany("INSERT INTO videos (name, path, status, updated) VALUES "
+                           "(?, ?, 'new', ?)", [(n, p, now) for n, p in videos])
+        names = {n for n, _ in videos}
+        return {r[1]: int(r[0]) for r in self.db.execute("SELECT id, name FROM videos")
+                if r[1] in names}
+
     def video(self, video_id: int) -> VideoRow:
         """One video, with its probe."""
         return self.videos(video_id=video_id)[0]
@@ -512,12 +523,21 @@ class State:
         row = self.db.execute("SELECT MAX(phase) FROM quotas").fetchone()
         return -1 if row[0] is None else int(row[0])
 
-    def add_quotas(self, phase: int, amounts: dict[str, dict[int, int]]) -> None:
-        """Record a planning phase: category → video → samples added."""
+    def add_quotas(self, phase: int, amounts: dict[str, dict[int, int]],
+                   meta: dict[str, str | None] | None = None) -> None:
+        """Record a planning phase (or a step of one): category → video → samples added, and
+        settings changed with it in the same transaction (None deletes)."""
         with self.tx() as db:
             for cat, per_video in amounts.items():
                 for vid, amount in per_video.items():
-                    db.execute("INSERT INTO quotas VALUES (?,?,?,?)", (vid, cat, phase, amount))
+                    db.execute("INSERT INTO quotas VALUES (?,?,?,?) ON CONFLICT(video_id, "
+                               "category, phase) DO UPDATE SET amount = amount + "
+                               "excluded.amount", (vid, cat, phase, amount))
+            for key, value in (meta or {}).items():
+                if value is None:
+                    db.execute("DELETE FROM meta WHERE key=?", (key,))
+                else:
+                    db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def exhausted(self) -> dict[tuple[int, str], str]:
         """(video, category) pairs that cannot give more, with why."""
