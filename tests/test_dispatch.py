@@ -45,3 +45,23 @@ def test_without_keyframes_tasks_are_cut_at_long_gaps(h264_cuts: tuple[Path, Syn
     chunks = segments(slots, 2, p)
     assert [[s.starts[0] for s in c] for c in chunks] == [
         starts[:3], starts[3:3 + 2 * CUT_GROWTH], starts[3 + 2 * CUT_GROWTH:]]
+
+
+def test_a_runs_first_task_is_one_slot_where_it_shares_no_gop(
+        h264_cuts: tuple[Path, SynthSpec]) -> None:
+    """With `first_size`, the first task ends after `first_size` slots at the first GOP boundary (so
+    the first sample comes after one clip), and the rest are grouped as without it; with the
+    first slots in one GOP, that task holds the whole GOP's slots."""
+    p = probe_video(h264_cuts[0], 7)
+    frames = [1, 30, 31, 47, 50, 60, 80, 85, 88]
+    slots = [SlotPlan(i, 0, 0, (int(p.frame_pts[f]),), (("a", "f"),))
+             for i, f in enumerate(frames)]
+    chunks = segments(slots, 4, p, p.key_pts, first_size=1)
+    assert [s for c in chunks for s in c] == slots
+    assert len(chunks[0]) == 1
+    assert chunks[1:] == segments(slots[1:], 4, p, p.key_pts)
+    gop = {s.slot_id: int(np.searchsorted(p.key_pts, s.starts[0], "right")) for s in slots}
+    same_gop = segments(slots[1:], 4, p, p.key_pts, first_size=1)  # frames 30, 31…: one GOP
+    assert [s.slot_id for s in same_gop[0]] == [s.slot_id for s in slots[1:]
+                                                 if gop[s.slot_id] == gop[1]]
+    assert len(same_gop[0]) > 1

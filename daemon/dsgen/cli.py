@@ -9,15 +9,23 @@ import json
 import sqlite3
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dsgen import __version__
-from dsgen.config import MAX_WORKERS, Config, load_config
-from dsgen.errors import EXIT_ERROR, EXIT_OK, DsgenError
+from dsgen.config import MAX_WORKERS, Config, VideoCfg, load_config
+from dsgen.errors import EXIT_ERROR, EXIT_OK, DsgenError, VideoError
 from dsgen.statelock import StateLock
+
+if TYPE_CHECKING:
+    from dsgen.probe import QuickProbe  # PyAV: imported only where a header is read
 
 # What `run` and `config check` say about a config that names nothing to extract.
 NOTHING_TO_DO = ("no [[videos]] and no [[watch]] folders: there is nothing to extract",
                  "add [[videos]] tables or [[watch]] folders (see docs/config.md)")
+# Header reads `config check` runs at once: they wait on the disk (a NAS) and in libav with
+# the GIL released, so a few per core overlap (4 threads read H.264 headers 2.3× faster
+# than one on 2 cores).
+HEADER_THREADS = 8
 
 
 def workers_arg(text: str) -> int:
@@ -108,8 +116,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _summary(cfg: Config) -> list[str]:
-    from dsgen.errors import VideoError
-    from dsgen.probe import quick_probe
 
     lines = [f"config: {cfg.source}", f"output_root: {cfg.output_root}",
              f"state_dir: {cfg.state_dir}",
@@ -139,17 +145,13 @@ def _summary(cfg: Config) -> list[str]:
         else:
             lines.append(f"  {'':<14} no validation split: trainers that read {val.dir}/GT "
                          f"need [categories.{c.name}.validation]")
-    from dsgen.library import check_regular_file
-
     total, found, problems = 0.0, 0, []
-    for v in cfg.videos:
-        try:
-            check_regular_file(v.path)
-            q = quick_probe(v.path)
+    for v, q in zip(cfg.videos, _headers(cfg), strict=True):
+        if isinstance(q, VideoError):
+            problems.append(f"  ⚠ {v.name}: {v.path}: {q.reason}")
+        else:
             total += q.duration_s
             found += 1
-        except VideoError as e:
-            problems.append(f"  ⚠ {v.name}: {v.path}: {e.reason}")
     lines.append(f"videos: {len(cfg.videos)} configured, {found} readable, total duration "
                  f"{total / 3600:.2f} h")
     lines.extend(problems)
@@ -163,6 +165,35 @@ def _summary(cfg: Config) -> list[str]:
     if not cfg.videos and not cfg.watch:
         lines.append(f"⚠ {NOTHING_TO_DO[0]}\n  → {NOTHING_TO_DO[1]}")
     return lines
+
+
+def _headers(cfg: Config) -> list[QuickProbe | VideoError]:
+    """Each configured video's header: as the state recorded it for a file unchanged since
+    (same size and mtime), else read — several at once (the reads wait for the disk and
+    for libav, which lets other threads run)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dsgen.library import check_regular_file, unchanged_header
+    from dsgen.probe import quick_probe
+    from dsgen.state import State
+
+    rows = {}
+    if (cfg.state_dir / "dsgen.sqlite3").exists():
+        with contextlib.suppress(DsgenError, sqlite3.Error):
+            st = State(cfg.state_dir, readonly=True)
+            try:
+                rows = {r.name: r for r in st.videos(probes=False)}
+            finally:
+                st.close()
+
+    def one(v: VideoCfg) -> QuickProbe | VideoError:
+        try:
+            check_regular_file(v.path)
+            return unchanged_header(v, rows.get(v.name)) or quick_probe(v.path)
+        except VideoError as e:
+            return e
+    with ThreadPoolExecutor(max_workers=HEADER_THREADS) as pool:
+        return list(pool.map(one, cfg.videos))
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:

@@ -250,7 +250,12 @@ class Dispatcher:
                 if not any(cat in known for cat, _ in s.formats):  # category removed (reload)
                     self.orphans.append((vid, SlotResult(s.slot_id, complete=True)))
             pending = [s for s in pending if any(cat in known for cat, _ in s.formats)]
-            for chunk in segments(pending, run.cfg.segment_slots, probe, self.keyframes(vid)):
+            # Until this run records a slot, a video's first task is a single slot (where
+            # it shares no GOP with the next): the first sample comes after one clip, not
+            # after `segment_slots` of them (a 4K slot takes seconds).
+            opening = 1 if not run.counters.slots else None
+            for chunk in segments(pending, run.cfg.segment_slots, probe, self.keyframes(vid),
+                                  opening):
                 run.busy.update((vid, s.slot_id) for s in chunk)
                 run.ready.append(self._task(vid, probe, chunk))
             if len(run.ready) >= READY_AHEAD:
@@ -273,11 +278,13 @@ class Dispatcher:
 
 
 def segments(slots: list[SlotPlan], size: int, probe: VideoProbe,
-             keys: np.ndarray | None = None) -> list[tuple[SlotPlan, ...]]:
-    """Slots (sorted by first position) in tasks of about `size`, cut between two slots whose
-    first windows lie in different GOPs (by `keys`, the keyframes, when known; else where
-    their positions are more than CUT_GAP_SECONDS apart, growing a task up to CUT_GROWTH
-    times), so one worker decodes a GOP once for both.
+             keys: np.ndarray | None = None, first_size: int | None = None
+             ) -> list[tuple[SlotPlan, ...]]:
+    """Slots (sorted by first position) in tasks of about `size` (the first one of about
+    `first_size`, when given), cut between two slots whose first windows lie in different GOPs
+    (by `keys`, the keyframes, when known; else where their positions are more than
+    CUT_GAP_SECONDS apart, growing a task up to CUT_GROWTH times), so one worker decodes a
+    GOP once for both.
 
     Only the cost depends on this (each slot's result depends on its plan alone)."""
     if not slots:
@@ -296,8 +303,9 @@ def segments(slots: list[SlotPlan], size: int, probe: VideoProbe,
     out: list[tuple[SlotPlan, ...]] = []
     chunk: list[SlotPlan] = []
     for s in slots:
-        grown = not known and len(chunk) >= CUT_GROWTH * size
-        if len(chunk) >= size and (apart(chunk[-1], s) or grown):
+        lim = first_size if first_size is not None and not out else size
+        grown = not known and len(chunk) >= CUT_GROWTH * lim
+        if len(chunk) >= lim and (apart(chunk[-1], s) or grown):
             out.append(tuple(chunk))
             chunk = []
         chunk.append(s)

@@ -113,7 +113,7 @@ class Library:
                     row.id in run.cfg_by_id):
                 continue  # already reported in this run
             todo.append((vc, row))
-            q = _unchanged(vc, row)
+            q = unchanged_header(vc, row)
             if q is not None:
                 results[vc.name] = q
                 continue
@@ -474,7 +474,7 @@ def slot_paths(cfg: Config, slug: str, slot_id: int, formats: tuple[tuple[str, s
     return out
 
 
-def _unchanged(vc: VideoCfg, row: VideoRow | None) -> QuickProbe | None:
+def unchanged_header(vc: VideoCfg, row: VideoRow | None) -> QuickProbe | None:
     """The header as recorded, if the file is the one the state knows (same path, size and
     mtime, usable, with its duration and rate): no need to open it again."""
     if row is None or row.status not in ("new", "ready") or row.path != str(vc.path):
