@@ -32,6 +32,7 @@ from dsgen.planner import format_notes
 from dsgen.probe import probe_video
 from dsgen.report import Reporter
 from dsgen.split import VAL, Region
+from dsgen.state import State
 from dsgen.synth import SynthSpec
 from test_engine import dataset_files
 
@@ -274,3 +275,71 @@ def test_kill_9_between_the_two_steps_then_resume_gives_the_identical_dataset(
     files, plan = at_once
     assert quotas_of(cfg.state_dir) == plan
     assert dataset_files(cfg.output_root) == files
+
+
+KILLER = "v05.mkv"  # its header read kills the worker process that reads it
+
+
+def killing_headers(req: Any) -> Any:
+    """Header reads; a batch holding the killer ($DSGEN_TEST_KILLER, else KILLER) ends its
+    worker process (a crashing demuxer)."""
+    if any(p.endswith(os.environ.get("DSGEN_TEST_KILLER", KILLER)) for p in req.paths):
+        os._exit(3)
+    return header_task(req)
+
+
+class KillingHeaders(LocalExecutor):
+    """A real local pool whose header reads of KILLER kill the worker."""
+
+    def submit(self, fn: Any, arg: Any, lane: str = "cpu") -> int:
+        """Route header reads through `killing_headers`."""
+        return super().submit(killing_headers if fn is header_task else fn, arg, lane)
+
+
+@pytest.mark.slow
+def test_a_header_read_that_kills_its_worker_fails_that_video_alone(
+        tmp_path: Path, h264_cuts: VideoFixture) -> None:
+    """A file whose header read kills the worker: its batch is read again one file at a
+    time; that file alone is failed with why (after MAX_TASK_CRASHES reads of it alone),
+    every other header is read, and the targets are met from the other videos."""
+    cfg = load_config(library_config(tmp_path, h264_cuts[0]))
+    out = io.StringIO()
+    code = Engine(cfg, Reporter(out=out), executor_factory=KillingHeaders).run()
+    text = out.getvalue()
+    assert code == 0, text
+    assert "A worker process died" in text
+    st = State(cfg.state_dir, readonly=True)
+    try:
+        rows = {v.name: v for v in st.videos(probes=False)}
+        totals = {c: n for c, (n, _) in st.category_totals().items()}
+    finally:
+        st.close()
+    killer = rows["v05"]
+    assert killer.status == "failed" and killer.reason is not None
+    assert "reading its header" in killer.reason and "3 times" in killer.reason
+    assert "v05" in text.split("reading its header", 1)[0].rsplit("⚠", 1)[-1]
+    others = [r for n, r in rows.items() if n != "v05"]
+    assert len(others) == LIBRARY - 1 and all(r.size is not None for r in others)
+    assert totals == {"alpha": 24, "beta": 12}
+
+
+@pytest.mark.slow
+def test_an_openers_header_read_that_kills_its_worker_fails_it_alone(
+        tmp_path: Path, h264_cuts: VideoFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same at the start of the run, where sync waits for the first video's header: the
+    read is retried alone, the video is failed with why, and the others fill the targets."""
+    monkeypatch.setenv("DSGEN_TEST_KILLER", "v00.mkv")
+    cfg = load_config(library_config(tmp_path, h264_cuts[0]))
+    out = io.StringIO()
+    code = Engine(cfg, Reporter(out=out), executor_factory=KillingHeaders).run()
+    assert code == 0, out.getvalue()
+    st = State(cfg.state_dir, readonly=True)
+    try:
+        rows = {v.name: v for v in st.videos(probes=False)}
+        totals = {c: n for c, (n, _) in st.category_totals().items()}
+    finally:
+        st.close()
+    assert rows["v00"].status == "failed"
+    assert "killed its worker process (3 times)" in (rows["v00"].reason or "")
+    assert all(r.size is not None for n, r in rows.items() if n != "v00")
+    assert totals == {"alpha": 24, "beta": 12}

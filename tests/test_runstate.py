@@ -51,16 +51,21 @@ categories = ["alpha"]
 
 def test_helpers_receive_the_run_state_and_never_the_engine(tmp_path: Path,
                                                             h264_cuts: VideoFixture) -> None:
-    """No helper object of the loop holds a reference to the Engine (no back-pointer)."""
+    """No helper object of the loop holds a reference to the Engine (no back-pointer), not
+    even through a bound method or a closure it was handed."""
     cfg_path = tmp_path / "dsgen.toml"
     cfg_path.write_text(CONFIG.format(one=h264_cuts[0], two=h264_cuts[0],
                                       missing=tmp_path / "nope.mkv"))
     engine = Engine(load_config(cfg_path), Reporter(quiet=True))
-    helpers = [engine.progress, engine.disk, engine.library, engine.dispatch]
-    for h in helpers:
+    helpers = [engine.progress, engine.disk, engine.state_guard, engine.library,
+               engine.dispatch, engine.damage, engine.indexer, engine.results]
+    for h in [*helpers, engine.headers]:
         held = list(vars(h).values())
-        assert not any(isinstance(v, Engine) for v in held), type(h).__name__
-        assert any(v is engine.run_state for v in held), type(h).__name__
+        reached = held + [getattr(v, "__self__", None) for v in held] + [
+            c.cell_contents for v in held for c in (getattr(v, "__closure__", None) or ())]
+        assert not any(isinstance(v, Engine) for v in reached), type(h).__name__
+    for h in helpers:
+        assert any(v is engine.run_state for v in vars(h).values()), type(h).__name__
     assert isinstance(engine.run_state, RunState)
 
 

@@ -27,6 +27,7 @@ from dsgen.extract import (
     probe_task,
     run_task,
 )
+from dsgen.headers import HEADER_BATCH
 from dsgen.model import SlotPlan, SlotResult, VideoProbe
 from dsgen.planner import plan_round
 from dsgen.progress import Progress
@@ -45,9 +46,6 @@ PROBE_CACHE = 8
 CUT_GAP_SECONDS = 10.0
 # A task grows past `segment_slots` at most this many times while looking for such a cut.
 CUT_GROWTH = 2
-# Headers of new videos read in one piece of work: a few ms each (a decoded frame for some
-# codecs), so a batch is short next to a task, and a library of thousands is few messages.
-HEADER_BATCH = 16
 
 
 class Dispatcher:

@@ -1,9 +1,9 @@
 """The scheduler loop: dispatches work, records results, stops, reloads and waits cleanly.
 
-The loop owns one `RunState` (`self.run`); its helpers — `Library`, `Progress`, `DiskGuard`,
-`Dispatcher` — receive that and never the engine. Work runs behind the `Executor` seam;
-workers return encoded files and the parent alone writes them under final names
-(`_record`) and records them in the state.
+The loop owns one `RunState` (`self.run_state`); its helpers — `Library`, `Progress`,
+`DiskGuard`, `Dispatcher`, `Results` — receive that and never the engine. Work runs behind
+the `Executor` seam; workers return encoded files and the parent alone writes them under
+final names and records them in the state (`Results.record`).
 """
 
 from __future__ import annotations
@@ -14,15 +14,14 @@ import signal
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from dsgen import __version__, ledger, split
+from dsgen import __version__, ledger
 from dsgen.config import Config, file_slug, load_config
-from dsgen.damage import DamageLog, entry, entry_seconds
+from dsgen.damage import DamageLog
 from dsgen.diskspace import DiskGuard, StateGuard
-from dsgen.dispatch import HEADER_BATCH, Dispatcher
+from dsgen.dispatch import Dispatcher
 from dsgen.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -33,47 +32,31 @@ from dsgen.errors import (
     StateDamaged,
     StateError,
     StateFull,
-    VideoError,
 )
-from dsgen.executor import Done, Executor, make_executor
-from dsgen.extract import HeaderRequest, header_task
+from dsgen.executor import Executor, make_executor
+from dsgen.headers import HeaderReader
 from dsgen.indexer import Indexer
 from dsgen.journal import Backups, Safekeeper
-from dsgen.library import Library, read_headers
+from dsgen.library import Library
 from dsgen.metrics import Metrics
 from dsgen.migrate import check_scheme, identity
-from dsgen.model import (
-    DAMAGED,
-    WORKER_CRASH,
-    Attempt,
-    SlotResult,
-    TaskResult,
-    VideoProbe,
-    split_key,
-)
 from dsgen.notify import Notifier
-from dsgen.patches import geometry, scale_note
 from dsgen.planner import OPENING, PLAN_META, new_phase, openers, plan_opening, plan_rest
-from dsgen.probe import QuickProbe, probe_summary
 from dsgen.progress import Progress
 from dsgen.report import Reporter
-from dsgen.runstate import PROBE, HeaderWork, IndexWork, ProbeWork, RunState, TaskWork, Work
+from dsgen.results import Results
+from dsgen.runstate import HeaderWork, RunState
 from dsgen.state import State, clear_damage_mark, mark_damaged, translate
 from dsgen.statecheck import verify_after_reboot
 from dsgen.statelock import StateLock
 from dsgen.writer import (
-    DiskFull,
     PathScheme,
-    alias_paths,
     clear_tmp,
     remove_stale_parts,
     write_descriptions,
     write_meta_info,
-    write_sample,
 )
 
-# A slot or probe that kills its worker (running alone) this many times is given up.
-MAX_TASK_CRASHES = 3
 # Seconds between progress lines in plain mode.
 PROGRESS_SECONDS = 10.0
 # Seconds a stopping run waits for a worker to finish its current clip.
@@ -110,14 +93,15 @@ class Engine:
         self.progress = Progress(run, self.ui, metrics, self.notify)
         self.disk = DiskGuard(run, self.ui, metrics)
         self.state_guard = StateGuard(run, self.ui, metrics)
-        self.library = Library(run, self.ui, self.progress.video_metrics, self._headers)
+        self.headers = HeaderReader()  # sync's header checks, in the workers
+        self.library = Library(run, self.ui, self.progress.video_metrics, self.headers)
         self.dispatch = Dispatcher(run, self.ui, self.progress)
         self.library.forget_probe = self.dispatch.forget_probe
-        self.library.in_flight = self._in_flight
         self.damage = DamageLog(run, self.ui, self.progress.video_metrics)
         self.indexer = Indexer(run, self.ui, self.damage)
+        self.results = Results(run, self.ui, metrics, self.library, self.progress, self.disk,
+                               self.state_guard, self.damage, self.indexer, self.dispatch)
         self.executor: Executor | None = None
-        self._stash: list[Done] = []  # work that finished while sync waited for its own
         self.safekeeper: Safekeeper | None = None
         self._lock = lock
         self._run_id = 0
@@ -170,7 +154,7 @@ class Engine:
             ui.line(f"✓ Config loaded: {len(cfg.videos)} videos ({cfg.source})", event="config",
                     videos=len(cfg.videos), path=str(cfg.source))
             # Workers start now: their imports overlap the header checks below.
-            self.executor = self._executor_factory(cfg)
+            self.executor = self.headers.executor = self._executor_factory(cfg)
             ui.line("✓ Creating output directories...")
             self._prepare_output(cfg)
             ui.line("✓ Checking for existing checkpoints...")
@@ -358,13 +342,6 @@ class Engine:
                      f"its {checked} samples; {missing} incomplete, redone", event="reboot_check",
                      checked=checked, missing=missing)
 
-    def _in_flight(self, vid: int) -> bool:
-        """Work of a video is running or queued."""
-        run = self.run_state
-        return any(v == vid for v, _ in run.busy) or any(
-            (w.task.video_id if isinstance(w, TaskWork) else w.video_id) == vid
-            for w in run.inflight.values() if not isinstance(w, HeaderWork))
-
     def _slug(self, name: str) -> str:
         return next((v.slug for v in self.run_state.cfg_by_id.values() if v.name == name),
                     file_slug(name))
@@ -384,28 +361,6 @@ class Engine:
                 f"{st.path}: this state was made with {old}, the config now says {ident}",
                 hint="restore the old seed/layout/output_root, or use a new state_dir and "
                      "output_root for a new dataset")
-
-    def _headers(self, paths: list[Path]) -> list[QuickProbe | VideoError]:
-        """Header checks for sync, in the workers (batches spread over both lanes: nothing is
-        decoding yet at start-up), waited for here; other work that finishes meanwhile is
-        kept for the loop. A batch whose worker died or raised is read here instead."""
-        ex = self.executor
-        if ex is None or not paths:
-            return read_headers(paths)
-        batches = [paths[i:i + HEADER_BATCH] for i in range(0, len(paths), HEADER_BATCH)]
-        keys = {ex.submit(header_task, HeaderRequest(tuple(str(p) for p in b)),
-                          lane=("io", "cpu")[i % 2]): i for i, b in enumerate(batches)}
-        got: dict[int, list[QuickProbe | VideoError]] = {}
-        while keys:
-            for d in ex.poll(POLL_SECONDS):
-                i = keys.pop(d.key, None)
-                if i is None:
-                    self._stash.append(d)
-                elif isinstance(d.result, list):
-                    got[i] = d.result
-                else:
-                    got[i] = read_headers(batches[i])
-        return [h for i in range(len(batches)) for h in got[i]]
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -445,7 +400,7 @@ class Engine:
                 run.finished.difference_update(per)  # they have work again
         if not run.paused and not run.idle:
             self.dispatch.fill(st, self.executor)
-            self._record_orphans(st)
+            self.results.record_orphans(st)
             if run.inflight and run.counters.work_started is None:
                 run.counters.work_started = time.time()  # this run's rates count from here
         if not run.inflight:
@@ -462,8 +417,8 @@ class Engine:
             self.progress.idle_line()
             return True
         run.status = "running"
-        stashed, self._stash = self._stash, []
-        self._collect(st, stashed + self.executor.poll(0.0 if stashed else POLL_SECONDS))
+        stashed, self.headers.stash = self.headers.stash, []
+        self.results.collect(st, stashed + self.executor.poll(0.0 if stashed else POLL_SECONDS))
         return True
 
     def _new_phase(self, st: State) -> bool:
@@ -480,38 +435,6 @@ class Engine:
                              samples=sum(per.values()), videos=len(per))
         return bool(amounts)
 
-    def _collect(self, st: State, done: list[Done]) -> None:
-        """Record what finished; roll back and requeue what a dead worker lost."""
-        run = self.run_state
-        lost: list[Work] = []
-        for d in done:
-            work = run.inflight.pop(d.key, None)
-            if work is None:
-                continue
-            try:
-                if d.lost:
-                    lost.append(work)
-                elif d.error is not None:
-                    self._work_failed(st, work, d.error)
-                else:
-                    self._handle(st, work, d.result)
-            except StateFull as e:  # its slots stay pending: redone when space returns
-                self._release(work)
-                self.state_guard.pause(e)
-        if lost:
-            try:
-                self._lost(st, lost, alone=len(lost) == 1 and not run.inflight)
-            except StateFull as e:
-                for w in lost:
-                    self._release(w)
-                self.state_guard.pause(e)
-
-    def _release(self, work: Work) -> None:
-        """Work whose result could not be recorded: its slots are free to be redone."""
-        if isinstance(work, TaskWork):
-            self.run_state.busy.difference_update(
-                (work.task.video_id, s.slot_id) for s in work.task.slots)
-
     def _drain(self, st: State) -> None:
         """Stopping: workers finish their current attempt and return what is complete."""
         run = self.run_state
@@ -525,236 +448,8 @@ class Engine:
                 work = run.inflight.pop(d.key, None)
                 if work is not None and d.result is not None:
                     with contextlib.suppress(StateFull):  # not recorded: redone next run
-                        self._handle(st, work, d.result)
+                        self.results.handle(st, work, d.result)
         run.inflight.clear()
-
-    def _record_orphans(self, st: State) -> None:
-        while self.dispatch.orphans:
-            vid, res = self.dispatch.orphans.pop()
-            self._record(st, vid, res)
-
-    # -- results ---------------------------------------------------------------------------
-
-    def _handle(self, st: State, work: Work, result: Any) -> None:
-        if isinstance(work, HeaderWork):
-            self.run_state.header_suspects.pop(work.names[0], None)
-            self.library.apply_headers(st, work.names, result)
-            return
-        if isinstance(work, ProbeWork):
-            self._handle_probe(st, work, result)
-            return
-        if isinstance(work, IndexWork):
-            self.indexer.handle(st, work.video_id, result)
-            return
-        run = self.run_state
-        task, res = work.task, result
-        assert isinstance(res, TaskResult)
-        self.progress.task_metrics(res)
-        if res.damage:
-            p = task.probe
-            self.damage.record(st, task.video_id, [
-                entry(what, a, b, p.first_pts, p.time_base, detail)
-                for what, a, b, detail in res.damage])
-        for slot in res.slots:
-            run.busy.discard((task.video_id, slot.slot_id))
-            run.suspects.discard((task.video_id, slot.slot_id))
-        v = run.videos.get(task.video_id)
-        if v is not None and v.status == "changed":
-            return  # made from a file that was replaced or rewritten since: not recorded
-        disk_full = False
-        for slot in res.slots:
-            if slot.complete and not disk_full:
-                try:
-                    disk_full = not self._record(st, task.video_id, slot)
-                except StateFull as e:  # this and the later slots stay pending
-                    self.state_guard.pause(e)
-                    return
-        if res.error is not None and not Path(task.probe.path).exists():
-            self.library.set_unavailable(st, task.video_id, "unavailable",
-                                         "the file disappeared (library unmounted?)")
-        elif res.error is not None:
-            v = run.videos[task.video_id]
-            self.library.warn_unusable(v.name, v.path, "decode", res.error, None)
-            self.library.set_status(st, task.video_id, "failed", "decode", res.error)
-            self.dispatch.forget_probe(task.video_id)
-        if disk_full:
-            self.disk.pause()
-
-    def _handle_probe(self, st: State, work: ProbeWork, result: VideoProbe | VideoError
-                      ) -> None:
-        run = self.run_state
-        vid = work.video_id
-        run.suspects.discard((vid, PROBE))
-        if self.metrics is not None:
-            self.metrics.stage("probe", time.monotonic() - work.started)
-        v = run.videos[vid]
-        if v.status == "changed":
-            return  # the file changed while it was probed
-        if isinstance(result, VideoError):
-            self.library.set_status(st, vid, "failed", result.stage, result.reason)
-            if result.stage == DAMAGED:
-                self.damage.record(st, vid, [entry_seconds(
-                    "undecodable", 0.0, v.duration or 0.0, result.reason)])
-            self.library.warn_unusable(v.name, v.path, result.stage, result.reason,
-                                       result.hint)
-            return
-        st.set_probe(vid, result)
-        self.library.set_status(st, vid, "ready")
-        self.indexer.probed(st, vid, result)
-        cats = " + ".join(f"{c}({w:g})" for c, w in run.cfg_by_id[vid].categories)
-        source = (f"{probe_summary(result)}; "
-                  f"{scale_note(geometry(result, self.cfg.extraction.reference_height))}")
-        self.ui.line(f"🎬 Processing: {v.name}", event="video_started", video=v.name,
-                     categories=cats, source=source)
-        if self.ui.log is None:
-            self.ui.line(f"   Categories: {cats}")
-            self.ui.line(f"   {source}")
-
-    def _record(self, st: State, vid: int, slot: SlotResult) -> bool:
-        """Write a complete slot's files and make it durable; False (nothing kept) on a full
-        disk. Samples beyond a (lowered) target are dropped."""
-        run, cfg = self.run_state, self.cfg
-        targets = split.targets(cfg)
-        keep = []
-        taken: dict[str, int] = {}
-        for s in slot.samples:
-            k = split_key(s.category, s.split)
-            if run.totals.get(k, 0) + taken.get(k, 0) >= targets.get(k, 0):
-                slot.failed[s.category] = "target_reached"
-                continue
-            taken[k] = taken.get(k, 0) + 1
-            keep.append(s)
-        written: list[Path] = []
-        scheme = PathScheme.of(cfg)
-        try:
-            for s in keep:
-                aliases = alias_paths(scheme, [f for f, _ in s.files])
-                copies = write_sample(cfg, [(f, b) for (f, _), b in zip(s.files, s.blobs,
-                                                                        strict=True)], aliases)
-                written.extend(cfg.output_root / f for f, _ in s.files)
-                written.extend(cfg.output_root / a for a, _ in aliases)
-                if copies and not run.alias_copies:
-                    self.ui.warn("No hard links on the output filesystem",
-                                 [f"Output: {cfg.output_root}",
-                                  "LR aliases (" + ", ".join(n for n, _ in cfg.lr_aliases)
-                                  + ") are written as copies: more disk space per sample"],
-                                 ["Set lr_aliases = {} if your trainer does not read them"],
-                                 event="alias_copies", output=str(cfg.output_root))
-                run.alias_copies += copies
-        except DiskFull:
-            _remove_quietly(written)
-            return False
-        except OSError as e:
-            _remove_quietly(written)
-            return self._write_failed(st, vid, e)
-        slot.samples = [replace(s, blobs=()) for s in keep]
-        try:
-            ledger.record_slot(run, st, vid, slot)
-        except StateError:  # not recorded: its files must not stay (the slot is redone)
-            _remove_quietly(written)
-            raise
-        self.progress.slot_recorded(slot, vid)
-        return True
-
-    def _write_failed(self, st: State, vid: int, err: OSError) -> bool:
-        """A file name the filesystem refuses fails its video (data, not a crash); any other
-        write error means the output cannot be written at all: the run stops and says so."""
-        run = self.run_state
-        if err.errno == errno.ENAMETOOLONG and vid in run.videos:
-            v = run.videos[vid]
-            reason = f"cannot write its files: {err.strerror} ({err.filename})"
-            self.library.warn_unusable(v.name, v.path, "write", reason,
-                                       "use a shorter output_root, category path or format dir")
-            self.library.set_status(st, vid, "failed", "write", reason)
-            return True
-        raise OutputError(f"{err.filename or self.cfg.output_root}: cannot write a sample: "
-                          f"{err.strerror or err}",
-                          hint="check that output_root is writable and healthy; the run "
-                               "resumes where it stopped")
-
-    def _work_failed(self, st: State, work: Work, err: BaseException) -> None:
-        """A worker raised (a bug, or input no check caught): report, requeue, bounded."""
-        run = self.run_state
-        if isinstance(work, HeaderWork):
-            where = ", ".join(work.names)
-        else:
-            vid = work.task.video_id if isinstance(work, TaskWork) else work.video_id
-            where = run.videos[vid].name if vid in run.videos else str(vid)
-        self.ui.warn("Internal error in a worker", [f"Video: {where}",
-                                                    f"Error: {type(err).__name__}: {err}"],
-                     ["The work is rolled back and retried; please report this as a bug"],
-                     event="worker_error", video=where, error=f"{type(err).__name__}: {err}")
-        if self.metrics is not None:
-            self.metrics.worker_failure("error")
-        self._forget(st, [work], count=True, why=f"{type(err).__name__}: {err}")
-
-    def _lost(self, st: State, lost: list[Work], alone: bool) -> None:
-        """A worker died (OOM, kill, a crashing decoder): requeue its work, retried alone."""
-        self.ui.warn("A worker process died", ["Its clips were not recorded and will be redone"],
-                     ["Rebuilding the worker pool and continuing..."], event="worker_died")
-        if self.metrics is not None:
-            self.metrics.worker_failure("died")
-        run = self.run_state
-        for task in run.ready:  # queued, never started: simply no longer reserved
-            run.busy.difference_update((task.video_id, s.slot_id) for s in task.slots)
-        run.ready.clear()
-        self._forget(st, lost, count=alone, why="it killed its worker process")
-
-    def _forget(self, st: State, works: list[Work], count: bool, why: str) -> None:
-        """Lost work is pending in the state and will be redone; its slots (or probe) become
-        suspects, run alone; counted failures beyond MAX_TASK_CRASHES give it up."""
-        run = self.run_state
-        for w in works:
-            if isinstance(w, IndexWork):
-                self.indexer.failed(st, w.video_id, w.chunk, why)
-                continue
-            if isinstance(w, HeaderWork):
-                self._header_lost(st, w, why)
-                continue
-            if isinstance(w, ProbeWork):
-                keys = [(w.video_id, PROBE)]
-            else:
-                keys = [(w.task.video_id, s.slot_id) for s in w.task.slots]
-                run.busy.difference_update(keys)
-            for key in keys:
-                run.suspects.add(key)
-                if count:
-                    run.deaths[key] = run.deaths.get(key, 0) + 1
-                if run.deaths.get(key, 0) >= MAX_TASK_CRASHES:
-                    self._give_up(st, key, why)
-
-    def _header_lost(self, st: State, work: HeaderWork, why: str) -> None:
-        """A lost header batch: its names are read again one at a time on the io lane; a
-        file whose header read alone fails its worker MAX_TASK_CRASHES times is failed."""
-        run = self.run_state
-        for name in work.names:
-            n = run.header_suspects.get(name, 0) + (len(work.names) == 1 and work.lane == "io")
-            run.header_suspects[name] = n
-            if n >= MAX_TASK_CRASHES and name in run.unread:
-                del run.header_suspects[name]
-                path = str(run.unread[name][1].path)
-                self.library.apply_headers(st, (name,), [VideoError(
-                    path, "open", f"reading its header: {why} ({MAX_TASK_CRASHES} times)",
-                    "the file is probably damaged; re-copy or remux it")])
-
-    def _give_up(self, st: State, key: tuple[int, int], why: str) -> None:
-        """A slot (or probe) that failed its worker again and again is recorded as failed."""
-        run = self.run_state
-        vid, slot_id = key
-        run.suspects.discard(key)
-        run.deaths.pop(key, None)
-        reason = f"{why} ({MAX_TASK_CRASHES} times)"
-        if slot_id == PROBE:
-            v = run.videos[vid]
-            self.library.warn_unusable(v.name, v.path, "probe", reason,
-                                       "the file is probably damaged; re-copy or remux it")
-            self.library.set_status(st, vid, "failed", "probe", reason)
-            return
-        for s in st.slots(vid, pending_only=True):
-            if s.slot_id == slot_id:
-                res = SlotResult(slot_id, [Attempt(slot_id, 0, -1, WORKER_CRASH, 0.0, reason)],
-                                 failed={c: WORKER_CRASH for c, _ in s.formats}, complete=True)
-                self._record(st, vid, res)
 
     # -- reload ----------------------------------------------------------------------------
 
@@ -837,13 +532,6 @@ class Engine:
         if self.metrics is not None and self.cfg.metrics.enabled and not self.metrics.alive():
             return False
         return self.executor is not None and self.executor.healthy()
-
-
-def _remove_quietly(paths: list[Path]) -> None:
-    """Roll back written files; one that cannot be removed is replaced by the redo."""
-    for p in paths:
-        with contextlib.suppress(OSError):
-            p.unlink(missing_ok=True)
 
 
 def _mtime(path: Path) -> int:

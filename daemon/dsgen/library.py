@@ -11,26 +11,16 @@ from pathlib import Path
 from dsgen import ledger
 from dsgen.config import Config, VideoCfg, file_slug
 from dsgen.errors import VideoError
+from dsgen.headers import Header, read_headers
 from dsgen.model import RETURNABLE, USABLE, VideoRow
-from dsgen.probe import QuickProbe, file_key, quick_probe
+from dsgen.probe import QuickProbe, file_key
 from dsgen.report import Reporter
 from dsgen.runstate import RunState
 from dsgen.state import State
 from dsgen.watcher import FileId, FolderWatcher, file_id
 from dsgen.writer import PathScheme, alias_paths, sample_files
 
-Headers = Callable[[list[Path]], list["QuickProbe | VideoError"]]
-
-
-def read_headers(paths: list[Path]) -> list[QuickProbe | VideoError]:
-    """Header checks in this process (what the workers run, for callers without any)."""
-    out: list[QuickProbe | VideoError] = []
-    for path in paths:
-        try:
-            out.append(quick_probe(path))
-        except VideoError as e:
-            out.append(e)
-    return out
+Headers = Callable[[list[Path]], list[Header]]
 
 
 class Library:
@@ -46,7 +36,6 @@ class Library:
         # Each file's identity when it was last synced, to notice it change while running.
         self.synced: dict[Path, FileId] = {}
         self.forget_probe: Callable[[int], None] = lambda _vid: None  # the dispatch cache
-        self.in_flight: Callable[[int], bool] = lambda _vid: False  # work of a video running
         self._refused: set[tuple[Path | str, str]] = set()  # warned about once
         self._last_rescan: dict[Path, FileId] = {}  # configured files at the last rescan
         self._unread_from: tuple[float, int] | None = None  # (when, how many) queued at start
@@ -286,7 +275,7 @@ class Library:
     def can_reset(self, st: State, vid: int) -> bool:
         """A video may start over when none of its samples is recorded and none of its work
         runs (a result of the old file must never be recorded against the new one)."""
-        return not self.in_flight(vid) and not st.video_has_samples(vid)
+        return not self.run.in_flight(vid) and not st.video_has_samples(vid)
 
     def warn_unusable(self, name: str, path: str, stage: str, reason: str,
                       hint: str | None) -> None:

@@ -321,6 +321,12 @@ class RunState:
                 continue
             yield vid
 
+    def in_flight(self, vid: int) -> bool:
+        """Work of a video is running or queued."""
+        return any(v == vid for v, _ in self.busy) or any(
+            (w.task.video_id if isinstance(w, TaskWork) else w.video_id) == vid
+            for w in self.inflight.values() if not isinstance(w, HeaderWork))
+
     def busy_videos(self) -> list[int]:
         """Videos with slots in flight or queued."""
         return sorted({vid for vid, _ in self.busy})

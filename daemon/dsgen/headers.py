@@ -1,0 +1,82 @@
+"""Header checks (`quick_probe`: duration, rate, size) of many files, in the workers.
+
+`read_headers` runs them here; `HeaderReader` is what `Library.sync` waits on when the loop
+has an executor: batches over both lanes, a batch whose worker died read again one file at
+a time, and other work that finishes meanwhile kept for the loop (`stash`). Nothing here
+holds the engine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dsgen.errors import VideoError
+from dsgen.executor import Done, Executor
+from dsgen.extract import HeaderRequest, header_task
+from dsgen.probe import QuickProbe, quick_probe
+
+# Headers read in one piece of work: a few ms each (a decoded frame for some codecs), so a
+# batch is short next to a task, and a library of thousands is few messages.
+HEADER_BATCH = 16
+# A file whose header read, alone, ends its worker this many times is unusable.
+MAX_HEADER_CRASHES = 3
+# How long one poll of the executor waits while sync waits for its headers.
+POLL_SECONDS = 0.2
+
+Header = QuickProbe | VideoError
+
+
+def read_headers(paths: list[Path]) -> list[Header]:
+    """Header checks in this process (what the workers run, for callers without any)."""
+    out: list[Header] = []
+    for path in paths:
+        try:
+            out.append(quick_probe(path))
+        except VideoError as e:
+            out.append(e)
+    return out
+
+
+class HeaderReader:
+    """Reads headers in the executor's workers and waits for them (`executor` is set once
+    the loop has one; before, they are read here)."""
+
+    def __init__(self) -> None:
+        self.executor: Executor | None = None
+        self.stash: list[Done] = []  # other work that finished while sync waited
+
+    def __call__(self, paths: list[Path]) -> list[Header]:
+        """Each file's header or why it is unusable, in order."""
+        ex = self.executor
+        if ex is None or not paths:
+            return read_headers(paths)
+        got: dict[int, Header] = {}
+        crashes: dict[int, int] = {}
+        keys: dict[int, list[int]] = {}
+
+        def submit(idx: list[int], lane: str) -> None:
+            req = HeaderRequest(tuple(str(paths[i]) for i in idx))
+            keys[ex.submit(header_task, req, lane=lane)] = idx
+        for n, start in enumerate(range(0, len(paths), HEADER_BATCH)):
+            submit(list(range(start, min(start + HEADER_BATCH, len(paths)))), ("io", "cpu")[n % 2])
+        while keys:
+            for d in ex.poll(POLL_SECONDS):
+                idx = keys.pop(d.key, None)
+                if idx is None:
+                    self.stash.append(d)
+                elif isinstance(d.result, list):
+                    got.update(zip(idx, d.result, strict=True))
+                elif len(idx) > 1:  # lost or raised: each file again, alone
+                    for i in idx:
+                        submit([i], "io")
+                else:
+                    i = idx[0]
+                    crashes[i] = crashes.get(i, 0) + 1
+                    if crashes[i] < MAX_HEADER_CRASHES:
+                        submit([i], "io")
+                    else:
+                        why = "it killed its worker process" if d.lost else str(d.error)
+                        got[i] = VideoError(str(paths[i]), "open", f"reading its header: {why} "
+                                            f"({MAX_HEADER_CRASHES} times)",
+                                            "the file is probably damaged; re-copy or remux it")
+        return [got[i] for i in range(len(paths))]
