@@ -24,7 +24,7 @@ import pytest
 from dsgen.config import Config, config_from_dict, load_config
 from dsgen.engine import Engine
 from dsgen.executor import LocalExecutor
-from dsgen.extract import header_task
+from dsgen.extract import header_task, probe_task
 from dsgen.model import VideoProbe
 from dsgen.patches import geometry
 from dsgen.plan import fitting_formats, place_round
@@ -149,7 +149,8 @@ class GatedHeaders(LocalExecutor):
 
 
 def library_config(d: Path, film: Path) -> Path:
-    """A config over LIBRARY names of `film` (alpha and beta in turn)."""
+    """A config over LIBRARY names of `film` (alpha and beta in turn; the first with weight
+    3, so its share of alpha is larger than its opening and the rest gives it more)."""
     links = d / "library"
     links.mkdir(parents=True, exist_ok=True)
     blocks = []
@@ -157,8 +158,8 @@ def library_config(d: Path, film: Path) -> Path:
         p = links / f"v{i:02d}.mkv"
         if not p.exists():
             os.link(film, p)
-        blocks.append(f'\n[[videos]]\nname = "v{i:02d}"\npath = "{p}"\n'
-                      f'categories = ["{"alpha" if i % 2 == 0 else "beta"}"]\n')
+        cats = '{ alpha = 3.0 }' if i == 0 else f'["{"alpha" if i % 2 == 0 else "beta"}"]'
+        blocks.append(f'\n[[videos]]\nname = "v{i:02d}"\npath = "{p}"\ncategories = {cats}\n')
     cfg = d / "dsgen.toml"
     cfg.write_text(TWO_STEP_CONFIG.format(videos="".join(blocks)))
     return cfg
@@ -247,6 +248,73 @@ def test_first_samples_do_not_wait_for_the_librarys_headers(
     assert quotas_of(cfg.state_dir) == plan
     assert dataset_files(cfg.output_root) == files
     assert sum(1 for f in files if "/GT/" in f) == 36
+
+
+def gated_probe(arg: tuple[str, Any]) -> Any:
+    """A video's probe that starts only once the gate file exists."""
+    gate, req = arg
+    deadline = time.monotonic() + GATE_SECONDS
+    while not Path(gate).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return probe_task(req)
+
+
+class GatedProbes(LocalExecutor):
+    """A real local pool whose probes wait for the gate named in $DSGEN_TEST_GATE."""
+
+    def submit(self, fn: Any, arg: Any, lane: str = "cpu") -> int:
+        """Hold probes behind the gate."""
+        if fn is probe_task:
+            return super().submit(gated_probe, (os.environ["DSGEN_TEST_GATE"], arg), lane)
+        return super().submit(fn, arg, lane)
+
+
+def rest_planned(state: Path) -> bool:
+    """Whether the state holds the rest of phase 0 (every header read, the step recorded)."""
+    try:
+        db = sqlite3.connect(f"file:{state / 'dsgen.sqlite3'}?mode=ro", uri=True, timeout=10)
+    except sqlite3.OperationalError:
+        return False
+    try:
+        pending = db.execute("SELECT COUNT(*) FROM meta WHERE key='phase0'").fetchone()[0]
+        opened = db.execute("SELECT COUNT(*) FROM meta WHERE key='phase0_opening'").fetchone()[0]
+        return bool(opened and not pending)
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        db.close()
+
+
+@pytest.mark.slow
+def test_an_opening_round_is_the_same_when_the_rest_comes_first(
+        tmp_path: Path, h264_cuts: VideoFixture,
+        at_once: tuple[dict[str, str], dict[tuple[str, str], int]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the first videos' probes held back until the rest of phase 0 is recorded, the
+    opening videos plan their first round after the rest came: it is still planned from the
+    opening alone, and the plan and the dataset are those of the other orders."""
+    cfg = load_config(library_config(tmp_path, h264_cuts[0]))
+    gate = tmp_path / "gate"
+    monkeypatch.setenv("DSGEN_TEST_GATE", str(gate))
+    out = io.StringIO()
+    engine = Engine(cfg, Reporter(out=out), executor_factory=GatedProbes)
+    codes: list[int] = []
+    runner = threading.Thread(target=lambda: codes.append(engine.run()))
+    runner.start()
+    try:
+        deadline = time.monotonic() + 240
+        while not rest_planned(cfg.state_dir):
+            assert runner.is_alive(), out.getvalue()
+            assert time.monotonic() < deadline, "the rest of phase 0 was not planned"
+            time.sleep(0.1)
+        assert progress_of(cfg.state_dir) == (0, 0)  # no sample yet, every header read
+    finally:
+        gate.touch()
+        runner.join(timeout=600)
+    assert codes == [0], out.getvalue()
+    files, plan = at_once
+    assert quotas_of(cfg.state_dir) == plan
+    assert dataset_files(cfg.output_root) == files
 
 
 @pytest.mark.slow

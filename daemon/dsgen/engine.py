@@ -41,7 +41,14 @@ from dsgen.library import Library
 from dsgen.metrics import Metrics
 from dsgen.migrate import check_scheme, identity
 from dsgen.notify import Notifier
-from dsgen.planner import OPENING, PLAN_META, new_phase, openers, plan_opening, plan_rest
+from dsgen.planner import (
+    PLAN_META,
+    load_opening,
+    new_phase,
+    openers,
+    plan_opening,
+    plan_rest,
+)
 from dsgen.progress import Progress
 from dsgen.report import Reporter
 from dsgen.results import Results
@@ -290,14 +297,17 @@ class Engine:
         self._verify_after_reboot(st)
         ledger.load(self.run_state, st)
         self.library.start_watching(st)
-        run = self.run_state
-        run.plan_pending = st.get_meta(PLAN_META) == OPENING
-        # New videos' headers are read as work proceeds, but for those a fresh plan opens with
-        first = {n for n, _ in openers(self.cfg, self.library.video_cfgs()).values()}
-        self.library.sync(st, later=lambda vc: vc.name not in first)
+        load_opening(self.run_state, st)
+        self._sync(st)
         self.indexer.resume(st)
         self.library.rollback_unrecorded(st)
         self._run_id = st.start_run()
+
+    def _sync(self, st: State) -> None:
+        """Sync the library; new videos' headers are read as work proceeds, except those a
+        fresh plan opens with (at start-up, and for the videos a reload adds)."""
+        first = {n for n, _ in openers(self.cfg, self.library.video_cfgs()).values()}
+        self.library.sync(st, later=lambda vc: vc.name not in first)
 
     def _wait_for_state_space(self) -> bool:
         """Wait while the state's disk is full; False if asked to stop meanwhile."""
@@ -478,11 +488,7 @@ class Engine:
         write_descriptions(new)
         if new.watch != old_watch:
             self.library.start_watching(st)
-        run = self.run_state
-        run.plan_pending = st.get_meta(PLAN_META) == OPENING
-        # New videos' headers are read as work proceeds, but for those a fresh plan opens with
-        first = {n for n, _ in openers(self.cfg, self.library.video_cfgs()).values()}
-        self.library.sync(st, later=lambda vc: vc.name not in first)
+        self._sync(st)
         run.idle = False
         self.progress.start_metrics(st)
         if self.metrics is not None:

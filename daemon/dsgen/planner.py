@@ -8,6 +8,7 @@ own regions of each video.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -39,13 +40,21 @@ class RoundOutcome:
 
 
 # Phase 0 of a fresh state is planned in two steps (docs/architecture.md). Its opening gives
-# the first video of each planning key, at once, the key's average share (target / videos
-# that may give it, at least 1), from the config and that video's header alone: its first
-# sample does not wait for the headers of the rest of a large new library. The rest of
-# phase 0 is split by duration once every header is read, never leaving an opening video
-# below its opening: both steps depend on the config and the headers only, never on timing.
+# the first video of each planning key, at once, a few samples (at most the key's average
+# share, target / videos that may give it, and OPENING_SAMPLES), from the config and that
+# video's header alone: its first sample does not wait for the headers of the rest of a
+# large new library. The rest of phase 0 is split by duration once every header is read,
+# never leaving an opening video below its opening: both steps depend on the config and the
+# headers only, never on timing.
+# Samples an opening gives at most: work for the first tasks while the other headers are
+# read, and small, so that it rarely exceeds a video's share of the target or of its
+# windows (the rest is then the one-step split exactly).
+OPENING_SAMPLES = 4
 PLAN_META = "phase0"  # state setting: OPENING while the rest of phase 0 is still to plan
 OPENING = "opening"
+# State setting: the opening itself (JSON: video id → planning key → samples). An opening
+# video's first round is planned from it alone, whether or not the rest has come since.
+OPENING_META = "phase0_opening"
 # Statuses a video can take from outside (the file went or changed): the rest of phase 0
 # leaves it out, as a plan made once every header is read would.
 OUTSIDE = ("missing", "changed", "gone", "unavailable")
@@ -106,12 +115,23 @@ def plan_opening(run: RunState, st: State, vcs: list[VideoCfg]) -> dict[str, dic
         if target <= 0 or vid is None or run.videos[vid].status not in USABLE:
             continue
         share, cap = header_capacities(run, vid).get(k, (0.0, 0))
-        amount = min(cap, max(1, target // n)) if share > 0 else 0
+        amount = min(cap, OPENING_SAMPLES, max(1, target // n)) if share > 0 else 0
         if amount > 0:
             amounts.setdefault(k, {})[vid] = amount
-    ledger.add_quotas(run, st, 0, amounts, {PLAN_META: OPENING})
+    opening = {vid: {k: per[vid] for k, per in amounts.items() if vid in per}
+               for vid in {v for per in amounts.values() for v in per}}
+    ledger.add_quotas(run, st, 0, amounts, {PLAN_META: OPENING, OPENING_META: json.dumps(
+        {str(vid): keys for vid, keys in sorted(opening.items())}, sort_keys=True)})
     run.plan_pending = True
+    run.opening = opening
     return amounts
+
+
+def load_opening(run: RunState, st: State) -> None:
+    """The run's view of a two-step phase 0 from the state: pending or not, and the opening."""
+    run.plan_pending = st.get_meta(PLAN_META) == OPENING
+    text = st.get_meta(OPENING_META)
+    run.opening = {int(vid): dict(keys) for vid, keys in json.loads(text).items()} if text else {}
 
 
 def plan_rest(run: RunState, st: State) -> dict[str, dict[int, int]]:
@@ -207,6 +227,9 @@ def plan_round(run: RunState, st: State, vid: int, probe: VideoProbe) -> RoundOu
     cfg: Config = run.cfg
     v, vc, c = run.videos[vid], run.cfg_by_id[vid], run.video_counts(vid)
     owed = {k: c.owed(k) for k in split.video_keys(cfg, vc) if c.owed(k) > 0}
+    if c.last_round < 0 and vid in run.opening:  # an opening round: the opening alone
+        owed = {k: min(n, run.opening[vid].get(k, 0)) for k, n in owed.items()}
+        owed = {k: n for k, n in owed.items() if n > 0}
     if not owed:
         return RoundOutcome(0, {})
     assert c.pending == 0

@@ -239,6 +239,9 @@ class RunState:
     # Phase 0 of a fresh state is planned in two steps: its opening (the first video of each
     # planning key, from the config alone) at once, the rest once every header is read.
     plan_pending: bool = False
+    # The opening (video → planning key → samples): an opening video's first round is
+    # planned from it alone, so that round does not depend on when the rest came.
+    opening: dict[int, dict[str, int]] = field(default_factory=dict)
     # Videos whose frame index is still being built: chunks not scanned yet, in order.
     index_todo: dict[int, list[int]] = field(default_factory=dict)
     pauses: set[str] = field(default_factory=set)
