@@ -28,9 +28,10 @@ from dsgen.extract import header_task, probe_task
 from dsgen.model import VideoProbe
 from dsgen.patches import geometry
 from dsgen.plan import fitting_formats, place_round
-from dsgen.planner import format_notes
+from dsgen.planner import OPENING, PLAN_META, TWO_STEP_VIDEOS, format_notes, fresh_plan
 from dsgen.probe import probe_video
 from dsgen.report import Reporter
+from dsgen.runstate import RunState
 from dsgen.split import VAL, Region
 from dsgen.state import State
 from dsgen.synth import SynthSpec
@@ -100,7 +101,8 @@ def test_validation_slots_draw_from_the_validation_mix_that_fits(probe: VideoPro
 # between the two steps.
 
 GATE_SECONDS = 300.0  # a gated read gives up waiting after this (the test failed anyway)
-LIBRARY = 24  # videos: hard links of one real encode under distinct names
+LIBRARY = 40  # videos (≥ planner.TWO_STEP_VIDEOS): hard links of one real encode
+ALPHA, BETA = 48, 20  # targets
 
 TWO_STEP_CONFIG = """\
 output_root = "out"
@@ -115,11 +117,11 @@ height = 96
 scale = 3
 
 [categories.alpha]
-target = 24
+target = {alpha}
 formats = {{ tiny = 1.0 }}
 
 [categories.beta]
-target = 12
+target = {beta}
 formats = {{ tiny = 1.0 }}
 {videos}"""
 
@@ -161,7 +163,7 @@ def library_config(d: Path, film: Path) -> Path:
         cats = '{ alpha = 3.0 }' if i == 0 else f'["{"alpha" if i % 2 == 0 else "beta"}"]'
         blocks.append(f'\n[[videos]]\nname = "v{i:02d}"\npath = "{p}"\ncategories = {cats}\n')
     cfg = d / "dsgen.toml"
-    cfg.write_text(TWO_STEP_CONFIG.format(videos="".join(blocks)))
+    cfg.write_text(TWO_STEP_CONFIG.format(alpha=ALPHA, beta=BETA, videos="".join(blocks)))
     return cfg
 
 
@@ -227,7 +229,7 @@ def test_first_samples_do_not_wait_for_the_librarys_headers(
         at_once: tuple[dict[str, str], dict[tuple[str, str], int]],
         monkeypatch: pytest.MonkeyPatch) -> None:
     """With every header read of the library held back, samples of the first video of each
-    category are durable while the other 22 headers are unread; once the reads may run, the
+    category are durable while the other headers are unread; once the reads may run, the
     run ends with the dataset and plan of a run that had every header at once."""
     cfg = load_config(library_config(tmp_path, h264_cuts[0]))
     gate = tmp_path / "gate"
@@ -247,7 +249,7 @@ def test_first_samples_do_not_wait_for_the_librarys_headers(
     files, plan = at_once
     assert quotas_of(cfg.state_dir) == plan
     assert dataset_files(cfg.output_root) == files
-    assert sum(1 for f in files if "/GT/" in f) == 36
+    assert sum(1 for f in files if "/GT/" in f) == ALPHA + BETA
 
 
 def gated_probe(arg: tuple[str, Any]) -> Any:
@@ -388,7 +390,7 @@ def test_a_header_read_that_kills_its_worker_fails_that_video_alone(
     assert "v05" in text.split("reading its header", 1)[0].rsplit("⚠", 1)[-1]
     others = [r for n, r in rows.items() if n != "v05"]
     assert len(others) == LIBRARY - 1 and all(r.size is not None for r in others)
-    assert totals == {"alpha": 24, "beta": 12}
+    assert totals == {"alpha": ALPHA, "beta": BETA}
 
 
 @pytest.mark.slow
@@ -410,4 +412,21 @@ def test_an_openers_header_read_that_kills_its_worker_fails_it_alone(
     assert rows["v00"].status == "failed"
     assert "killed its worker process (3 times)" in (rows["v00"].reason or "")
     assert all(r.size is not None for n, r in rows.items() if n != "v00")
-    assert totals == {"alpha": 24, "beta": 12}
+    assert totals == {"alpha": ALPHA, "beta": BETA}
+
+
+def test_a_small_library_is_planned_in_one_step_and_a_large_one_in_two(
+        tmp_path: Path, h264_cuts: VideoFixture) -> None:
+    """Below TWO_STEP_VIDEOS configured videos a fresh plan reads every header first and
+    splits each target at once; from there on it opens first (fresh states only)."""
+    cfg = load_config(library_config(tmp_path, h264_cuts[0]))
+    small = dataclasses.replace(cfg, videos=cfg.videos[:TWO_STEP_VIDEOS - 1])
+    st = State(tmp_path / "st")
+    try:
+        run = RunState(small)
+        assert fresh_plan(run, st, list(small.videos)) == "one"
+        assert fresh_plan(run, st, list(cfg.videos)) == "two"
+        st.add_quotas(0, {}, {PLAN_META: OPENING})
+        assert fresh_plan(run, st, list(cfg.videos)) is None  # planned already
+    finally:
+        st.close()

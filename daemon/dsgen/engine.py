@@ -42,7 +42,7 @@ from dsgen.metrics import Metrics
 from dsgen.migrate import check_scheme, identity
 from dsgen.notify import Notifier
 from dsgen.planner import (
-    PLAN_META,
+    fresh_plan,
     load_opening,
     new_phase,
     openers,
@@ -113,6 +113,7 @@ class Engine:
         self._lock = lock
         self._run_id = 0
         self._cfg_mtime = _mtime(cfg.source)
+        self._fresh: str | None = None  # a fresh state's phase 0: "one" or "two" steps
 
     @property
     def cfg(self) -> Config:
@@ -298,6 +299,7 @@ class Engine:
         ledger.load(self.run_state, st)
         self.library.start_watching(st)
         load_opening(self.run_state, st)
+        self._fresh = fresh_plan(self.run_state, st, self.library.video_cfgs())
         self._sync(st)
         self.indexer.resume(st)
         self.library.rollback_unrecorded(st)
@@ -305,7 +307,10 @@ class Engine:
 
     def _sync(self, st: State) -> None:
         """Sync the library; new videos' headers are read as work proceeds, except those a
-        fresh plan opens with (at start-up, and for the videos a reload adds)."""
+        fresh plan opens with, and all of them for a fresh plan in one step."""
+        if self._fresh == "one":
+            self.library.sync(st)
+            return
         first = {n for n, _ in openers(self.cfg, self.library.video_cfgs()).values()}
         self.library.sync(st, later=lambda vc: vc.name not in first)
 
@@ -377,8 +382,11 @@ class Engine:
     def _loop(self, st: State) -> None:
         run = self.run_state
         assert self.executor is not None
-        if st.phase() < 0 and st.get_meta(PLAN_META) is None:
+        if self._fresh == "two":
             plan_opening(run, st, self.library.video_cfgs())
+        elif self._fresh == "one":
+            new_phase(run, st)
+        self._fresh = None
         try:
             while True:
                 try:

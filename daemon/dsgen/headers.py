@@ -52,28 +52,33 @@ class HeaderReader:
             return read_headers(paths)
         got: dict[int, Header] = {}
         crashes: dict[int, int] = {}
-        keys: dict[int, list[int]] = {}
+        keys: dict[int, tuple[list[int], str, bool]] = {}  # key → (indexes, lane, alone)
+        suspects: list[int] = []  # files of a lost batch: read one at a time, alone
 
-        def submit(idx: list[int], lane: str) -> None:
+        def submit(idx: list[int], lane: str, alone: bool = False) -> None:
             req = HeaderRequest(tuple(str(paths[i]) for i in idx))
-            keys[ex.submit(header_task, req, lane=lane)] = idx
+            keys[ex.submit(header_task, req, lane=lane)] = (idx, lane, alone)
         for n, start in enumerate(range(0, len(paths), HEADER_BATCH)):
             submit(list(range(start, min(start + HEADER_BATCH, len(paths)))), ("io", "cpu")[n % 2])
-        while keys:
+        while keys or suspects:
+            if suspects and not any(lane == "io" for _, lane, _ in keys.values()):
+                # alone in its lane's one process: if that dies, this file is to blame
+                submit([suspects.pop(0)], "io", alone=True)
             for d in ex.poll(POLL_SECONDS):
-                idx = keys.pop(d.key, None)
-                if idx is None:
+                hit = keys.pop(d.key, None)
+                if hit is None:
                     self.stash.append(d)
-                elif isinstance(d.result, list):
+                    continue
+                idx, _, alone = hit
+                if isinstance(d.result, list):
                     got.update(zip(idx, d.result, strict=True))
-                elif len(idx) > 1:  # lost or raised: each file again, alone
-                    for i in idx:
-                        submit([i], "io")
+                elif not alone:
+                    suspects.extend(idx)  # lost or raised with others: each again, alone
                 else:
                     i = idx[0]
                     crashes[i] = crashes.get(i, 0) + 1
                     if crashes[i] < MAX_HEADER_CRASHES:
-                        submit([i], "io")
+                        suspects.insert(0, i)
                     else:
                         why = "it killed its worker process" if d.lost else str(d.error)
                         got[i] = VideoError(str(paths[i]), "open", f"reading its header: {why} "

@@ -46,6 +46,11 @@ class RoundOutcome:
 # large new library. The rest of phase 0 is split by duration once every header is read,
 # never leaving an opening video below its opening: both steps depend on the config and the
 # headers only, never on timing.
+# Videos from which a fresh plan takes two steps: below, reading every header first costs
+# seconds at most (32 H.264 files at 160 ms each over two lanes: 2.6 s), and the one-step
+# plan packs short, heavily sampled videos best (an opening round splits a video's windows
+# in two rounds, which can leave gaps no window fits in).
+TWO_STEP_VIDEOS = 32
 # Samples an opening gives at most: work for the first tasks while the other headers are
 # read, and small, so that it rarely exceeds a video's share of the target or of its
 # windows (the rest is then the one-step split exactly).
@@ -103,6 +108,14 @@ def openers(cfg: Config, vcs: list[VideoCfg]) -> dict[str, tuple[str, int]]:
             first, n = out.get(k, (vc.name, 0))
             out[k] = (first, n + 1)
     return out
+
+
+def fresh_plan(run: RunState, st: State, vcs: list[VideoCfg]) -> str | None:
+    """How a fresh state's phase 0 is planned: "two" steps for a library of TWO_STEP_VIDEOS
+    videos or more, else "one"; None for a state planned already (or in two steps)."""
+    if st.phase() >= 0 or st.get_meta(PLAN_META) is not None:
+        return None
+    return "two" if len(vcs) >= TWO_STEP_VIDEOS else "one"
 
 
 def plan_opening(run: RunState, st: State, vcs: list[VideoCfg]) -> dict[str, dict[int, int]]:

@@ -276,7 +276,10 @@ class Results:
                 self.indexer.failed(st, w.video_id, w.chunk, why)
                 continue
             if isinstance(w, HeaderWork):
-                self._header_lost(st, w, why)
+                # blamed only when it was the io lane's one piece of lost work
+                alone = sum(isinstance(x, IndexWork) or (isinstance(x, HeaderWork)
+                            and x.lane == "io") for x in works) == 1
+                self._header_lost(st, w, why, alone)
                 continue
             if isinstance(w, ProbeWork):
                 keys = [(w.video_id, PROBE)]
@@ -290,12 +293,13 @@ class Results:
                 if run.deaths.get(key, 0) >= MAX_TASK_CRASHES:
                     self._give_up(st, key, why)
 
-    def _header_lost(self, st: State, work: HeaderWork, why: str) -> None:
+    def _header_lost(self, st: State, work: HeaderWork, why: str, alone: bool) -> None:
         """A lost header batch: its names are read again one at a time on the io lane; a
         file whose header read alone fails its worker MAX_TASK_CRASHES times is failed."""
         run = self.run
+        blamed = alone and len(work.names) == 1 and work.lane == "io"
         for name in work.names:
-            n = run.header_suspects.get(name, 0) + (len(work.names) == 1 and work.lane == "io")
+            n = run.header_suspects.get(name, 0) + blamed
             run.header_suspects[name] = n
             if n >= MAX_TASK_CRASHES and name in run.unread:
                 del run.header_suspects[name]
