@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import sqlite3
 import time
-import urllib.parse
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dsgen.errors import StateDamaged, StateError, StateFull
+from dsgen.errors import StateError
 from dsgen.journal import Journal
 from dsgen.model import (
     VAL,
@@ -24,212 +21,49 @@ from dsgen.model import (
     VideoProbe,
     VideoRow,
 )
-
-DB_NAME = "dsgen.sqlite3"
-SCHEMA_VERSION = 4
-# Columns added after a table was first created: (schema, table, column, declaration).
-# Older databases get them in place (ALTER TABLE) when opened for writing; their rows read
-# NULL (or the default) there. Schema 2's column is in positional sample inserts of schema-1
-# dsgen, so the schema number moves on with each: an older dsgen refuses the state instead
-# of failing there (or writing rows without a split).
-MIGRATIONS = (
-    (1, "videos", "frames", "INTEGER"),  # NULL: frames in the index not known yet
-    (2, "samples", "degradation", "TEXT"),  # NULL: clean LR (no template)
-    (3, "slots", "split", "TEXT NOT NULL DEFAULT 'train'"),  # old slots were all training
-    (3, "samples", "split", "TEXT NOT NULL DEFAULT 'train'"),
-    # schema 4 (lazy probing, keyframe-aware windows, damage): positions become pts
-    (4, "slots", "bounds", "TEXT"),  # JSON [[lo, hi, fence], …] per position (NULL: exact)
-    (4, "slots", "tol", "INTEGER"),  # ticks a window may move to open at a keyframe
-    (4, "attempts", "end_pts", "INTEGER"),  # the window's last pts (NULL: not resolved)
-    (4, "attempts", "target", "INTEGER"),  # the planned position
-    (4, "attempts", "origin", "TEXT"),  # keyframe | position
-    (4, "samples", "window", "TEXT"),  # JSON: where the window came from
-    (4, "videos", "damage", "TEXT"),  # JSON [{what, first_s, last_s, …}, …] found so far
+from dsgen.state_db import (
+    BUSY_TIMEOUT_MS,
+    DAMAGE_MARK,
+    DB_NAME,
+    NEARLY_FULL_BYTES,
+    SQLITE_CORRUPT,
+    SQLITE_FULL,
+    SQLITE_IOERR,
+    SQLITE_NOTADB,
+    WRITES,
+    StateConnection,
+    StateCursor,
+    check_damage_mark,
+    clear_damage_mark,
+    damaged,
+    mark_damaged,
+    quote_path,
+    translate,
 )
-# A reader (dsgen monitor/status) never blocks the writer in WAL mode; this only
-# covers the short exclusive moments of checkpoints.
-BUSY_TIMEOUT_MS = 10_000
+from dsgen.state_runs import StateRuns, boot_id
+from dsgen.state_schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION, columns, prepare
 
-# SQLite primary result codes told apart (sqlite3.Error.sqlite_errorcode & 0xFF).
-SQLITE_IOERR = 10
-SQLITE_CORRUPT = 11
-SQLITE_FULL = 13
-SQLITE_NOTADB = 26
-# Statements the journal keeps (reads and transaction control are not state).
-WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
-
-
-def translate(err: sqlite3.Error, where: str) -> Exception:
-    """SQLite's "disk full" and "damaged" errors as the DsgenErrors every command reports
-    (with what to do); any other error unchanged."""
-    code = (getattr(err, "sqlite_errorcode", 0) or 0) & 0xFF
-    if code == SQLITE_FULL or (code == SQLITE_IOERR and _nearly_full(Path(where).parent)):
-        return StateFull(f"{where}: the state's disk is full ({err})",
-                         hint="free space on the state_dir's filesystem; nothing recorded "
-                              "was lost")
-    if code in (SQLITE_CORRUPT, SQLITE_NOTADB):
-        return damaged(where, str(err))
-    return err
-
-
-# Free bytes below which an I/O error of SQLite is taken for a full disk (growing the WAL
-# index fails with "disk I/O error", not "disk full").
-NEARLY_FULL_BYTES = 1024 * 1024
-
-
-def _nearly_full(folder: Path) -> bool:
-    try:
-        return shutil.disk_usage(folder).free < NEARLY_FULL_BYTES
-    except OSError:
-        return False
-
-
-def damaged(where: str, detail: str) -> StateDamaged:
-    """The error every command gives for a damaged state, with the way out."""
-    return StateDamaged(f"{where}: the state database is damaged ({detail})",
-                        hint="`dsgen state check --config FILE` shows what is wrong; "
-                             "`dsgen state recover --config FILE` rebuilds it with every "
-                             "recorded sample (docs/state.md)")
-
-
-class StateCursor(sqlite3.Cursor):
-    """A cursor whose errors are `translate`d (rows iterated one by one are not wrapped: it
-    would double their cost; the commands translate what escapes, see `cli.main`)."""
-
-    where = ""
-
-    def execute(self, sql: str, parameters: Any = (), /) -> StateCursor:
-        try:
-            return super().execute(sql, parameters)  # type: ignore[return-value]
-        except sqlite3.Error as e:
-            raise translate(e, self.where) from None
-
-    def executemany(self, sql: str, seq: Any, /) -> StateCursor:
-        try:
-            return super().executemany(sql, seq)  # type: ignore[return-value]
-        except sqlite3.Error as e:
-            raise translate(e, self.where) from None
-
-    def fetchone(self) -> Any:
-        try:
-            return super().fetchone()
-        except sqlite3.Error as e:
-            raise translate(e, self.where) from None
-
-    def fetchall(self) -> list[Any]:
-        try:
-            return super().fetchall()
-        except sqlite3.Error as e:
-            raise translate(e, self.where) from None
-
-    def fetchmany(self, size: int | None = None) -> list[Any]:
-        try:
-            return super().fetchmany(self.arraysize if size is None else size)
-        except sqlite3.Error as e:
-            raise translate(e, self.where) from None
-
-
-class StateConnection(sqlite3.Connection):
-    """The state's connection: `translate`d errors, and inside a journaled transaction the
-    write statements it ran (`capture`), for the journal (docs/state.md)."""
-
-    where = ""
-    capture: list[tuple[str, Any]] | None = None
-
-    def cursor(self, factory: Any = None) -> Any:
-        cur = super().cursor(factory or StateCursor)
-        cur.where = self.where
-        return cur
-
-    def execute(self, sql: str, parameters: Any = (), /) -> Any:
-        if self.capture is not None and sql.lstrip()[:7].upper().startswith(WRITES):
-            self.capture.append((sql, parameters))
-        return self.cursor().execute(sql, parameters)
-
-    def executemany(self, sql: str, seq: Any, /) -> Any:
-        if self.capture is not None and sql.lstrip()[:7].upper().startswith(WRITES):
-            seq = [p if isinstance(p, dict) else tuple(p) for p in seq]
-            self.capture.extend((sql, p) for p in seq)
-        return self.cursor().executemany(sql, seq)
-
-    def executescript(self, script: str, /) -> Any:
-        try:
-            return super().executescript(script)
-        except sqlite3.Error as e:
-            raise translate(e, self.where) from None
+# The state's API; what moved to state_db / state_schema / state_runs is still imported
+# from here by the rest of dsgen, the tests and the benchmarks.
+__all__ = [
+    "BUSY_TIMEOUT_MS", "DAMAGE_MARK", "DB_NAME", "KEY_SQL", "MIGRATIONS", "NEARLY_FULL_BYTES",
+    "SCHEMA", "SCHEMA_VERSION", "SQLITE_CORRUPT", "SQLITE_FULL", "SQLITE_IOERR",
+    "SQLITE_NOTADB", "WRITES", "State", "StateConnection", "StateCursor", "boot_id",
+    "check_damage_mark", "clear_damage_mark", "damaged", "mark_damaged", "quote_path",
+    "translate",
+]
 
 # A sample's or slot's planning key (model.split_key) in SQL.
 KEY_SQL = f"category || CASE WHEN split = '{VAL}' THEN '{VAL_SUFFIX}' ELSE '' END"
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS videos (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    path TEXT NOT NULL,
-    size INTEGER,
-    mtime_ns INTEGER,
-    status TEXT NOT NULL,          -- new | ready | failed | missing | changed
-    stage TEXT, reason TEXT,       -- why failed/missing
-    duration REAL, fps REAL,       -- from the header, for planning shares
-    probe TEXT, arrays BLOB,       -- the full probe, once indexed
-    updated REAL NOT NULL,
-    frames INTEGER                 -- frames in the index (planning without loading it)
-);
-CREATE TABLE IF NOT EXISTS quotas (
-    video_id INTEGER NOT NULL, category TEXT NOT NULL, phase INTEGER NOT NULL,
-    amount INTEGER NOT NULL, PRIMARY KEY (video_id, category, phase)
-);
-CREATE TABLE IF NOT EXISTS exhausted (
-    video_id INTEGER NOT NULL, category TEXT NOT NULL, reason TEXT NOT NULL,
-    PRIMARY KEY (video_id, category)
-);
-CREATE TABLE IF NOT EXISTS slots (
-    video_id INTEGER NOT NULL, slot_id INTEGER NOT NULL, phase INTEGER NOT NULL,
-    round INTEGER NOT NULL, starts TEXT NOT NULL, formats TEXT NOT NULL,
-    done INTEGER NOT NULL DEFAULT 0, split TEXT NOT NULL DEFAULT 'train',
-    PRIMARY KEY (video_id, slot_id)
-);
-CREATE TABLE IF NOT EXISTS attempts (
-    video_id INTEGER NOT NULL, slot_id INTEGER NOT NULL, number INTEGER NOT NULL,
-    start INTEGER NOT NULL, outcome TEXT NOT NULL, scene_diff REAL, detail TEXT,
-    PRIMARY KEY (video_id, slot_id, number)
-);
-CREATE TABLE IF NOT EXISTS samples (
-    video_id INTEGER NOT NULL, slot_id INTEGER NOT NULL, category TEXT NOT NULL,
-    format TEXT NOT NULL, files TEXT NOT NULL, bytes INTEGER NOT NULL,
-    start INTEGER NOT NULL, frame_pts TEXT NOT NULL, box TEXT NOT NULL, metrics TEXT NOT NULL,
-    created REAL NOT NULL, degradation TEXT, split TEXT NOT NULL DEFAULT 'train',
-    PRIMARY KEY (video_id, slot_id, category)
-);
-CREATE TABLE IF NOT EXISTS slot_failures (
-    video_id INTEGER NOT NULL, slot_id INTEGER NOT NULL, category TEXT NOT NULL,
-    reason TEXT NOT NULL, PRIMARY KEY (video_id, slot_id, category)
-);
-CREATE TABLE IF NOT EXISTS holdout (  -- a video's validation blocks, chosen once (dsgen.split)
-    video_id INTEGER PRIMARY KEY, holdout TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY, started REAL NOT NULL, ended REAL, status TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS index_chunks (
-    video_id INTEGER NOT NULL, chunk INTEGER NOT NULL, arrays BLOB NOT NULL,
-    start_key INTEGER, end_key INTEGER, eof INTEGER NOT NULL, holes INTEGER NOT NULL,
-    damage TEXT NOT NULL, PRIMARY KEY (video_id, chunk)
-);
-CREATE INDEX IF NOT EXISTS samples_cat ON samples (category);
-CREATE INDEX IF NOT EXISTS slots_pending ON slots (done, video_id);
-"""
 
-
-class State:
+class State(StateRuns):
     """The only writer of the database; every method is one transaction."""
 
     def __init__(self, state_dir: Path, readonly: bool = False, *,
                  db_path: Path | None = None, journal: bool = True) -> None:
         self.path = db_path or state_dir / DB_NAME
-        self.journal: Journal | None = None
-        self.db: StateConnection
+        self.journal = None
         try:
             if readonly:
                 uri = f"file:{quote_path(self.path)}?mode=ro"
@@ -245,9 +79,7 @@ class State:
                 # NORMAL in WAL: a commit survives a process crash (kill -9); only an OS
                 # crash can lose the last commits, and their files are then redone.
                 self.db.execute("PRAGMA synchronous=NORMAL")
-                self.db.executescript(SCHEMA)
-                self._check_version()
-                self._add_run_columns()
+                prepare(self)
                 if journal:
                     self.journal = Journal(state_dir)
         except StateError:
@@ -281,81 +113,9 @@ class State:
         except sqlite3.Error as e:
             raise translate(e, str(self.path)) from None
 
-    def _check_version(self) -> None:
-        row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-        if row is not None and int(row[0]) > SCHEMA_VERSION:
-            raise StateError(f"{self.path}: written by a newer dsgen (schema {row[0]})",
-                             hint="upgrade dsgen or use another state_dir")
-        if row is not None and int(row[0]) == SCHEMA_VERSION:
-            return
-        # the new columns, positions as pts and the new schema number, atomically
-        with self.tx() as db:
-            for _, table, column, decl in MIGRATIONS:
-                if column not in self._columns(table):
-                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
-            if row is None:  # a new database: its positions are pts from the start
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('positions', 'pts')")
-            elif self.get_meta("positions") != "pts":
-                self._positions_to_pts(db)
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-
     def _columns(self, table: str) -> set[str]:
-        return {str(r[1]) for r in self.db.execute(f"PRAGMA table_info({table})")}
-
-    def _positions_to_pts(self, db: sqlite3.Connection) -> None:
-        """Databases from before lazy probing keep window positions as frame indices into
-        each video's stored index: rewrite them as pts (slots' positions, attempts' and
-        samples' first frames, attempts' last frames), inside the migration's transaction.
-        Such slots keep no bounds: their windows are exactly where they were planned."""
-        ident = self.get_meta("identity")
-        n = int(json.loads(ident).get("frames", 7)) if ident else 7
-        for vid, probe, arrays in db.execute("SELECT id, probe, arrays FROM videos").fetchall():
-            rows = db.execute("SELECT COUNT(*) FROM slots WHERE video_id=?", (vid,)).fetchone()[0]
-            if not rows:
-                continue
-            if not probe or not arrays:
-                raise StateError(f"{self.path}: video {vid} has planned slots but no frame "
-                                 "index to convert them with",
-                                 hint="use a new state_dir (this one is damaged)")
-            pts = VideoProbe.from_state(probe, arrays).frame_pts.tolist()
-
-            def at(i: int, pts: list[int] = pts) -> int:
-                return int(pts[i]) if 0 <= i < len(pts) else i
-            for slot_id, starts in db.execute(
-                    "SELECT slot_id, starts FROM slots WHERE video_id=?", (vid,)).fetchall():
-                db.execute("UPDATE slots SET starts=? WHERE video_id=? AND slot_id=?",
-                           (json.dumps([at(i) for i in json.loads(starts)]), vid, slot_id))
-            for slot_id, number, start in db.execute(
-                    "SELECT slot_id, number, start FROM attempts WHERE video_id=?",
-                    (vid,)).fetchall():
-                db.execute("UPDATE attempts SET start=?, end_pts=?, target=? WHERE video_id=?"
-                           " AND slot_id=? AND number=?",
-                           (at(start), at(start + n - 1) if start >= 0 else None,
-                            at(start), vid, slot_id, number))
-            db.execute("UPDATE samples SET start=json_extract(frame_pts, '$[0]')"
-                       " WHERE video_id=?", (vid,))
-        db.execute("INSERT OR REPLACE INTO meta VALUES ('positions', 'pts')")
-
-    @contextmanager
-    def tx(self, journal: bool = True) -> Iterator[sqlite3.Connection]:
-        """One write transaction; once committed, its writes go to the journal (unless
-        `journal` is False: the probe, which a start-up repeats if it is lost)."""
-        self.db.execute("BEGIN IMMEDIATE")
-        capture: list[tuple[str, Any]] | None = [] if (
-            journal and self.journal is not None) else None
-        self.db.capture = capture
-        try:
-            yield self.db
-            self.db.capture = None
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.capture = None
-            if self.db.in_transaction:  # SQLite may have rolled back already (disk full)
-                with contextlib.suppress(sqlite3.Error, StateError):
-                    self.db.execute("ROLLBACK")
-            raise
-        if capture and self.journal is not None:
-            self.journal.append(capture)
+        """A table's columns (an older state opened read-only lacks the newer ones)."""
+        return columns(self.db, table)
 
     # -- meta ------------------------------------------------------------------------------
 
@@ -734,142 +494,3 @@ class State:
             db.executemany("UPDATE samples SET files=? WHERE video_id=? AND slot_id=? AND"
                            " category=?", [(f, v, s, c) for v, s, c, f in rows])
 
-    # -- runs ------------------------------------------------------------------------------
-
-    def start_run(self) -> int:
-        """Record a run start (with this boot's id); return its id."""
-        with self.tx() as db:
-            cur = db.execute("INSERT INTO runs (started, status, ended, boot) VALUES "
-                             "(?, 'running', ?, ?)", (now := time.time(), now, boot_id()))
-            return int(cur.lastrowid or 0)
-
-    def touch_run(self, run_id: int) -> None:
-        """The run is still alive now: a run killed later has ended about here."""
-        with self.tx() as db:
-            db.execute("UPDATE runs SET ended=? WHERE id=?", (time.time(), run_id))
-
-    def running_seconds(self, now: float | None = None) -> float:
-        """Time spent running over every run (idle time between runs left out): each run
-        from its start to its end or last heartbeat, the current one to `now`."""
-        now = time.time() if now is None else now
-        rows = self.db.execute("SELECT id, started, ended, status FROM runs ORDER BY id"
-                               ).fetchall()
-        total = 0.0
-        for i, (_, started, ended, status) in enumerate(rows):
-            if ended is None:  # a run from before heartbeats: until its last sample
-                nxt = rows[i + 1][1] if i + 1 < len(rows) else now
-                last = self.db.execute("SELECT MAX(created) FROM samples WHERE created >= ? "
-                                       "AND created < ?", (started, nxt)).fetchone()[0]
-                ended = last or started
-            elif status == "running" and i + 1 == len(rows):
-                ended = max(ended, now)  # the run in progress
-            total += max(0.0, float(ended) - float(started))
-        return total
-
-    def last_run(self) -> tuple[int, float, str, str | None] | None:
-        """(id, started, status, boot id) of the newest run before this one, if any."""
-        row = self.db.execute("SELECT id, started, status, boot FROM runs ORDER BY id DESC "
-                              "LIMIT 1").fetchone()
-        return None if row is None else (int(row[0]), float(row[1]), str(row[2]), row[3])
-
-    def _add_run_columns(self) -> None:
-        """runs.boot (which boot a run ran in): added in place to older databases."""
-        have = {r[1] for r in self.db.execute("PRAGMA table_info(runs)")}
-        if "boot" not in have:
-            self.db.execute("ALTER TABLE runs ADD COLUMN boot TEXT")
-
-    # -- durability (docs/state.md) --------------------------------------------------------
-
-    def check_quick(self) -> None:
-        """StateDamaged when SQLite's quick_check finds damage (reads every page once)."""
-        rows = [str(r[0]) for r in self.db.execute("PRAGMA quick_check(5)")]
-        if rows != ["ok"]:
-            raise damaged(str(self.path), "; ".join(rows))
-
-    def video_has_samples(self, video_id: int) -> bool:
-        """Whether any sample of the video is recorded."""
-        return self.db.execute("SELECT 1 FROM samples WHERE video_id=? LIMIT 1",
-                               (video_id,)).fetchone() is not None
-
-    def reset_video(self, video_id: int) -> None:
-        """Forget a video's slots, attempts, exhaustion and probe (it has no sample): it is
-        planned again from its header. Its quotas stay."""
-        with self.tx() as db:
-            if db.execute("SELECT 1 FROM samples WHERE video_id=? LIMIT 1",
-                          (video_id,)).fetchone() is not None:
-                raise StateError(f"{self.path}: video {video_id} has samples; not reset")
-            for table in ("slots", "attempts", "slot_failures", "exhausted"):
-                db.execute(f"DELETE FROM {table} WHERE video_id=?", (video_id,))
-            db.execute("UPDATE videos SET probe=NULL, arrays=NULL, frames=NULL, size=NULL,"
-                       " mtime_ns=NULL WHERE id=?", (video_id,))
-
-    def samples_since(self, since: float) -> list[tuple[int, int, str]]:
-        """(video, slot, files JSON) of samples recorded at or after `since`."""
-        return [(int(r[0]), int(r[1]), str(r[2])) for r in self.db.execute(
-            "SELECT video_id, slot_id, files FROM samples WHERE created >= ?", (since,))]
-
-    def unrecord_slots(self, slots: list[tuple[int, int]]) -> None:
-        """Make recorded slots pending again (their files are gone): they are redone, with
-        the same bytes, and recorded again."""
-        with self.tx() as db:
-            for vid, slot in slots:
-                for table in ("samples", "slot_failures", "attempts"):
-                    db.execute(f"DELETE FROM {table} WHERE video_id=? AND slot_id=?",
-                               (vid, slot))
-                db.execute("UPDATE slots SET done=0 WHERE video_id=? AND slot_id=?", (vid, slot))
-
-    def end_run(self, run_id: int, status: str) -> None:
-        """Record how a run ended."""
-        with self.tx() as db:
-            db.execute("UPDATE runs SET ended=?, status=? WHERE id=?",
-                       (time.time(), status, run_id))
-
-    def last_sample_time(self) -> float | None:
-        """When the newest sample became durable."""
-        row = self.db.execute("SELECT MAX(created) FROM samples").fetchone()
-        return None if row[0] is None else float(row[0])
-
-    def first_start(self) -> float | None:
-        """When the first run started (for 'Total Time')."""
-        row = self.db.execute("SELECT MIN(started) FROM runs").fetchone()
-        return None if row[0] is None else float(row[0])
-
-
-def boot_id() -> str | None:
-    """This boot's id (Linux): a run that ended uncleanly in another boot saw an OS crash."""
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
-    except OSError:
-        return None
-
-
-def quote_path(path: Path) -> str:
-    """A path as the file part of an SQLite URI (`?`, `#` and `%` escaped)."""
-    return urllib.parse.quote(str(path), safe="/")
-
-
-# Left in state_dir by a command that found the database damaged, so that the read-only
-# commands (status, monitor) say so too; removed when a check or recovery finds it whole.
-DAMAGE_MARK = "DAMAGED.txt"
-
-
-def mark_damaged(state_dir: Path, err: StateDamaged) -> None:
-    """Remember that the database was found damaged (best effort)."""
-    with contextlib.suppress(OSError):
-        (state_dir / DAMAGE_MARK).write_text(err.message + "\n", encoding="utf-8")
-
-
-def clear_damage_mark(state_dir: Path) -> None:
-    """The database is whole again."""
-    with contextlib.suppress(OSError):
-        (state_dir / DAMAGE_MARK).unlink(missing_ok=True)
-
-
-def check_damage_mark(state_dir: Path) -> None:
-    """StateDamaged if a command found this state damaged and it was not recovered since."""
-    try:
-        text = (state_dir / DAMAGE_MARK).read_text(encoding="utf-8").strip()
-    except OSError:
-        return
-    raise StateDamaged(text or f"{state_dir / DB_NAME}: the state database is damaged",
-                       hint=damaged("", "").hint)
