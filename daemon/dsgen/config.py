@@ -1,32 +1,31 @@
-"""Config: one frozen, typed tree built from TOML by `load_config`; defaults live here only."""
+"""Config: one frozen, typed tree built from TOML by `load_config`; defaults live here only.
+
+`config_from_dict` reads the sections with `config_sections.py`, on the checks every section
+shares in `config_check.py`.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
-import errno
 import hashlib
-import ipaddress
 import math
 import os
 import re
-import stat
 import tomllib
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from dsgen.degrade_config import (
-    BUILTIN_TEMPLATES,
-    NONE,
-    DegradationCfg,
-    Weights,
-    load_mix,
-    load_templates,
-    missing_codecs,
+from dsgen.config_check import NAME_MAX as NAME_MAX  # re-exported: import_base reads it here
+from dsgen.config_check import (
+    ConfigCtx,
+    check_address,
+    check_folder,
+    check_folder_target,
+    check_range,
+    read_table,
+    resolve_path,
 )
-from dsgen.errors import ConfigError
+from dsgen.degrade_config import BUILTIN_TEMPLATES, NONE, DegradationCfg, Weights, load_templates
 
 Layout = Literal["stacked", "basicsr"]
 SourceMode = Literal["crop", "resize"]
@@ -323,133 +322,31 @@ MAX_WORKERS = 256
 RESERVED_NAME_CHAR = "@"
 
 
-class _Ctx:
-    """Where we are in the TOML file, for error messages."""
+# --- names the filesystem accepts ----------------------------------------------------------
 
-    def __init__(self, file: str) -> None:
-        self.file = file
-
-    def fail(self, key: str, problem: str, fix: str) -> typing.NoReturn:
-        raise ConfigError(self.file, key, problem, fix)
-
-
-def _suggest(name: str, options: typing.Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(options), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+# Slugs up to this length are used as they are: `patch_<slug>_idx000000.png` is then at most
+# NAME_MAX, so every file name a dataset was ever written with stays the same.
+SLUG_MAX = NAME_MAX - len("patch__idx000000.png")
+# A longer slug becomes its first SLUG_KEEP characters, "_" and SLUG_HASH hex digits of the
+# full name's SHA-256: unique per name, and short enough for slot numbers of any size.
+SLUG_KEEP = 190
+SLUG_HASH = 10
 
 
-def _coerce(ctx: _Ctx, key: str, value: Any, hint: Any) -> Any:
-    """Check `value` against the annotation `hint`; return it converted."""
-    origin = typing.get_origin(hint)
-    if origin is Literal:
-        allowed = typing.get_args(hint)
-        if value not in allowed:
-            ctx.fail(key, f"{value!r} is not allowed",
-                     "use one of: " + ", ".join(map(str, allowed))
-                     + (_suggest(value, map(str, allowed)) if isinstance(value, str) else ""))
-        return value
-    if hint is bool:
-        if not isinstance(value, bool):
-            ctx.fail(key, f"{value!r} is not a boolean", "write true or false")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            ctx.fail(key, f"{value!r} is not an integer", "write a whole number, e.g. 3")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            ctx.fail(key, f"{value!r} is not a number", "write a number, e.g. 0.5")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            ctx.fail(key, f"{value!r} is not a string", 'quote it, e.g. "name"')
-        return value
-    if hint is Path:
-        if not isinstance(value, str) or not value:
-            ctx.fail(key, f"{value!r} is not a path", 'write a path string, e.g. "/srv/data"')
-        check_path_text(ctx, key, value)
-        try:
-            return Path(value).expanduser()
-        except RuntimeError:
-            ctx.fail(key, f"{value!r}: '~user' names no known user", "write the full path")
-    if origin is tuple and typing.get_args(hint)[1:] == (Ellipsis,):
-        inner = typing.get_args(hint)[0]
-        if not isinstance(value, list):
-            ctx.fail(key, f"{value!r} is not a list", "write a list, e.g. [5, 7]")
-        return tuple(_coerce(ctx, f"{key}[{i}]", v, inner) for i, v in enumerate(value))
-    raise AssertionError(f"unsupported annotation {hint!r}")  # a programming error, not user input
-
-
-_HINTS: dict[type[Any], dict[str, Any]] = {}
-
-
-def _hints(cls: type[Any]) -> dict[str, Any]:
-    """A config dataclass's field types (resolved once: a 500-video config builds 500)."""
-    got = _HINTS.get(cls)
-    if got is None:
-        got = _HINTS[cls] = typing.get_type_hints(cls)
-    return got
-
-
-def _build(ctx: _Ctx, cls: type[Any], table: Any, prefix: str, skip: set[str],
-           hidden: dict[str, str] | None = None) -> dict[str, Any]:
-    """Read the scalar keys of dataclass `cls` from `table`; reject unknown keys.
-
-    `skip` keys are valid but read by the caller; `hidden` fields are not user keys (key →
-    the fix to tell a user who writes one anyway) and are never suggested.
-    """
-    if not isinstance(table, dict):
-        ctx.fail(prefix, f"{table!r} is not a table", f"write it as [{prefix}]")
-    hidden = hidden or {}
-    hints = _hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)} - set(hidden)
-    out: dict[str, Any] = {}
-    for key, value in table.items():
-        full = key_path(prefix, key)
-        if key in skip:
-            continue
-        if key in hidden:
-            ctx.fail(full, "unknown key", hidden[key])
-        if key not in names or dataclasses.is_dataclass(hints[key]):
-            ctx.fail(full, "unknown key", "remove it or fix its spelling" + _suggest(key, names))
-        out[key] = _coerce(ctx, full, value, hints[key])
-    return out
-
-
-def _weights(
-    ctx: _Ctx, key: str, value: Any, known: set[str], what: str, section: str
-) -> tuple[tuple[str, float], ...]:
-    """A list of names (weight 1) or a {name: weight} table, checked against `known`."""
-    if isinstance(value, list):
-        for i, name in enumerate(value):
-            if not isinstance(name, str):
-                ctx.fail(f"{key}[{i}]", f"{name!r} is not a {what} name",
-                         f'write names as strings, e.g. ["{next(iter(sorted(known)), what)}"]')
-    table = dict.fromkeys(value, 1.0) if isinstance(value, list) else value
-    if not isinstance(table, dict) or not table:
-        ctx.fail(key, f"{value!r} is not a non-empty list or table",
-                 f"write e.g. {{ some_{what} = 1.0 }}")
-    out = []
-    for name, weight in table.items():
-        if not isinstance(name, str) or name not in known:
-            ctx.fail(key_path(key, name), f"unknown {what} {name!r}",
-                     f"define [{section}.{name}] first" + _suggest(str(name), known))
-        w = _coerce(ctx, key_path(key, name), weight, float)
-        if not 0 < w < math.inf:  # also rejects nan
-            ctx.fail(key_path(key, name), f"weight {w} is not a positive finite number",
-                     "use a weight > 0 or remove it")
-        out.append((name, w))
-    return tuple(out)
-
-
-def _resolve(base: Path, p: Path) -> Path:
-    return p if p.is_absolute() else (base / p)
+def file_slug(name: str) -> str:
+    """A video's name as used in file and folder names: `slugify`, shortened with a hash of
+    the name when it would give names longer than the filesystem allows (docs/config.md)."""
+    slug = slugify(name)
+    if len(slug) <= SLUG_MAX:
+        return slug
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:SLUG_HASH]
+    return f"{slug[:SLUG_KEEP].rstrip('_')}_{digest}"
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:
     """Read, validate and freeze the TOML config at `path`."""
     file = Path(path)
-    ctx = _Ctx(str(file))
+    ctx = ConfigCtx(str(file))
     try:
         raw = tomllib.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -463,507 +360,82 @@ def load_config(path: str | os.PathLike[str]) -> Config:
 
 def config_from_dict(raw: dict[str, Any], file: Path) -> Config:
     """Validate an already-parsed TOML document (file is for messages and relative paths)."""
-    ctx = _Ctx(str(file))
+    # The section parsers build this module's dataclasses, so they import it: imported here,
+    # when a config is built, neither module needs the other while it loads.
+    from dsgen.config_sections import (
+        check_extraction,
+        check_held_out,
+        check_layout_room,
+        check_templates_used,
+        load_aliases,
+        load_categories,
+        load_dask,
+        load_formats,
+        load_videos,
+        load_watch,
+    )
+
+    ctx = ConfigCtx(str(file))
     base = file.resolve().parent
     sections = {"extraction", "disk", "formats", "categories", "videos", "watch", "metrics",
                 "daemon", "dask", "degradations", "lr_aliases"}
-    top = _build(ctx, Config, raw, "", skip=sections,
-                 hidden={"source": "remove it (the config file itself is the source)"})
+    top = read_table(ctx, Config, raw, "", skip=sections,
+                     hidden={"source": "remove it (the config file itself is the source)"})
     for req in ("output_root", "state_dir"):
         if req not in top:
             ctx.fail(req, "missing", f'add {req} = "/some/path" at the top of the file')
-    top["output_root"] = _resolve(base, top["output_root"])
-    top["state_dir"] = _resolve(base, top["state_dir"])
+    top["output_root"] = resolve_path(base, top["output_root"])
+    top["state_dir"] = resolve_path(base, top["state_dir"])
     for req in ("output_root", "state_dir"):
-        _check_folder_target(ctx, req, top[req])
-    _check_range(ctx, "workers", top.get("workers", 0), 0, MAX_WORKERS)
-    _check_range(ctx, "png_compression", top.get("png_compression", 3), 0, 9)
-    _check_range(ctx, "segment_slots", top.get("segment_slots", 24), 1, 100_000)
-    _check_range(ctx, "seed", top.get("seed", 1), 0, 2**63 - 1)  # numpy seeds are >= 0
-    _check_range(ctx, "status_seconds", top.get("status_seconds", 5.0), 0.1, 86_400)
-    _check_range(ctx, "bucket_size", top.get("bucket_size", 0), 0, 10_000_000)
+        check_folder_target(ctx, req, top[req])
+    check_range(ctx, "workers", top.get("workers", 0), 0, MAX_WORKERS)
+    check_range(ctx, "png_compression", top.get("png_compression", 3), 0, 9)
+    check_range(ctx, "segment_slots", top.get("segment_slots", 24), 1, 100_000)
+    check_range(ctx, "seed", top.get("seed", 1), 0, 2**63 - 1)  # numpy seeds are >= 0
+    check_range(ctx, "status_seconds", top.get("status_seconds", 5.0), 0.1, 86_400)
+    check_range(ctx, "bucket_size", top.get("bucket_size", 0), 0, 10_000_000)
     if top.get("layout") == "basicsr" and top.get("bucket_size", 0):
         ctx.fail("bucket_size", f"{top['bucket_size']} with layout = \"basicsr\": that layout "
                  "already keeps each clip in a folder of its own", "remove bucket_size")
     if "status_file" in top:
-        _check_folder(ctx, "status_file", top["status_file"], "the output root",
-                      'a file name under output_root, e.g. ".generator_status.json"')
+        check_folder(ctx, "status_file", top["status_file"], "the output root",
+                     'a file name under output_root, e.g. ".generator_status.json"')
 
     ext_raw = raw.get("extraction", {})
-    ext = _build(ctx, ExtractionCfg, ext_raw, "extraction", skip={"quality"})
-    qual = QualityCfg(**_build(ctx, QualityCfg, ext_raw.get("quality", {}), "extraction.quality",
-                               skip=set()))
+    ext = read_table(ctx, ExtractionCfg, ext_raw, "extraction", skip={"quality"})
+    qual = QualityCfg(**read_table(ctx, QualityCfg, ext_raw.get("quality", {}),
+                                   "extraction.quality", skip=set()))
     extraction = ExtractionCfg(**ext, quality=qual)
-    _check_extraction(ctx, extraction)
+    check_extraction(ctx, extraction)
     if top.get("layout") == "basicsr" and extraction.frames_per_clip != BASICSR_FRAMES:
         ctx.fail("extraction.frames_per_clip",
                  f"{extraction.frames_per_clip} with layout = \"basicsr\": BasicSR's Vimeo90K "
                  f"datasets read {BASICSR_FRAMES}-frame clips only (GT = im4.png, inputs "
                  "im1–im7)", f'use frames_per_clip = {BASICSR_FRAMES}, or layout = "stacked" '
                  "for other clip lengths")
-    disk = DiskCfg(**_build(ctx, DiskCfg, raw.get("disk", {}), "disk", skip=set()))
-    _check_range(ctx, "disk.min_free_gb", disk.min_free_gb, 0.0, 1e6)
-    _check_range(ctx, "disk.check_seconds", disk.check_seconds, 0.1, 86_400)
+    disk = DiskCfg(**read_table(ctx, DiskCfg, raw.get("disk", {}), "disk", skip=set()))
+    check_range(ctx, "disk.min_free_gb", disk.min_free_gb, 0.0, 1e6)
+    check_range(ctx, "disk.check_seconds", disk.check_seconds, 0.1, 86_400)
 
-    top["lr_aliases"] = _load_aliases(ctx, raw, top.get("layout", "stacked"), extraction)
-    formats = _load_formats(ctx, raw.get("formats"))
+    top["lr_aliases"] = load_aliases(ctx, raw, top.get("layout", "stacked"), extraction)
+    formats = load_formats(ctx, raw.get("formats"))
     templates = load_templates(ctx, raw.get("degradations"))
-    categories = _load_categories(ctx, raw.get("categories"), {f.name: f.dir for f in formats},
-                                  {t.name for t in templates})
-    _check_templates_used(ctx, raw.get("degradations") or {}, categories, templates)
-    videos = _load_videos(ctx, raw.get("videos"), {c.name for c in categories}, base)
-    watch = _load_watch(ctx, raw.get("watch"), {c.name for c in categories}, base)
-    _check_held_out(ctx, categories, videos, bool(watch))
-    metrics = MetricsCfg(**_build(ctx, MetricsCfg, raw.get("metrics", {}), "metrics", skip=set()))
-    _check_range(ctx, "metrics.port", metrics.port, 0, 65535)
-    _check_address(ctx, "metrics.address", metrics.address)
-    daemon = DaemonCfg(**_build(ctx, DaemonCfg, raw.get("daemon", {}), "daemon", skip=set()))
-    _check_range(ctx, "daemon.rescan_seconds", daemon.rescan_seconds, 0.5, 86_400)
-    _check_range(ctx, "daemon.idle_seconds", daemon.idle_seconds, 0.05, 3600)
-    dask = _load_dask(ctx, raw.get("dask", {}), top.get("executor", "local"))
+    categories = load_categories(ctx, raw.get("categories"), {f.name: f.dir for f in formats},
+                                 {t.name for t in templates})
+    check_templates_used(ctx, raw.get("degradations") or {}, categories, templates)
+    videos = load_videos(ctx, raw.get("videos"), {c.name for c in categories}, base)
+    watch = load_watch(ctx, raw.get("watch"), {c.name for c in categories}, base)
+    check_held_out(ctx, categories, videos, bool(watch))
+    metrics = MetricsCfg(**read_table(ctx, MetricsCfg, raw.get("metrics", {}), "metrics",
+                                      skip=set()))
+    check_range(ctx, "metrics.port", metrics.port, 0, 65535)
+    check_address(ctx, "metrics.address", metrics.address)
+    daemon = DaemonCfg(**read_table(ctx, DaemonCfg, raw.get("daemon", {}), "daemon", skip=set()))
+    check_range(ctx, "daemon.rescan_seconds", daemon.rescan_seconds, 0.5, 86_400)
+    check_range(ctx, "daemon.idle_seconds", daemon.idle_seconds, 0.05, 3600)
+    dask = load_dask(ctx, raw.get("dask", {}), top.get("executor", "local"))
     cfg = Config(source=file, extraction=extraction, disk=disk, formats=formats,
                  categories=categories, videos=videos, watch=watch, metrics=metrics,
                  daemon=daemon, dask=dask, degradations=templates, **top)
-    _check_layout_room(ctx, cfg)
+    check_layout_room(ctx, cfg)
     return cfg
-
-
-def _load_dask(ctx: _Ctx, table: Any, executor: str) -> DaskCfg:
-    """The [dask] table; with executor = "dask" the scheduler and the package must exist."""
-    vals = _build(ctx, DaskCfg, table, "dask", skip={"path_map"})
-    pm = table.get("path_map", {}) if isinstance(table, dict) else {}
-    if not isinstance(pm, dict) or not all(
-            isinstance(k, str) and k and isinstance(v, str) and v for k, v in pm.items()):
-        ctx.fail("dask.path_map", f"{pm!r} is not a table of path prefixes",
-                 'write e.g. path_map = { "/mnt/video" = "/net/nas/video" }')
-    _check_range(ctx, "dask.connect_seconds", vals.get("connect_seconds", 30.0), 0.1, 3600)
-    cfg = DaskCfg(path_map=tuple(pm.items()), **vals)
-    if executor == "dask":
-        if not cfg.scheduler:
-            ctx.fail("dask.scheduler", "missing (executor is \"dask\")",
-                     'add [dask] scheduler = "tcp://host:8786" (see docs/scaling.md)')
-        import importlib.util
-
-        if importlib.util.find_spec("distributed") is None:
-            ctx.fail("executor", '"dask" needs the dask and distributed packages',
-                     "pip install 'dsgen[dask]', or use executor = \"local\"")
-    return cfg
-
-
-def _load_aliases(ctx: _Ctx, raw: dict[str, Any], layout: str, e: ExtractionCfg
-                  ) -> tuple[tuple[str, int], ...]:
-    """`lr_aliases = { LR = 5 }`: extra folder names of LR stacks (stacked layout only)."""
-    if "lr_aliases" not in raw:
-        if layout != "stacked":
-            return ()
-        return tuple((n, k) for n, k in DEFAULT_LR_ALIASES if k in e.lr_stacks)
-    table = raw["lr_aliases"]
-    if not isinstance(table, dict):
-        ctx.fail("lr_aliases", f"{table!r} is not a table", "write e.g. lr_aliases = { LR = 5 }")
-    if table and layout != "stacked":
-        ctx.fail("lr_aliases", f"{table!r} with layout = \"basicsr\": that layout has one "
-                 "LR folder", "remove lr_aliases")
-    taken = {"GT", *(f"LR_{k}frames" for k in e.lr_stacks)}
-    out = []
-    for name, k in table.items():
-        key = f"lr_aliases.{name}"
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or name in taken:
-            ctx.fail(key, f"{name!r} is not a free folder name",
-                     "use a plain folder name other than GT and LR_<k>frames, e.g. LR")
-        k = _coerce(ctx, key, k, int)
-        if k not in e.lr_stacks:
-            ctx.fail(key, f"{k} is not a stack that is written (lr_stacks = "
-                     f"{list(e.lr_stacks)})", f"use one of {list(e.lr_stacks)}")
-        out.append((name, k))
-    return tuple(out)
-
-
-def _check_held_out(ctx: _Ctx, cats: tuple[CategoryCfg, ...], videos: tuple[VideoCfg, ...],
-                    watching: bool) -> None:
-    """Held-out validation videos must feed their category (watched names are not known)."""
-    feeds = {v.name: {c for c, _ in v.categories} for v in videos}
-    for c in cats:
-        for i, name in enumerate(c.validation.videos):
-            key = f"categories.{c.name}.validation.videos[{i}]"
-            if name in feeds and c.name not in feeds[name]:
-                ctx.fail(key, f"{name!r} does not feed {c.name}",
-                         f"add {c.name!r} to that video's categories, or remove it here")
-            if name not in feeds and not watching:
-                ctx.fail(key, f"no video is named {name!r}",
-                         "use a [[videos]] name" + _suggest(name, feeds))
-
-
-def _load_validation(ctx: _Ctx, key: str, body: Any, mix: tuple[tuple[str, float], ...],
-                     fmt_dirs: dict[str, str]) -> ValidationCfg:
-    """`[categories.<name>.validation]`: size, guard band, held-out videos, formats, folder."""
-    vals = _build(ctx, ValidationCfg, body, key, skip={"formats"})
-    if "fraction" in vals and "count" in vals:
-        ctx.fail(f"{key}.count", "given together with fraction",
-                 "keep one: fraction (of the target) or count (exact)")
-    _check_range(ctx, f"{key}.fraction", vals.get("fraction", 0.0), 0.0, 1.0)
-    _check_range(ctx, f"{key}.count", vals.get("count", 0), 0, 10**9)
-    _check_range(ctx, f"{key}.guard_seconds", vals.get("guard_seconds", 5.0), 0.0, 3600.0)
-    if len(set(vals.get("videos", ()))) != len(vals.get("videos", ())):
-        ctx.fail(f"{key}.videos", f"{list(vals['videos'])!r} names a video twice",
-                 "list each held-out video once")
-    formats = (_weights(ctx, f"{key}.formats", body["formats"], set(fmt_dirs), "format",
-                        "formats") if "formats" in body else ())
-    folder = vals.get("dir", "Val")
-    _check_folder(ctx, f"{key}.dir", folder, "the category folder", '"Val"')
-    for fmt_name, _ in mix:
-        if Path(fmt_dirs[fmt_name]).parts == Path(folder).parts:
-            ctx.fail(f"{key}.dir", f"{folder!r} is also the folder of format {fmt_name}",
-                     "give validation a folder of its own, e.g. \"Val\"")
-    return ValidationCfg(**{**vals, "formats": formats, "dir": folder})
-
-
-def _load_watch(ctx: _Ctx, items: Any, cats: set[str], base: Path) -> tuple[WatchCfg, ...]:
-    if items is None:
-        return ()
-    if not isinstance(items, list):
-        ctx.fail("watch", "is not a list of tables", "write each folder as a [[watch]] table")
-    out = []
-    for i, body in enumerate(items):
-        key = f"watch[{i}]"
-        vals = _build(ctx, WatchCfg, body, key, skip={"categories"})
-        if "path" not in vals:
-            ctx.fail(f"{key}.path", "missing", 'add path = "/folder/to/watch"')
-        if "categories" not in body:
-            ctx.fail(f"{key}.categories", "missing", 'add categories = ["general"]')
-        mix = _weights(ctx, f"{key}.categories", body["categories"], cats, "category",
-                       "categories")
-        exts = tuple(e.lower() if e.startswith(".") else f".{e.lower()}"
-                     for e in vals.pop("extensions", VIDEO_EXTENSIONS))
-        _check_range(ctx, f"{key}.settle_seconds", vals.get("settle_seconds", 15.0), 0.0, 86_400)
-        _check_range(ctx, f"{key}.poll_seconds", vals.get("poll_seconds", 10.0), 0.1, 86_400)
-        path = _resolve(base, vals.pop("path"))
-        out.append(WatchCfg(path=path, categories=mix, extensions=exts, **vals))
-    return tuple(out)
-
-
-def _check_range(ctx: _Ctx, key: str, value: float, lo: float, hi: float) -> None:
-    if not lo <= value <= hi:  # also rejects nan
-        ctx.fail(key, f"{value} is out of range", f"use a value from {lo} to {hi}")
-
-
-def _check_folder(ctx: _Ctx, key: str, value: str, root: str, example: str) -> None:
-    """A non-empty relative path that stays below `root` (no absolute path, no '..'), made
-    of names the filesystem accepts, not one dsgen keeps for itself at the top of the root."""
-    p = Path(value)
-    if not p.parts or p.is_absolute() or ".." in p.parts:
-        ctx.fail(key, f"{value!r} is not a relative path inside {root}",
-                 f"use a plain relative path: {example}")
-    check_path_text(ctx, key, value)
-    if any(ord(ch) < 32 for ch in value):
-        ctx.fail(key, f"{value!r} contains a control character",
-                 f"use printable characters only: {example}")
-    if root == "the output root" and p.parts[0] in RESERVED_TOP:
-        ctx.fail(key, f"{value!r} is inside {p.parts[0]}, dsgen's own temporary folder",
-                 f"choose another folder: {example}")
-
-
-def _check_extraction(ctx: _Ctx, e: ExtractionCfg) -> None:
-    n = e.frames_per_clip
-    if n < 3 or n % 2 == 0:
-        ctx.fail("extraction.frames_per_clip", f"{n} is not an odd number ≥ 3",
-                 "use an odd number so the GT frame is the centre, e.g. 7")
-    if not e.lr_stacks:
-        ctx.fail("extraction.lr_stacks", "[] names no LR stack",
-                 "list the centred stack sizes to write, e.g. [5, 7]")
-    for i, k in enumerate(e.lr_stacks):
-        if k < 1 or k % 2 == 0 or k > n:
-            ctx.fail(f"extraction.lr_stacks[{i}]",
-                     f"{k} is not an odd number ≤ frames_per_clip ({n})",
-                     "use centred odd stack sizes, e.g. [5, 7]")
-        if k in e.lr_stacks[:i]:
-            ctx.fail(f"extraction.lr_stacks[{i}]", f"{k} is listed twice",
-                     "list each stack size once, e.g. [5, 7]")
-    _check_range(ctx, "extraction.scene_cut_threshold", e.scene_cut_threshold, 0.1, 255)
-    _check_range(ctx, "extraction.reference_height", e.reference_height, 64, 8640)
-    _check_range(ctx, "extraction.max_attempts", e.max_attempts, 1, 1000)
-    _check_range(ctx, "extraction.retry_skip_seconds", e.retry_skip_seconds, 0.0, 3600)
-    _check_range(ctx, "extraction.low_success_warning", e.low_success_warning, 0.0, 1.0)
-    _check_range(ctx, "extraction.edge_margin_seconds", e.edge_margin_seconds, 0.0, 36000)
-    _check_range(ctx, "extraction.keyframe_tolerance_seconds", e.keyframe_tolerance_seconds,
-                 0.0, 3600)
-    q = e.quality
-    for name in ("black_level", "flat_frame_std", "crop_min_std"):
-        _check_range(ctx, f"extraction.quality.{name}", getattr(q, name), 0.0, 255.0)
-    _check_range(ctx, "extraction.quality.crop_min_detail", q.crop_min_detail, 0.0, 1e7)
-    _check_range(ctx, "extraction.quality.crop_retries", q.crop_retries, 1, 100)
-    # A ratio at or below 1 would call every pair that is a little above its neighbours a cut.
-    _check_range(ctx, "extraction.quality.cut_ratio", q.cut_ratio, 1.1, 1000.0)
-    _check_range(ctx, "extraction.quality.cut_min_diff", q.cut_min_diff, 0.0, 255.0)
-    _check_range(ctx, "extraction.quality.cut_min_gain", q.cut_min_gain, 0.0, 1.0)
-    _check_range(ctx, "extraction.quality.cut_min_jump", q.cut_min_jump, 0.0, 1.0)
-
-
-def _load_formats(ctx: _Ctx, table: Any) -> tuple[FormatCfg, ...]:
-    if table is None or table == {}:  # no [formats] table, or an empty one
-        return PREDECESSOR_FORMATS
-    if not isinstance(table, dict):
-        ctx.fail("formats", f"{table!r} is not a table", "write [formats.<name>] tables")
-    out = []
-    for name, body in table.items():
-        key = key_path("formats", name)
-        vals = _build(ctx, FormatCfg, body, key, skip=set(),
-                      hidden={"name": "the table name is the format name; remove it"})
-        for req in ("width", "height"):
-            if req not in vals:
-                ctx.fail(f"{key}.{req}", "missing", f"add {req} = <pixels> (GT size)")
-        fmt = FormatCfg(name=name, **vals)
-        if fmt.dir == "":
-            fmt = dataclasses.replace(fmt, dir=name)
-        _check_folder(ctx, f"{key}.dir", fmt.dir, "the category folder", '"Patches"')
-        _check_range(ctx, f"{key}.scale", fmt.scale, 1, 16)
-        for dim in ("width", "height"):
-            v = getattr(fmt, dim)
-            _check_range(ctx, f"{key}.{dim}", v, 8, 16384)
-            if v % fmt.scale:
-                ctx.fail(f"{key}.{dim}", f"{v} is not divisible by scale {fmt.scale}",
-                         f"use a multiple of {fmt.scale}, e.g. {v - v % fmt.scale}")
-        out.append(fmt)
-    return tuple(out)
-
-
-def _load_categories(ctx: _Ctx, table: Any, fmt_dirs: dict[str, str], templates: set[str]
-                     ) -> tuple[CategoryCfg, ...]:
-    if not isinstance(table, dict) or not table:
-        ctx.fail("categories", "missing or empty", "add at least one [categories.<name>] table")
-    out = []
-    folders: dict[tuple[str, ...], str] = {}
-    for name, body in table.items():
-        key = key_path("categories", name)
-        vals = _build(ctx, CategoryCfg, body, key,
-                      skip={"formats", "degradations", "format_degradations", "validation"},
-                      hidden={"name": "the table name is the category name; remove it"})
-        if RESERVED_NAME_CHAR in name:
-            ctx.fail(key, f"{name!r} contains {RESERVED_NAME_CHAR!r}",
-                     f"rename the category without {RESERVED_NAME_CHAR!r} (dsgen reserves it)")
-        if "target" not in vals:
-            ctx.fail(f"{key}.target", "missing", "add target = <number of samples>")
-        _check_range(ctx, f"{key}.target", vals["target"], 0, 10**9)
-        if "formats" not in body:
-            ctx.fail(f"{key}.formats", "missing", "add formats = { small_540 = 1.0 }")
-        mix = _weights(ctx, f"{key}.formats", body["formats"], set(fmt_dirs), "format",
-                       "formats")
-        path = vals.pop("path", "") or name
-        _check_folder(ctx, f"{key}.path", path, "the output root", '"Universal/Learn"')
-        # Two categories in one folder would overwrite each other's samples and dataset.json.
-        parts = Path(path).parts
-        if parts in folders:
-            ctx.fail(f"{key}.path", f"{path!r} is also the folder of categories.{folders[parts]}",
-                     "give each category its own folder")
-        folders[parts] = name
-        dirs: dict[tuple[str, ...], str] = {}
-        for fmt_name, _ in mix:
-            d = Path(fmt_dirs[fmt_name]).parts
-            if d in dirs:  # their meta_info.txt and sample folders would be shared
-                ctx.fail(f"{key}.formats.{fmt_name}",
-                         f"writes to folder {fmt_dirs[fmt_name]!r}, as {dirs[d]!r} does",
-                         f"give formats.{fmt_name}.dir a folder of its own")
-            dirs[d] = fmt_name
-        degr = _degradation_mixes(ctx, key, body, templates, [f for f, _ in mix])
-        validation = _load_validation(ctx, f"{key}.validation", body.get("validation", {}),
-                                      mix, fmt_dirs)
-        out.append(CategoryCfg(name=name, path=path, formats=mix, validation=validation,
-                               **degr, **vals))
-    return tuple(out)
-
-
-def _degradation_mixes(ctx: _Ctx, key: str, body: dict[str, Any], templates: set[str],
-                       formats: list[str]) -> dict[str, Any]:
-    """A category's `degradations` mix and its per-format overrides."""
-    known = templates | {NONE}
-    define = f"define [degradations.<name>] or use a built-in or {NONE!r}"
-    out: dict[str, Any] = {}
-    if "degradations" in body:
-        out["degradations"] = load_mix(ctx, f"{key}.degradations", body["degradations"], known,
-                                       "degradation template", define)
-    if "format_degradations" in body:
-        table = body["format_degradations"]
-        if not isinstance(table, dict):
-            ctx.fail(f"{key}.format_degradations", f"{table!r} is not a table",
-                     "write { format = { template = weight } }")
-        per = []
-        for fmt, mix in table.items():
-            if fmt not in formats:
-                ctx.fail(f"{key}.format_degradations.{fmt}",
-                         f"{fmt!r} is not one of this category's formats",
-                         "add it to the category's formats or remove the override"
-                         + _suggest(fmt, formats))
-            per.append((fmt, load_mix(ctx, f"{key}.format_degradations.{fmt}", mix, known,
-                                      "degradation template", define)))
-        out["format_degradations"] = tuple(per)
-    return out
-
-
-def _check_templates_used(ctx: _Ctx, user: Any, categories: tuple[CategoryCfg, ...],
-                          templates: tuple[DegradationCfg, ...]) -> None:
-    """A template the file defines must be named by some category (else it is a typo or a
-    forgotten mix); every used template's codecs must exist in this PyAV build."""
-    used: dict[str, str] = {}
-    for c in categories:
-        for name, _ in c.degradations:
-            used.setdefault(name, f"categories.{c.name}.degradations")
-        for fmt, mix in c.format_degradations:
-            for name, _ in mix:
-                used.setdefault(name, f"categories.{c.name}.format_degradations.{fmt}")
-    for name in user:
-        if name not in used:
-            ctx.fail(f"degradations.{name}", "no category uses this template",
-                     f"add it to a mix, e.g. degradations = {{ {name} = 1.0 }} in a "
-                     "[categories.<name>] table, or remove it")
-    for t in templates:
-        missing = missing_codecs(t) if t.name in used else None
-        if missing is None:
-            continue
-        where, problem = missing
-        codec = where.rsplit(".", 1)[1]
-        if t.name in user:
-            ctx.fail(f"degradations.{t.name}.{where}", problem,
-                     f"remove {codec} from codecs (or give it weight 0), or install a PyAV "
-                     "wheel whose FFmpeg has it")
-        ctx.fail(f"{used[t.name]}.{t.name}", f"the built-in template {t.name!r} uses {codec}: "
-                 f"{problem}", f"choose another template, or define your own "
-                 f"[degradations.{t.name}] without {codec}")
-
-
-def _load_videos(ctx: _Ctx, items: Any, cats: set[str], base: Path) -> tuple[VideoCfg, ...]:
-    if items is None:
-        return ()
-    if not isinstance(items, list):
-        ctx.fail("videos", f"{items!r} is not a list of tables",
-                 "write each video as a [[videos]] table")
-    out: list[VideoCfg] = []
-    seen: dict[str, int] = {}
-    slugs: dict[str, int] = {}
-    for i, body in enumerate(items):
-        key = f"videos[{i}]"
-        vals = _build(ctx, VideoCfg, body, key, skip={"categories"})
-        for req in ("name", "path"):
-            if req not in vals:
-                ctx.fail(f"{key}.{req}", "missing", f"add {req} = \"...\"")
-        if vals["name"] in seen:
-            ctx.fail(f"{key}.name", f"{vals['name']!r} is also videos[{seen[vals['name']]}]",
-                     "give every video a unique name (it names the sample files)")
-        seen[vals["name"]] = i
-        slug = file_slug(vals["name"])
-        if slug in slugs:
-            ctx.fail(f"{key}.name", f"{vals['name']!r} gives the same file names ({slug}) as "
-                     f"videos[{slugs[slug]}]", "make the names differ in a letter or digit")
-        slugs[slug] = i
-        if "categories" not in body:
-            ctx.fail(f"{key}.categories", "missing", 'add categories = ["general"]')
-        mix = _weights(ctx, f"{key}.categories", body["categories"], cats, "category", "categories")
-        out.append(VideoCfg(name=vals["name"], path=_resolve(base, vals["path"]), categories=mix))
-    return tuple(out)
-
-
-# --- names and paths the filesystem accepts ------------------------------------------------
-
-# Longest name of one file or folder (NAME_MAX, bytes) and of a whole path (PATH_MAX, bytes
-# with the final NUL) that Linux filesystems accept.
-NAME_MAX = 255
-PATH_MAX = 4096
-# Slugs up to this length are used as they are: `patch_<slug>_idx000000.png` is then at most
-# NAME_MAX, so every file name a dataset was ever written with stays the same.
-SLUG_MAX = NAME_MAX - len("patch__idx000000.png")
-# A longer slug becomes its first SLUG_KEEP characters, "_" and SLUG_HASH hex digits of the
-# full name's SHA-256: unique per name, and short enough for slot numbers of any size.
-SLUG_KEEP = 190
-SLUG_HASH = 10
-# Names dsgen keeps for itself at the top of output_root (writer.TMP_DIR).
-RESERVED_TOP = (".dsgen-tmp",)
-# Longest path below a format folder: a sample sub-folder (GT, LR_7frames_clean…), a
-# bucket of a SLUG_MAX slug, and a file name, each with its separator.
-SAMPLE_TAIL_BYTES = 1 + 32 + 1 + NAME_MAX + 1 + NAME_MAX
-
-
-def file_slug(name: str) -> str:
-    """A video's name as used in file and folder names: `slugify`, shortened with a hash of
-    the name when it would give names longer than the filesystem allows (docs/config.md)."""
-    slug = slugify(name)
-    if len(slug) <= SLUG_MAX:
-        return slug
-    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:SLUG_HASH]
-    return f"{slug[:SLUG_KEEP].rstrip('_')}_{digest}"
-
-
-def key_path(prefix: str, key: object) -> str:
-    """`prefix.key` for messages, the key quoted as TOML does when it is not a bare key."""
-    text = str(key)
-    shown = text if re.fullmatch(r"[A-Za-z0-9_-]+", text) else repr(text)
-    return f"{prefix}.{shown}" if prefix else shown
-
-
-def check_path_text(ctx: _Ctx, key: str, value: str) -> None:
-    """A path the kernel can take at all: no NUL byte, no name above NAME_MAX, below PATH_MAX."""
-    if "\x00" in value:
-        ctx.fail(key, f"{value!r} contains a NUL byte", "remove the \\u0000 from the path")
-    raw = os.fsencode(value)
-    longest = max((len(part) for part in raw.split(b"/")), default=0)
-    if longest > NAME_MAX:
-        ctx.fail(key, f"{value[:60]!r}… has a name of {longest} bytes; the filesystem allows "
-                 f"{NAME_MAX}", "shorten that file or folder name")
-    if len(raw) >= PATH_MAX:
-        ctx.fail(key, f"{value[:60]!r}… is {len(raw)} bytes long; paths must stay below "
-                 f"{PATH_MAX}", "use a shorter path")
-
-
-def _check_folder_target(ctx: _Ctx, key: str, path: Path) -> None:
-    """A folder dsgen creates when needed: it, or what exists of its parents, is a folder."""
-    p = path
-    while True:
-        try:
-            mode = os.stat(p).st_mode
-        except (FileNotFoundError, NotADirectoryError):
-            if p.parent == p:
-                return
-            p = p.parent
-            continue
-        except OSError as e:  # no permission to look: `run` says what it cannot create
-            if e.errno in (errno.EACCES, errno.EPERM):
-                return
-            ctx.fail(key, f"{str(path)!r} cannot be used: {e.strerror}", "use another folder")
-        if not stat.S_ISDIR(mode):
-            what = "is a file" if p == path else f"is inside {str(p)!r}, which is a file"
-            ctx.fail(key, f"{str(path)!r} {what}, not a folder",
-                     "point it at a folder (it is created if missing)")
-        return
-
-
-def _check_address(ctx: _Ctx, key: str, address: str) -> None:
-    """An IP address or a host name that resolves can be tried (RFC 1123 labels)."""
-    try:
-        ipaddress.ip_address(address)
-        return
-    except ValueError:
-        pass
-    try:
-        ascii_name = address.encode("idna").decode("ascii")
-    except UnicodeError:
-        ascii_name = ""
-    labels = ascii_name.rstrip(".").split(".")
-    if not ascii_name or len(ascii_name) > 253 or not all(
-            re.fullmatch(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)", label) for label in labels):
-        ctx.fail(key, f"{address!r} is neither an IP address nor a host name",
-                 'use e.g. "127.0.0.1" (this machine only), "0.0.0.0" or "::" (every '
-                 "interface), or a host name")
-
-
-def _check_layout_room(ctx: _Ctx, cfg: Config) -> None:
-    """Every sample path (output root, category, format, sample folder, file) fits PATH_MAX;
-    dsgen's own folders and the status file do not collide with a category folder."""
-    status_top = Path(cfg.status_file).parts[0]
-    for cat in cfg.categories:
-        key = key_path("categories", cat.name) + ".path"
-        if Path(cat.path).parts[0] == status_top:
-            ctx.fail(key, f"{cat.path!r} starts with the status file's name {status_top!r}",
-                     "give the category another folder, or move status_file")
-        for fmt_name, _ in cat.formats:
-            root = cfg.output_root / cat.path / cfg.format(fmt_name).dir
-            if len(os.fsencode(str(root))) + SAMPLE_TAIL_BYTES >= PATH_MAX:
-                ctx.fail(key, f"sample paths under {str(root)[:60]!r}… would exceed the "
-                         f"filesystem's {PATH_MAX}-byte limit",
-                         "use a shorter output_root, category path or format dir")

@@ -1,8 +1,8 @@
 """Degradation templates in the config: typed stage tables, their validation, built-in templates.
 
-`config.py` calls `load_templates` and `load_mix`; every error goes through the caller's
-context (`fail(key, problem, fix)`), so it names file, key, value and fix like every other
-config error. Nothing here imports PyAV until a codec stage has to be checked.
+`config.py` calls `load_templates`, `config_sections.py` `load_mix`; every error goes through
+the caller's context (`fail(key, problem, fix)`), so it names file, key, value and fix like
+every other config error. Nothing here imports PyAV until a codec stage has to be checked.
 """
 
 from __future__ import annotations
