@@ -16,7 +16,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -129,25 +129,46 @@ formats = {{ tiny = 1.0 }}
 OPENERS = ("v00.mkv", "v01.mkv")  # the first video of alpha and of beta
 
 
-def gated_headers(arg: tuple[str, Any]) -> Any:
-    """Header reads that start only once the gate file exists (except the openers')."""
-    gate, req = arg
+def behind_gate(arg: tuple[str, Any, Any]) -> Any:
+    """`fn(req)` once the gate file exists (at once for the openers' header reads)."""
+    gate, fn, req = arg
+    opener = fn is header_task and any(p.endswith(OPENERS) for p in req.paths)
     deadline = time.monotonic() + GATE_SECONDS
-    while (not any(p.endswith(OPENERS) for p in req.paths) and not Path(gate).exists()
-           and time.monotonic() < deadline):
+    while not opener and not Path(gate).exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    return header_task(req)
+    return fn(req)
 
 
-class GatedHeaders(LocalExecutor):
-    """A real local pool whose header reads of other videos than the openers wait for the
-    gate named in $DSGEN_TEST_GATE."""
+class Gated(LocalExecutor):
+    """A real local pool whose `held` work waits for the gate named in $DSGEN_TEST_GATE."""
+
+    held: ClassVar[Any] = None
 
     def submit(self, fn: Any, arg: Any, lane: str = "cpu") -> int:
-        """Hold header reads behind the gate."""
-        if fn is header_task:
-            return super().submit(gated_headers, (os.environ["DSGEN_TEST_GATE"], arg), lane)
+        """Hold the `held` work behind the gate."""
+        if fn is type(self).held:
+            return super().submit(behind_gate, (os.environ["DSGEN_TEST_GATE"], fn, arg), lane)
         return super().submit(fn, arg, lane)
+
+
+class GatedHeaders(Gated):
+    """Header reads of other videos than the openers wait for the gate."""
+
+    held = header_task
+
+
+class GatedProbes(Gated):
+    """Probes wait for the gate."""
+
+    held = probe_task
+
+
+def start(engine: Engine) -> tuple[threading.Thread, list[int]]:
+    """The engine's run in a thread, and where its exit code goes."""
+    codes: list[int] = []
+    runner = threading.Thread(target=lambda: codes.append(engine.run()))
+    runner.start()
+    return runner, codes
 
 
 def library_config(d: Path, film: Path) -> Path:
@@ -236,9 +257,7 @@ def test_first_samples_do_not_wait_for_the_librarys_headers(
     monkeypatch.setenv("DSGEN_TEST_GATE", str(gate))
     out = io.StringIO()
     engine = Engine(cfg, Reporter(out=out), executor_factory=GatedHeaders)
-    codes: list[int] = []
-    runner = threading.Thread(target=lambda: codes.append(engine.run()))
-    runner.start()
+    runner, codes = start(engine)
     try:
         wait_for_first_samples(cfg.state_dir, runner.is_alive, out.getvalue())
         assert set(quotas_of(cfg.state_dir)) == {("v00", "alpha"), ("v01", "beta")}
@@ -250,25 +269,6 @@ def test_first_samples_do_not_wait_for_the_librarys_headers(
     assert quotas_of(cfg.state_dir) == plan
     assert dataset_files(cfg.output_root) == files
     assert sum(1 for f in files if "/GT/" in f) == ALPHA + BETA
-
-
-def gated_probe(arg: tuple[str, Any]) -> Any:
-    """A video's probe that starts only once the gate file exists."""
-    gate, req = arg
-    deadline = time.monotonic() + GATE_SECONDS
-    while not Path(gate).exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return probe_task(req)
-
-
-class GatedProbes(LocalExecutor):
-    """A real local pool whose probes wait for the gate named in $DSGEN_TEST_GATE."""
-
-    def submit(self, fn: Any, arg: Any, lane: str = "cpu") -> int:
-        """Hold probes behind the gate."""
-        if fn is probe_task:
-            return super().submit(gated_probe, (os.environ["DSGEN_TEST_GATE"], arg), lane)
-        return super().submit(fn, arg, lane)
 
 
 def rest_planned(state: Path) -> bool:
@@ -300,9 +300,7 @@ def test_an_opening_round_is_the_same_when_the_rest_comes_first(
     monkeypatch.setenv("DSGEN_TEST_GATE", str(gate))
     out = io.StringIO()
     engine = Engine(cfg, Reporter(out=out), executor_factory=GatedProbes)
-    codes: list[int] = []
-    runner = threading.Thread(target=lambda: codes.append(engine.run()))
-    runner.start()
+    runner, codes = start(engine)
     try:
         deadline = time.monotonic() + 240
         while not rest_planned(cfg.state_dir):
