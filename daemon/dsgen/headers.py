@@ -37,6 +37,12 @@ def read_headers(paths: list[Path]) -> list[Header]:
     return out
 
 
+def header_crash(path: str, why: str) -> VideoError:
+    """Why a file whose header read failed its worker MAX_HEADER_CRASHES times is unusable."""
+    return VideoError(path, "open", f"reading its header: {why} ({MAX_HEADER_CRASHES} times)",
+                      "the file is probably damaged; re-copy or remux it")
+
+
 class HeaderReader:
     """Reads headers in the executor's workers and waits for them (`executor` is set once
     the loop has one; before, they are read here)."""
@@ -81,7 +87,5 @@ class HeaderReader:
                         suspects.insert(0, i)
                     else:
                         why = "it killed its worker process" if d.lost else str(d.error)
-                        got[i] = VideoError(str(paths[i]), "open", f"reading its header: {why} "
-                                            f"({MAX_HEADER_CRASHES} times)",
-                                            "the file is probably damaged; re-copy or remux it")
+                        got[i] = header_crash(str(paths[i]), why)
         return [got[i] for i in range(len(paths))]

@@ -22,6 +22,7 @@ from dsgen.diskspace import DiskGuard, StateGuard
 from dsgen.dispatch import Dispatcher
 from dsgen.errors import OutputError, StateError, StateFull, VideoError
 from dsgen.executor import Done
+from dsgen.headers import MAX_HEADER_CRASHES, header_crash
 from dsgen.indexer import Indexer
 from dsgen.library import Library
 from dsgen.metrics import Metrics
@@ -295,18 +296,16 @@ class Results:
 
     def _header_lost(self, st: State, work: HeaderWork, why: str, alone: bool) -> None:
         """A lost header batch: its names are read again one at a time on the io lane; a
-        file whose header read alone fails its worker MAX_TASK_CRASHES times is failed."""
+        file whose header read alone fails its worker MAX_HEADER_CRASHES times is failed."""
         run = self.run
         blamed = alone and len(work.names) == 1 and work.lane == "io"
         for name in work.names:
             n = run.header_suspects.get(name, 0) + blamed
             run.header_suspects[name] = n
-            if n >= MAX_TASK_CRASHES and name in run.unread:
+            if n >= MAX_HEADER_CRASHES and name in run.unread:
                 del run.header_suspects[name]
                 path = str(run.unread[name][1].path)
-                self.library.apply_headers(st, (name,), [VideoError(
-                    path, "open", f"reading its header: {why} ({MAX_TASK_CRASHES} times)",
-                    "the file is probably damaged; re-copy or remux it")])
+                self.library.apply_headers(st, (name,), [header_crash(path, why)])
 
     def _give_up(self, st: State, key: tuple[int, int], why: str) -> None:
         """A slot (or probe) that failed its worker again and again is recorded as failed."""
